@@ -1,0 +1,52 @@
+# mfagate — see README.md. `make demo` runs a real SSH login through the daemon; `make check` runs every test.
+SHELL := /bin/bash
+CC ?= cc
+SWIFT ?= swift
+BUILD := build
+SWIFT_RELEASE_FLAGS := -c release --static-swift-stdlib
+SHIM_SRC := Sources/pam_mfagate/pam_mfagate.c Sources/pam_mfagate/mfg_frame.c
+SHIM_HDR := Sources/pam_mfagate/mfg_frame.h
+SHIM_CFLAGS := -std=c11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE \
+	-fstack-protector-strong -D_FORTIFY_SOURCE=2
+SHIM_LDFLAGS := -shared -Wl,--version-script=pam/exports.map -Wl,-z,relro,-z,now -Wl,--as-needed
+
+.PHONY: all build swift-build shim test-helpers check unit integration demo clean deps
+
+all: build
+
+build: $(BUILD)/pam_mfagate.so swift-build
+
+swift-build:
+	$(SWIFT) build $(SWIFT_RELEASE_FLAGS) --product mfagated
+	$(SWIFT) build $(SWIFT_RELEASE_FLAGS) --product mfagate
+	@mkdir -p $(BUILD)
+	cp "$$($(SWIFT) build $(SWIFT_RELEASE_FLAGS) --show-bin-path)/mfagated" $(BUILD)/mfagated
+	cp "$$($(SWIFT) build $(SWIFT_RELEASE_FLAGS) --show-bin-path)/mfagate" $(BUILD)/mfagate
+
+$(BUILD)/pam_mfagate.so: $(SHIM_SRC) $(SHIM_HDR) pam/exports.map
+	@mkdir -p $(BUILD)
+	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $(SHIM_SRC) -lpam
+
+# Small C programs the integration tests drive (real libpam through pam_start_confdir).
+test-helpers: $(BUILD)/pam_driver
+
+$(BUILD)/pam_driver: Tests/integration/pam_driver.c
+	@mkdir -p $(BUILD)
+	$(CC) -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpam
+
+deps:
+	bash scripts/install-deps.sh
+
+unit:
+	$(SWIFT) test
+
+integration: build test-helpers
+	python3 -m pytest -q Tests/integration
+
+check: unit integration
+
+demo:
+	bash scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD) .build

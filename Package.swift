@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// mfagate: the Swift side (daemon, CLI and their libraries). The PAM module is plain C, built by the
+// Makefile with the C compiler so that sshd never loads the Swift runtime.
+import PackageDescription
+
+let package = Package(
+    name: "mfagate",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "mfagated", targets: ["mfagated"]),
+        .executable(name: "mfagate", targets: ["mfagate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // libcrypto from Debian's libssl-dev: HMAC, RAND_bytes, CRYPTO_memcmp.
+        .systemLibrary(name: "CMFACrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // Linux details Swift's Glibc module does not show (struct ucred needs _GNU_SOURCE, signalfd).
+        .target(name: "CMFASys"),
+        // Pure logic, no I/O, time passed in: OTP, base32, recovery codes, user names, config, policy.
+        .target(name: "MFACore", dependencies: ["CMFACrypto"]),
+        // The wire protocol (docs/protocol.md): frame codec and message types. No I/O.
+        .target(name: "MFAProtocol"),
+        // The only code that touches secret files.
+        .target(name: "MFAStore", dependencies: ["MFACore", "CMFASys"]),
+        // Sockets, peer credentials, connection state machines, lifecycle.
+        .target(name: "MFADaemon", dependencies: [
+            "MFACore", "MFAProtocol", "MFAStore", "CMFASys",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "mfagated", dependencies: [
+            "MFADaemon", "MFACore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "mfagate", dependencies: [
+            "MFAProtocol", "MFACore", "CMFASys",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "MFACoreTests", dependencies: ["MFACore"]),
+        .testTarget(name: "MFAProtocolTests", dependencies: ["MFAProtocol"]),
+        .testTarget(name: "MFAStoreTests", dependencies: ["MFAStore", "MFACore"]),
+    ]
+)

@@ -1,0 +1,27 @@
+#ifndef CMFASYS_H
+#define CMFASYS_H
+#include <stdint.h>
+#include <sys/types.h>
+
+/// Credentials of the process at the other end of a connected Unix socket (SO_PEERCRED).
+/// Returns 0 and fills the out-parameters, or -1 with errno set.
+int mfa_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+
+/// Blocks SIGTERM, SIGINT and SIGHUP for the calling thread and returns a signalfd that reports them
+/// (so the daemon's poll loop sees signals as readable events), or -1 with errno set.
+int mfa_signalfd_for_lifecycle(void);
+
+/// Reads one pending signal number from a signalfd made by mfa_signalfd_for_lifecycle; -1 if none.
+int mfa_signalfd_read(int fd);
+
+/// Wipes a buffer in a way the compiler may not optimise away.
+void mfa_wipe(void *buffer, size_t length);
+
+/// Disables core dumps and ptrace attach by other users of the daemon's uid (PR_SET_DUMPABLE 0).
+int mfa_set_not_dumpable(void);
+/// accept4 with SOCK_CLOEXEC | SOCK_NONBLOCK (accept4 needs _GNU_SOURCE, which Swift's Glibc lacks).
+int mfa_accept_nonblocking(int listen_fd);
+
+/// Writes a whole line to stderr with one write(2) so concurrent log lines do not interleave.
+void mfa_write_stderr(const char *text);
+#endif

@@ -1,0 +1,307 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMFASys
+import Logging
+import MFACore
+import MFAProtocol
+
+/// Why the daemon could not start serving.
+public struct ServerError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+    static func system(_ what: String, _ path: String, _ code: Int32 = errno) -> ServerError {
+        ServerError("\(what) \(path) failed: \(String(cString: strerror(code)))")
+    }
+}
+
+/// Limits that keep one slow or hostile client from costing the others anything.
+public struct ServerLimits: Sendable {
+    /// Connections served at once; more are closed at accept.
+    public var maximumConnections = 1024
+    /// Seconds a client has to send its request (and the shim to send a reply frame once typed).
+    public var requestTimeout: Int64 = 10
+    /// Seconds a login may wait for the user to type a code (sshd's LoginGraceTime is 120 by default).
+    public var answerTimeout: Int64 = 300
+    /// Seconds in-flight logins get to finish after SIGTERM.
+    public var drainTimeout: Int64 = 10
+    public init() {}
+}
+
+final class Connection {
+    enum State {
+        case awaitingRequest
+        case awaitingReply(LoginSession)
+        case closing
+    }
+
+    let fd: Int32
+    let peer: Peer
+    var state: State = .awaitingRequest
+    var splitter = FrameSplitter()
+    var output: [UInt8] = []
+    var deadline: Int64
+
+    init(fd: Int32, peer: Peer, deadline: Int64) {
+        self.fd = fd
+        self.peer = peer
+        self.deadline = deadline
+    }
+}
+
+/// One thread, one poll loop. Every request is answered without waiting on anything but the local
+/// disk, so serialising them makes each user's read-verify-write atomic without locks.
+public final class Server {
+    let authority: Authority
+    let logger: Logger
+    let limits: ServerLimits
+    let listenFD: Int32
+    let signalFD: Int32
+    let socketPath: String
+    var connections: [Int32: Connection] = [:]
+    var draining = false
+    var drainDeadline: Int64 = 0
+    /// Called on SIGHUP; returns the new config or nil (the error already logged) to keep the old one.
+    public var reloadConfig: (() -> DaemonConfig?)?
+
+    public init(authority: Authority, socketPath: String, limits: ServerLimits = ServerLimits(), logger: Logger) throws {
+        self.authority = authority
+        self.logger = logger
+        self.limits = limits
+        self.socketPath = socketPath
+        signalFD = mfa_signalfd_for_lifecycle()
+        guard signalFD >= 0 else { throw ServerError.system("setting up signal handling for", "mfagated") }
+        listenFD = try Server.bindListeningSocket(path: socketPath)
+    }
+
+    static func monotonicNow() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// Creates the socket, world-connectable because every request is authorised by SO_PEERCRED.
+    /// A socket file left by a crashed daemon is replaced; one that still answers is not.
+    static func bindListeningSocket(path: String) throws -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(path.utf8)
+        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw ServerError("socket path \(path) is too long for a Unix socket")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in pathBytes.enumerated() { raw[i] = b }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + pathBytes.count + 1)
+        let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !parent.isEmpty { mkdir(parent, 0o755) }
+
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+                throw ServerError("\(path) exists and is not a socket; remove it or set `socket` to another path")
+            }
+            let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let inUse = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, length) == 0 }
+            }
+            close(probe)
+            if inUse { throw ServerError("another mfagated is already listening on \(path)") }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw ServerError.system("creating socket", path) }
+        let oldMask = umask(0o111)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        let bindErrno = errno
+        umask(oldMask)
+        guard bound == 0 else { close(fd); throw ServerError.system("binding", path, bindErrno) }
+        guard listen(fd, 128) == 0 else { close(fd); throw ServerError.system("listening on", path) }
+        return fd
+    }
+
+    /// Serves until SIGTERM or SIGINT, then lets in-flight logins finish (bounded) and returns.
+    public func run() {
+        logger.notice("ready", metadata: ["socket": "\(socketPath)", "mode": "\(authority.config.mode)"])
+        while true {
+            let now = Server.monotonicNow()
+            if draining && (connections.isEmpty || now >= drainDeadline) { break }
+            var fds: [pollfd] = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+            if !draining { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
+            var nextDeadline = draining ? drainDeadline : now + 60_000
+            for connection in connections.values {
+                var events = Int16(POLLIN)
+                if !connection.output.isEmpty { events |= Int16(POLLOUT) }
+                fds.append(pollfd(fd: connection.fd, events: events, revents: 0))
+                nextDeadline = min(nextDeadline, connection.deadline)
+            }
+            let timeout = Int32(clamping: max(0, nextDeadline - now))
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            if ready < 0 && errno != EINTR {
+                logger.critical("poll failed: \(String(cString: strerror(errno)))")
+                break
+            }
+            for entry in fds where entry.revents != 0 {
+                if entry.fd == signalFD {
+                    handleSignals()
+                } else if entry.fd == listenFD {
+                    acceptConnections()
+                } else if let connection = connections[entry.fd] {
+                    service(connection, revents: entry.revents)
+                }
+            }
+            expireConnections(now: Server.monotonicNow())
+        }
+        for connection in Array(connections.values) { drop(connection) }
+        close(listenFD)
+        unlink(socketPath)
+        logger.notice("stopped")
+    }
+
+    func handleSignals() {
+        while true {
+            let signal = mfa_signalfd_read(signalFD)
+            if signal < 0 { return }
+            switch signal {
+            case SIGHUP:
+                if let config = reloadConfig?() {
+                    authority.config = config
+                    logger.notice("configuration reloaded", metadata: ["mode": "\(config.mode)"])
+                }
+            default:
+                if !draining {
+                    logger.notice("stopping: letting \(connections.count) connection(s) finish")
+                    draining = true
+                    drainDeadline = Server.monotonicNow() + limits.drainTimeout * 1000
+                    // Connections that have not started a login have nothing to finish.
+                    for connection in Array(connections.values) {
+                        if case .awaitingRequest = connection.state, connection.splitter.buffer.isEmpty { drop(connection) }
+                    }
+                }
+            }
+        }
+    }
+
+    func acceptConnections() {
+        while true {
+            let fd = mfa_accept_nonblocking(listenFD)
+            if fd < 0 { return }
+            guard connections.count < limits.maximumConnections, let peer = Peer.of(socket: fd) else {
+                logger.warning("connection refused: too many connections or no peer credentials")
+                close(fd)
+                continue
+            }
+            connections[fd] = Connection(fd: fd, peer: peer, deadline: Server.monotonicNow() + limits.requestTimeout * 1000)
+        }
+    }
+
+    func service(_ connection: Connection, revents: Int16) {
+        if revents & Int16(POLLOUT) != 0 { flush(connection) }
+        if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 { readAvailable(connection) }
+    }
+
+    func readAvailable(_ connection: Connection) {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        defer { mfa_wipe(&chunk, chunk.count) }
+        let wanted = min(chunk.count, max(1, connection.splitter.wantedBytes))
+        let n = chunk.withUnsafeMutableBytes { read(connection.fd, $0.baseAddress, wanted) }
+        if n < 0 {
+            if errno == EAGAIN || errno == EINTR { return }
+            drop(connection)
+            return
+        }
+        if n == 0 {
+            if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }
+            drop(connection)
+            return
+        }
+        if case .closing = connection.state { return }
+        connection.splitter.append(chunk[0..<n])
+        do {
+            while let payload = try connection.splitter.nextPayload() {
+                var bytes = payload
+                defer { mfa_wipe(&bytes, bytes.count) }
+                handle(try FrameCodec.decodeClient(bytes), on: connection)
+                if case .closing = connection.state { break }
+            }
+        } catch {
+            logger.warning("protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
+            if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }
+            drop(connection)
+        }
+    }
+
+    func handle(_ message: ClientMessage, on connection: Connection) {
+        switch (connection.state, message) {
+        case (.awaitingRequest, .loginBegin(let request)):
+            switch authority.beginLogin(request, peer: connection.peer) {
+            case .ask(let frame, let session):
+                connection.state = .awaitingReply(session)
+                connection.deadline = Server.monotonicNow() + limits.answerTimeout * 1000
+                enqueue(frame, on: connection)
+            case .finish(let frame):
+                finish(frame, on: connection)
+            }
+        case (.awaitingReply(let session), .reply(let answer)):
+            finish(authority.answer(answer, in: session), on: connection)
+        case (.awaitingReply(let session), .cancel):
+            authority.cancelled(session)
+            drop(connection)
+        case (.awaitingRequest, .enroll(let request)):
+            finish(authority.enroll(request, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .status(let version, let user)):
+            finish(authority.status(user: user, version: version, peer: connection.peer), on: connection)
+        default:
+            logger.warning("protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "message out of order"])
+            if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }
+            drop(connection)
+        }
+    }
+
+    func enqueue(_ message: DaemonMessage, on connection: Connection) {
+        do {
+            connection.output.append(contentsOf: try FrameCodec.encode(message))
+        } catch {
+            logger.error("could not encode a reply: \(error)")
+            drop(connection)
+            return
+        }
+        flush(connection)
+    }
+
+    func finish(_ message: DaemonMessage, on connection: Connection) {
+        connection.state = .closing
+        connection.deadline = Server.monotonicNow() + limits.requestTimeout * 1000
+        enqueue(message, on: connection)
+    }
+
+    func flush(_ connection: Connection) {
+        while !connection.output.isEmpty {
+            let n = connection.output.withUnsafeBytes { send(connection.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EAGAIN || errno == EINTR { return }
+                drop(connection)
+                return
+            }
+            connection.output.removeFirst(n)
+        }
+        if case .closing = connection.state { drop(connection) }
+    }
+
+    func expireConnections(now: Int64) {
+        for connection in Array(connections.values) where connection.deadline <= now {
+            if case .awaitingReply(let session) = connection.state {
+                logger.notice("login timed out waiting for the code", metadata: ["user": "\(session.user)"])
+            }
+            drop(connection)
+        }
+    }
+
+    func drop(_ connection: Connection) {
+        guard connections.removeValue(forKey: connection.fd) != nil else { return }
+        connection.splitter.wipe()
+        close(connection.fd)
+    }
+}

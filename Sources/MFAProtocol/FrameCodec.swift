@@ -1,0 +1,232 @@
+/// Why a frame was refused. Every case closes the connection.
+public enum FrameError: Error, Equatable, CustomStringConvertible {
+    case emptyFrame
+    case oversized(Int)
+    case truncated
+    case trailingBytes
+    case unknownTag(UInt8)
+    case nulInString
+    case badValue(String)
+
+    public var description: String {
+        switch self {
+        case .emptyFrame: return "empty frame"
+        case .oversized(let n): return "frame length \(n) exceeds \(WireProtocol.maximumPayload)"
+        case .truncated: return "frame ends inside a field"
+        case .trailingBytes: return "bytes left over after the last field"
+        case .unknownTag(let t): return "unknown tag 0x\(String(t, radix: 16))"
+        case .nulInString: return "NUL byte inside a string"
+        case .badValue(let what): return "bad value: \(what)"
+        }
+    }
+}
+
+/// Splits a byte stream into frame payloads. Holds at most one frame's worth of bytes.
+public struct FrameSplitter: Sendable {
+    public private(set) var buffer: [UInt8] = []
+    public init() {}
+
+    /// Bytes the caller may read next without exceeding one frame (so memory stays bounded).
+    public var wantedBytes: Int {
+        if buffer.count < 4 { return 4 - buffer.count }
+        return max(0, 4 + declaredLength - buffer.count)
+    }
+
+    var declaredLength: Int {
+        Int(buffer[0]) << 24 | Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
+    }
+
+    public mutating func append(_ bytes: ArraySlice<UInt8>) { buffer.append(contentsOf: bytes) }
+
+    /// The next complete payload, nil if more bytes are needed, or an error for a bad length.
+    public mutating func nextPayload() throws(FrameError) -> [UInt8]? {
+        guard buffer.count >= 4 else { return nil }
+        let length = declaredLength
+        if length == 0 { throw .emptyFrame }
+        if length > WireProtocol.maximumPayload { throw .oversized(length) }
+        guard buffer.count >= 4 + length else { return nil }
+        let payload = Array(buffer[4..<(4 + length)])
+        buffer.removeFirst(4 + length)
+        return payload
+    }
+
+    /// Overwrites buffered bytes (they may hold a typed code) before the connection is dropped.
+    public mutating func wipe() {
+        for i in buffer.indices { buffer[i] = 0 }
+        buffer.removeAll()
+    }
+}
+
+struct Writer {
+    var bytes: [UInt8] = [0, 0, 0, 0]
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u16(_ v: UInt16) { bytes.append(UInt8(v >> 8)); bytes.append(UInt8(v & 0xFF)) }
+    mutating func str(_ s: String) throws(FrameError) {
+        let utf8 = Array(s.utf8)
+        guard utf8.count <= 0xFFFF else { throw .badValue("string longer than 65535 bytes") }
+        guard !utf8.contains(0) else { throw .nulInString }
+        u16(UInt16(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+    /// The whole frame: length header filled in.
+    func finish() throws(FrameError) -> [UInt8] {
+        let length = bytes.count - 4
+        guard length <= WireProtocol.maximumPayload else { throw .oversized(length) }
+        var out = bytes
+        out[0] = UInt8(length >> 24 & 0xFF); out[1] = UInt8(length >> 16 & 0xFF)
+        out[2] = UInt8(length >> 8 & 0xFF); out[3] = UInt8(length & 0xFF)
+        return out
+    }
+}
+
+struct Reader {
+    let bytes: [UInt8]
+    var index = 0
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    mutating func u8() throws(FrameError) -> UInt8 {
+        guard index < bytes.count else { throw .truncated }
+        defer { index += 1 }
+        return bytes[index]
+    }
+    mutating func u16() throws(FrameError) -> UInt16 {
+        let hi = try u8(), lo = try u8()
+        return UInt16(hi) << 8 | UInt16(lo)
+    }
+    mutating func str() throws(FrameError) -> String {
+        let n = Int(try u16())
+        guard bytes.count - index >= n else { throw .truncated }
+        let slice = bytes[index..<(index + n)]
+        index += n
+        if slice.contains(0) { throw .nulInString }
+        return String(decoding: slice, as: UTF8.self)
+    }
+    func end() throws(FrameError) { if index != bytes.count { throw .trailingBytes } }
+}
+
+public enum FrameCodec {
+    // MARK: client → daemon
+
+    public static func encode(_ message: ClientMessage) throws(FrameError) -> [UInt8] {
+        var w = Writer()
+        switch message {
+        case .loginBegin(let b):
+            w.u8(Tag.loginBegin.rawValue); w.u8(b.version)
+            try w.str(b.user); try w.str(b.service); try w.str(b.rhost); try w.str(b.tty); try w.str(b.ruser)
+            w.u8(b.silent ? 1 : 0)
+        case .reply(let answer):
+            w.u8(Tag.reply.rawValue); try w.str(answer)
+        case .cancel:
+            w.u8(Tag.cancel.rawValue)
+        case .enroll(let e):
+            w.u8(Tag.enroll.rawValue); w.u8(e.version); try w.str(e.user); try w.str(e.secret)
+            w.u8(e.replaceExisting ? 1 : 0)
+        case .status(let version, let user):
+            w.u8(Tag.status.rawValue); w.u8(version); try w.str(user)
+        }
+        return try w.finish()
+    }
+
+    public static func decodeClient(_ payload: [UInt8]) throws(FrameError) -> ClientMessage {
+        var r = Reader(payload)
+        let tagByte = try r.u8()
+        let message: ClientMessage
+        switch Tag(rawValue: tagByte) {
+        case .loginBegin:
+            let version = try r.u8()
+            let user = try r.str(), service = try r.str(), rhost = try r.str(), tty = try r.str(), ruser = try r.str()
+            let flags = try r.u8()
+            message = .loginBegin(LoginBegin(version: version, user: user, service: service, rhost: rhost,
+                                             tty: tty, ruser: ruser, silent: flags & 1 != 0))
+        case .reply:
+            message = .reply(answer: try r.str())
+        case .cancel:
+            message = .cancel
+        case .enroll:
+            let version = try r.u8()
+            let user = try r.str(), secret = try r.str()
+            let flags = try r.u8()
+            message = .enroll(EnrollRequest(version: version, user: user, secret: secret, replaceExisting: flags & 1 != 0))
+        case .status:
+            let version = try r.u8()
+            message = .status(version: version, user: try r.str())
+        default:
+            throw .unknownTag(tagByte)
+        }
+        try r.end()
+        return message
+    }
+
+    // MARK: daemon → client
+
+    public static func encode(_ message: DaemonMessage) throws(FrameError) -> [UInt8] {
+        var w = Writer()
+        switch message {
+        case .converse(let messages):
+            try checkConversation(messages)
+            w.u8(Tag.converse.rawValue); w.u8(UInt8(messages.count))
+            for m in messages { w.u8(m.style.rawValue); try w.str(m.text) }
+        case .verdict(let result, let reason):
+            w.u8(Tag.verdict.rawValue); w.u8(result.rawValue); try w.str(reason)
+        case .enrolled(let e):
+            guard e.recoveryCodes.count <= 255 else { throw .badValue("too many recovery codes") }
+            w.u8(Tag.enrolled.rawValue); try w.str(e.user); try w.str(e.secret); try w.str(e.otpauthURI)
+            w.u8(UInt8(e.recoveryCodes.count))
+            for code in e.recoveryCodes { try w.str(code) }
+        case .status(let s):
+            w.u8(Tag.statusReply.rawValue); try w.str(s.user); w.u8(s.enrolled ? 1 : 0)
+            w.u16(UInt16(clamping: s.recoveryCodesLeft))
+        case .error(let code, let text):
+            w.u8(Tag.error.rawValue); w.u16(code.rawValue); try w.str(text)
+        }
+        return try w.finish()
+    }
+
+    public static func decodeDaemon(_ payload: [UInt8]) throws(FrameError) -> DaemonMessage {
+        var r = Reader(payload)
+        let tagByte = try r.u8()
+        let message: DaemonMessage
+        switch Tag(rawValue: tagByte) {
+        case .converse:
+            let count = Int(try r.u8())
+            var messages: [ConversationMessage] = []
+            for _ in 0..<count {
+                let styleByte = try r.u8()
+                guard let style = MessageStyle(rawValue: styleByte) else { throw .badValue("message style \(styleByte)") }
+                messages.append(ConversationMessage(style, try r.str()))
+            }
+            try checkConversation(messages)
+            message = .converse(messages)
+        case .verdict:
+            let resultByte = try r.u8()
+            guard let result = VerdictResult(rawValue: resultByte) else { throw .badValue("verdict \(resultByte)") }
+            message = .verdict(result, reason: try r.str())
+        case .enrolled:
+            let user = try r.str(), secret = try r.str(), uri = try r.str()
+            let count = Int(try r.u8())
+            var codes: [String] = []
+            for _ in 0..<count { codes.append(try r.str()) }
+            message = .enrolled(EnrolledReply(user: user, secret: secret, otpauthURI: uri, recoveryCodes: codes))
+        case .statusReply:
+            let user = try r.str()
+            let enrolled = try r.u8() != 0
+            message = .status(StatusReply(user: user, enrolled: enrolled, recoveryCodesLeft: Int(try r.u16())))
+        case .error:
+            let raw = try r.u16()
+            message = .error(ErrorCode(rawValue: raw) ?? .badRequest, message: try r.str())
+        default:
+            throw .unknownTag(tagByte)
+        }
+        try r.end()
+        return message
+    }
+
+    /// 1...8 messages, at most one prompt, and a prompt only in last place (see docs/protocol.md).
+    static func checkConversation(_ messages: [ConversationMessage]) throws(FrameError) {
+        guard (1...WireProtocol.maximumConversationMessages).contains(messages.count) else {
+            throw .badValue("conversation of \(messages.count) messages")
+        }
+        for (i, m) in messages.enumerated() where m.style.isPrompt && i != messages.count - 1 {
+            throw .badValue("a prompt that is not the last message")
+        }
+    }
+}

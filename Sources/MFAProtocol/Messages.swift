@@ -1,0 +1,109 @@
+/// The messages of docs/protocol.md. The C shim implements the same table in mfg_frame.h.
+public enum WireProtocol {
+    public static let version: UInt8 = 1
+    public static let maximumPayload = 65536
+    public static let maximumConversationMessages = 8
+}
+
+public enum MessageStyle: UInt8, Sendable {
+    case promptEchoOff = 1, promptEchoOn = 2, errorMessage = 3, textInfo = 4
+    public var isPrompt: Bool { self == .promptEchoOff || self == .promptEchoOn }
+}
+
+public struct ConversationMessage: Sendable, Equatable {
+    public var style: MessageStyle
+    public var text: String
+    public init(_ style: MessageStyle, _ text: String) {
+        self.style = style
+        self.text = text
+    }
+}
+
+public enum VerdictResult: UInt8, Sendable {
+    case success = 0, denied = 1, ignore = 2, locked = 3, unavailable = 4
+}
+
+public enum ErrorCode: UInt16, Sendable {
+    case badRequest = 1, notAllowed = 2, invalidUserName = 3, notEnrolled = 4, alreadyEnrolled = 5
+    case invalidSecret = 6, storageFailure = 7, unsupportedVersion = 8
+}
+
+public struct LoginBegin: Sendable, Equatable {
+    public var version: UInt8
+    public var user: String
+    public var service: String
+    public var rhost: String
+    public var tty: String
+    public var ruser: String
+    public var silent: Bool
+    public init(version: UInt8 = WireProtocol.version, user: String, service: String, rhost: String = "",
+                tty: String = "", ruser: String = "", silent: Bool = false) {
+        self.version = version
+        self.user = user
+        self.service = service
+        self.rhost = rhost
+        self.tty = tty
+        self.ruser = ruser
+        self.silent = silent
+    }
+}
+
+public struct EnrollRequest: Sendable, Equatable {
+    public var version: UInt8
+    public var user: String
+    /// Base32; empty asks the daemon to generate a 160-bit secret.
+    public var secret: String
+    public var replaceExisting: Bool
+    public init(version: UInt8 = WireProtocol.version, user: String, secret: String, replaceExisting: Bool) {
+        self.version = version
+        self.user = user
+        self.secret = secret
+        self.replaceExisting = replaceExisting
+    }
+}
+
+public enum ClientMessage: Sendable, Equatable {
+    case loginBegin(LoginBegin)
+    case reply(answer: String)
+    case cancel
+    case enroll(EnrollRequest)
+    /// Empty user: the peer's own.
+    case status(version: UInt8, user: String)
+}
+
+public struct EnrolledReply: Sendable, Equatable {
+    public var user: String
+    public var secret: String
+    public var otpauthURI: String
+    public var recoveryCodes: [String]
+    public init(user: String, secret: String, otpauthURI: String, recoveryCodes: [String]) {
+        self.user = user
+        self.secret = secret
+        self.otpauthURI = otpauthURI
+        self.recoveryCodes = recoveryCodes
+    }
+}
+
+public struct StatusReply: Sendable, Equatable {
+    public var user: String
+    public var enrolled: Bool
+    public var recoveryCodesLeft: Int
+    public init(user: String, enrolled: Bool, recoveryCodesLeft: Int) {
+        self.user = user
+        self.enrolled = enrolled
+        self.recoveryCodesLeft = recoveryCodesLeft
+    }
+}
+
+public enum DaemonMessage: Sendable, Equatable {
+    case converse([ConversationMessage])
+    case verdict(VerdictResult, reason: String)
+    case enrolled(EnrolledReply)
+    case status(StatusReply)
+    case error(ErrorCode, message: String)
+}
+
+enum Tag: UInt8 {
+    case loginBegin = 0x01, reply = 0x02, cancel = 0x03, enroll = 0x10, status = 0x11
+    case converse = 0x81, verdict = 0x82, enrolled = 0x90, statusReply = 0x91, error = 0x9F
+}

@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import CMFASys
+import Logging
+import MFACore
+import MFADaemon
+import MFAStore
+
+/// Reads and parses the config file; a missing default file means "all defaults".
+func loadConfig(path: String, explicit: Bool) throws(ConfigError) -> DaemonConfig {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 {
+        if errno == ENOENT && !explicit { return DaemonConfig() }
+        throw ConfigError(file: path, line: 0, message: "cannot open: \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 8192)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 { throw ConfigError(file: path, line: 0, message: "cannot read: \(String(cString: strerror(errno)))") }
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+        if bytes.count > ConfigParser.maximumSize { break }
+    }
+    return try ConfigParser.parse(String(decoding: bytes, as: UTF8.self), file: path)
+}
+
+@main
+struct MFAGated: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mfagated",
+        abstract: "The mfagate daemon: checks second-factor codes for pam_mfagate.so.",
+        discussion: "Runs in the foreground and logs to stderr. Stop it with SIGTERM; SIGHUP reloads the config.")
+
+    static let defaultConfigPath = "/etc/mfagate/mfagate.conf"
+
+    @Option(name: .long, help: ArgumentHelp("The configuration file.", valueName: "file"))
+    var config: String?
+
+    @Flag(name: .long, help: "Check the configuration file and exit (non-zero with FILE:LINE: message on an error).")
+    var checkConfig = false
+
+    @Flag(name: .long, help: "Log debug messages too.")
+    var debug = false
+
+    func run() throws {
+        let path = config ?? Self.defaultConfigPath
+        let settings: DaemonConfig
+        do {
+            settings = try loadConfig(path: path, explicit: config != nil)
+        } catch {
+            mfa_write_stderr("mfagated: \(error)\n")
+            throw ExitCode(2)
+        }
+        if checkConfig {
+            print("\(path): OK (mode \(settings.mode), state_dir \(settings.stateDirectory), socket \(settings.socketPath))")
+            return
+        }
+        let level: Logger.Level = debug ? .debug : .info
+        LoggingSystem.bootstrap { _ in LineLogHandler(level: level) }
+        let logger = Logger(label: "mfagated")
+        _ = mfa_set_not_dumpable()
+        umask(0o077)
+        if geteuid() == 0 {
+            logger.warning("running as root; run mfagated as its own unprivileged user (see README)")
+        }
+        let store: FileStore
+        do {
+            store = try FileStore(path: settings.stateDirectory)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+        let authority = Authority(config: settings, store: store, environment: .live, logger: logger)
+        let server: Server
+        do {
+            server = try Server(authority: authority, socketPath: settings.socketPath, logger: logger)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+        server.reloadConfig = {
+            do {
+                let fresh = try loadConfig(path: path, explicit: true)
+                if fresh.stateDirectory != settings.stateDirectory || fresh.socketPath != settings.socketPath {
+                    logger.warning("state_dir and socket changes take effect at the next restart")
+                }
+                var applied = fresh
+                applied.stateDirectory = settings.stateDirectory
+                applied.socketPath = settings.socketPath
+                return applied
+            } catch {
+                logger.error("reload refused, keeping the old configuration: \(error)")
+                return nil
+            }
+        }
+        server.run()
+    }
+}
