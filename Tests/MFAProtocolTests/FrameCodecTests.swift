@@ -1,0 +1,87 @@
+import XCTest
+@testable import MFAProtocol
+
+final class FrameCodecTests: XCTestCase {
+    func payload(_ frame: [UInt8]) -> [UInt8] { Array(frame.dropFirst(4)) }
+
+    func testClientMessagesRoundTrip() throws {
+        let messages: [ClientMessage] = [
+            .loginBegin(LoginBegin(user: "alice", service: "sshd", rhost: "192.0.2.1", tty: "ssh", ruser: "", silent: true)),
+            .reply(answer: "123456"), .reply(answer: ""), .cancel,
+            .enroll(EnrollRequest(user: "bob", secret: "JBSWY3DPEHPK3PXP", replaceExisting: true)),
+            .status(version: 1, user: ""),
+        ]
+        for m in messages {
+            let frame = try FrameCodec.encode(m)
+            XCTAssertEqual(Int(frame[0]) << 24 | Int(frame[1]) << 16 | Int(frame[2]) << 8 | Int(frame[3]), frame.count - 4)
+            XCTAssertEqual(try FrameCodec.decodeClient(payload(frame)), m)
+        }
+    }
+
+    func testDaemonMessagesRoundTrip() throws {
+        let messages: [DaemonMessage] = [
+            .converse([ConversationMessage(.textInfo, "scan this"), ConversationMessage(.promptEchoOff, "Verification code: ")]),
+            .verdict(.success, reason: "totp"), .verdict(.locked, reason: ""),
+            .enrolled(EnrolledReply(user: "a", secret: "S", otpauthURI: "otpauth://x", recoveryCodes: ["a", "b"])),
+            .status(StatusReply(user: "a", enrolled: true, recoveryCodesLeft: 9)),
+            .error(.notAllowed, message: "no"),
+        ]
+        for m in messages { XCTAssertEqual(try FrameCodec.decodeDaemon(payload(try FrameCodec.encode(m))), m) }
+    }
+
+    func testLoginBeginWireLayoutMatchesTheDocument() throws {
+        let frame = try FrameCodec.encode(.loginBegin(LoginBegin(user: "al", service: "s", rhost: "", tty: "t", ruser: "", silent: false)))
+        XCTAssertEqual(frame, [0, 0, 0, 17, 0x01, 1, 0, 2, 0x61, 0x6c, 0, 1, 0x73, 0, 0, 0, 1, 0x74, 0, 0, 0])
+    }
+
+    func testMalformedPayloadsAreRefused() {
+        let cases: [([UInt8], FrameError)] = [
+            ([], .truncated),
+            ([0x7F], .unknownTag(0x7F)),
+            ([0x02, 0, 5, 0x31], .truncated),
+            ([0x02, 0, 1, 0x31, 0xFF], .trailingBytes),
+            ([0x02, 0, 3, 0x31, 0, 0x32], .nulInString),
+            ([0x01, 1, 0, 1, 0x61], .truncated),
+        ]
+        for (bytes, expected) in cases {
+            XCTAssertThrowsError(try FrameCodec.decodeClient(bytes), "\(bytes)") { XCTAssertEqual($0 as? FrameError, expected, "\(bytes)") }
+        }
+        let daemonCases: [[UInt8]] = [
+            [0x81, 0],                                  // no messages
+            [0x81, 9] + Array(repeating: [4, 0, 0], count: 9).flatMap { $0 },  // too many
+            [0x81, 2, 1, 0, 0, 4, 0, 0],                // prompt not last
+            [0x81, 1, 7, 0, 0],                         // unknown style
+            [0x82, 9, 0, 0],                            // unknown verdict
+        ]
+        for bytes in daemonCases { XCTAssertThrowsError(try FrameCodec.decodeDaemon(bytes), "\(bytes)") }
+    }
+
+    func testSplitterHandlesPartialFramesAndRefusesBadLengths() throws {
+        let a = try FrameCodec.encode(.reply(answer: "123456"))
+        let b = try FrameCodec.encode(.cancel)
+        var splitter = FrameSplitter()
+        let stream = a + b
+        var payloads: [[UInt8]] = []
+        for byte in stream {
+            splitter.append([byte][...])
+            while let p = try splitter.nextPayload() { payloads.append(p) }
+        }
+        XCTAssertEqual(payloads, [payload(a), payload(b)])
+
+        var oversized = FrameSplitter()
+        oversized.append([0, 1, 0, 1][...])
+        XCTAssertThrowsError(try oversized.nextPayload()) { XCTAssertEqual($0 as? FrameError, .oversized(65537)) }
+        var empty = FrameSplitter()
+        empty.append([0, 0, 0, 0][...])
+        XCTAssertThrowsError(try empty.nextPayload()) { XCTAssertEqual($0 as? FrameError, .emptyFrame) }
+        var bounded = FrameSplitter()
+        bounded.append([0, 0, 0, 10][...])
+        XCTAssertEqual(bounded.wantedBytes, 10, "never reads past the frame")
+    }
+
+    func testEncoderRefusesWhatTheDecoderWouldRefuse() {
+        XCTAssertThrowsError(try FrameCodec.encode(.reply(answer: "a\u{0}b")))
+        XCTAssertThrowsError(try FrameCodec.encode(.reply(answer: String(repeating: "x", count: 70000))))
+        XCTAssertThrowsError(try FrameCodec.encode(.converse([])))
+    }
+}
