@@ -1,0 +1,179 @@
+"""Helpers for integration tests that run the real mfagated, the real mfagate CLI and the real
+pam_mfagate.so through the real libpam (pam_start_confdir via build/pam_driver).
+
+Each Daemon lives in its own temp dir (mode 0755 so unprivileged peers can reach its socket),
+is stopped by its PID, and removes the dir afterwards."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build"
+MFAGATED = BUILD / "mfagated"
+MFAGATE = BUILD / "mfagate"
+SHIM = BUILD / "pam_mfagate.so"
+PAM_DRIVER = BUILD / "pam_driver"
+
+
+# libpam never hands PAM_IGNORE to the application (a stack whose modules all ignore fails with
+# PAM_PERM_DENIED). To see the module's own answer: success ends the stack, any failure ends it with
+# that code, and ignore falls through to pam_debug, which returns a code the shim never returns.
+IGNORE_MARKER = "cred_insufficient"
+OBSERVE_STACK = ("auth [success=done ignore=ignore default=die] {module} {args}\n"
+                 f"auth requisite pam_debug.so auth={IGNORE_MARKER}\n"
+                 "account required pam_permit.so\n")
+
+
+def oathtool_totp(secret_b32: str, at: str | None = None, digits: int = 6) -> str:
+    """The current (or `at`) TOTP code from oath-toolkit, an implementation independent of ours."""
+    cmd = ["oathtool", "--totp", "-b", "-d", str(digits)]
+    if at:
+        cmd += ["--now", at]
+    return subprocess.run(cmd + [secret_b32], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def as_account(name: str, cmd: list[str]) -> list[str]:
+    """Runs cmd as an unprivileged account (a real, different SO_PEERCRED uid)."""
+    import pwd
+    entry = pwd.getpwnam(name)
+    return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups", *cmd]
+
+
+def wrong_code(code: str) -> str:
+    return f"{(int(code) + 500_000) % 1_000_000:06d}"
+
+
+class Daemon:
+    def __init__(self, mode: str = "optional", extra_config: str = ""):
+        self.dir = Path(tempfile.mkdtemp(prefix="mfagate-it-"))
+        os.chmod(self.dir, 0o755)
+        self.state = self.dir / "state"
+        self.state.mkdir(mode=0o700)
+        self.socket = str(self.dir / "mfagated.sock")
+        self.config = self.dir / "mfagate.conf"
+        self.confdir = self.dir / "pam"
+        self.confdir.mkdir()
+        os.chmod(self.confdir, 0o755)
+        self.log_path = self.dir / "mfagated.log"
+        self.proc: subprocess.Popen | None = None
+        self.write_config(mode, extra_config)
+
+    def write_config(self, mode: str, extra: str = "") -> None:
+        self.config.write_text(f"mode = {mode}\nstate_dir = {self.state}\nsocket = {self.socket}\n{extra}")
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self, expect_ready: bool = True) -> "Daemon":
+        offset = len(self.log())
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(MFAGATED), "--config", str(self.config)], stdout=log, stderr=log)
+        log.close()
+        if expect_ready:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"mfagated exited: {self.log()}")
+                if "ready" in self.log()[offset:]:
+                    return self
+                time.sleep(0.02)
+            raise RuntimeError("mfagated did not become ready: " + self.log())
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # clients ---------------------------------------------------------------------------------
+    def cli(self, *args: str, user: str | None = None, check: bool = False) -> subprocess.CompletedProcess:
+        cmd = [str(MFAGATE), "--socket", self.socket, *args]
+        if user:
+            cmd = as_account(user, cmd)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=check)
+
+    def enroll(self, name: str, secret: str | None = None) -> dict:
+        import json
+        args = ["enroll", "--user", name, "--json"] + (["--secret", secret] if secret else [])
+        return json.loads(self.cli(*args, check=True).stdout)
+
+    def service(self, name: str = "mfa-test", args: str = "") -> str:
+        """Writes a PAM service file for pam_start_confdir and returns its name."""
+        (self.confdir / "other").write_text("auth required pam_deny.so\naccount required pam_deny.so\n")
+        (self.confdir / name).write_text(OBSERVE_STACK.format(module=SHIM, args=f"socket={self.socket} {args}"))
+        return name
+
+    def pam(self, user: str, *answers: str, service: str | None = None, args: str = "", as_user: str | None = None,
+            rhost: str | None = None, timeout: float = 30) -> "PamResult":
+        svc = service or self.service(args=args)
+        cmd = [str(PAM_DRIVER), str(self.confdir), svc, user]
+        if rhost:
+            cmd += ["--rhost", rhost]
+        for a in answers:
+            cmd += ["--answer", a]
+        if as_user:
+            cmd = as_account(as_user, cmd)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return PamResult(out.stdout)
+
+    def raw(self, data: bytes, read: bool = True, timeout: float = 5) -> bytes:
+        """Sends raw bytes on a fresh connection and returns what the daemon answered before closing."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.socket)
+            s.sendall(data)
+            chunks = []
+            if read:
+                try:
+                    while chunk := s.recv(65536):
+                        chunks.append(chunk)
+                except (socket.timeout, ConnectionResetError):
+                    pass
+            return b"".join(chunks)
+
+
+class PamResult:
+    def __init__(self, stdout: str):
+        self.stdout = stdout
+        self.result = ""
+        self.elapsed_ms = -1
+        self.messages: list[str] = []
+        for line in stdout.splitlines():
+            if line.startswith("RESULT: "):
+                self.result = line[len("RESULT: "):]
+                if self.result == "PAM_" + IGNORE_MARKER.upper():
+                    self.result = "PAM_IGNORE"
+            elif line == "TEXT_INFO: auth=" + IGNORE_MARKER:
+                continue
+            elif line.startswith("ELAPSED_MS: "):
+                self.elapsed_ms = int(line.split()[1])
+            else:
+                self.messages.append(line)
+
+    def __repr__(self) -> str:
+        return f"PamResult({self.result}, {self.elapsed_ms} ms, {self.messages})"
