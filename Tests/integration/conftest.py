@@ -19,8 +19,8 @@ def artefacts():
 def daemon_factory():
     made = []
 
-    def make(mode="optional", extra_config="", start=True):
-        d = Daemon(mode, extra_config)
+    def make(mode="optional", extra_config="", start=True, run_as=None):
+        d = Daemon(mode, extra_config, run_as=run_as)
         made.append(d)
         return d.start() if start else d
 

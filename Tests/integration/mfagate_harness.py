@@ -51,12 +51,21 @@ def wrong_code(code: str) -> str:
 
 
 class Daemon:
-    def __init__(self, mode: str = "optional", extra_config: str = ""):
+    def __init__(self, mode: str = "optional", extra_config: str = "", run_as: str | None = None):
+        """run_as: an unprivileged account to run the daemon as (its state dir is chowned to it)."""
         self.dir = Path(tempfile.mkdtemp(prefix="mfagate-it-"))
         os.chmod(self.dir, 0o755)
+        self.run_as = run_as
         self.state = self.dir / "state"
         self.state.mkdir(mode=0o700)
-        self.socket = str(self.dir / "mfagated.sock")
+        run_dir = self.dir / "run"
+        run_dir.mkdir(mode=0o755)
+        if run_as:
+            import pwd
+            entry = pwd.getpwnam(run_as)
+            os.chown(self.state, entry.pw_uid, entry.pw_gid)
+            os.chown(run_dir, entry.pw_uid, entry.pw_gid)
+        self.socket = str(run_dir / "mfagated.sock")
         self.config = self.dir / "mfagate.conf"
         self.confdir = self.dir / "pam"
         self.confdir.mkdir()
@@ -72,7 +81,10 @@ class Daemon:
     def start(self, expect_ready: bool = True) -> "Daemon":
         offset = len(self.log())
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(MFAGATED), "--config", str(self.config)], stdout=log, stderr=log)
+        cmd = [str(MFAGATED), "--config", str(self.config)]
+        if self.run_as:
+            cmd = as_account(self.run_as, cmd)
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         log.close()
         if expect_ready:
             deadline = time.monotonic() + 10

@@ -277,3 +277,11 @@ def test_sigterm_stops_cleanly_and_removes_the_socket(daemon):
     assert daemon.stop(signal.SIGTERM) == 0
     assert not os.path.exists(daemon.socket)
     assert "stopped" in daemon.log()
+
+
+def test_daemon_runs_unprivileged_and_serves_root_and_the_user(daemon_factory):
+    d = daemon_factory("required", run_as="nobody")
+    assert "running as root" not in d.log()
+    e = d.enroll("alice")
+    assert os.stat(d.state / "users" / "alice").st_uid == 65534
+    assert d.pam("alice", oathtool_totp(e["secret"])).result == "PAM_SUCCESS"
