@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# make demo: installs what is missing (as root), builds, then runs scripts/demo.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "make demo needs root: it starts sshd in a private mount namespace (unshare -m) and runs" >&2
+  echo "the daemon as the user nobody. Nothing outside a temp dir is changed." >&2
+  exit 1
+fi
+bash scripts/install-deps.sh
+make -s build
+exec python3 scripts/demo.py
