@@ -285,3 +285,20 @@ def test_daemon_runs_unprivileged_and_serves_root_and_the_user(daemon_factory):
     e = d.enroll("alice")
     assert os.stat(d.state / "users" / "alice").st_uid == 65534
     assert d.pam("alice", oathtool_totp(e["secret"])).result == "PAM_SUCCESS"
+
+
+def test_sighup_reloads_the_mode_and_a_bad_file_keeps_the_old_one(daemon_factory):
+    d = daemon_factory("required")
+    assert d.pam("alice").result == "PAM_AUTH_ERR"
+    d.write_config("off")
+    os.kill(d.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "configuration reloaded" not in d.log() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert d.pam("alice").result == "PAM_IGNORE"
+    d.config.write_text(d.config.read_text() + "mood = happy\n")
+    os.kill(d.proc.pid, signal.SIGHUP)
+    while "reload refused" not in d.log() and time.monotonic() < deadline + 5:
+        time.sleep(0.02)
+    assert f"{d.config}:4: unknown key `mood`" in d.log()
+    assert d.pam("alice").result == "PAM_IGNORE", "the old (off) policy stays"
