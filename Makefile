@@ -50,3 +50,14 @@ demo:
 
 clean:
 	rm -rf $(BUILD) .build
+
+# libFuzzer run of the shim's frame decoder (Tests/integration/fuzz/README.md); FUZZ_SECONDS=30.
+.PHONY: fuzz-shim
+fuzz-shim:
+	@mkdir -p $(BUILD)
+	clang="$$(command -v clang || echo /opt/swift/usr/bin/clang)"; \
+	"$$clang" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-ISources/pam_mfagate Sources/pam_mfagate/mfg_frame.c \
+		Tests/integration/fuzz/shim_frame_fuzz.c -o $(BUILD)/shim_frame_fuzz
+	rm -rf $(BUILD)/shim_fuzz_corpus && cp -r Tests/integration/fuzz/corpus $(BUILD)/shim_fuzz_corpus
+	$(BUILD)/shim_frame_fuzz -max_total_time=$${FUZZ_SECONDS:-30} $(BUILD)/shim_fuzz_corpus
