@@ -81,7 +81,7 @@ class Daemon:
     def start(self, expect_ready: bool = True) -> "Daemon":
         offset = len(self.log())
         log = open(self.log_path, "ab")
-        cmd = [str(MFAGATED), "--config", str(self.config)]
+        cmd = [str(self.readable_copy(MFAGATED) if self.run_as else MFAGATED), "--config", str(self.config)]
         if self.run_as:
             cmd = as_account(self.run_as, cmd)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
@@ -124,7 +124,7 @@ class Daemon:
 
     # clients ---------------------------------------------------------------------------------
     def cli(self, *args: str, user: str | None = None, check: bool = False) -> subprocess.CompletedProcess:
-        cmd = [str(MFAGATE), "--socket", self.socket, *args]
+        cmd = [str(self.readable_copy(MFAGATE) if user else MFAGATE), "--socket", self.socket, *args]
         if user:
             cmd = as_account(user, cmd)
         return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=check)
@@ -134,16 +134,30 @@ class Daemon:
         args = ["enroll", "--user", name, "--json"] + (["--secret", secret] if secret else [])
         return json.loads(self.cli(*args, check=True).stdout)
 
-    def service(self, name: str = "mfa-test", args: str = "") -> str:
+    def service(self, name: str = "mfa-test", args: str = "", module: Path = SHIM) -> str:
         """Writes a PAM service file for pam_start_confdir and returns its name."""
         (self.confdir / "other").write_text("auth required pam_deny.so\naccount required pam_deny.so\n")
-        (self.confdir / name).write_text(OBSERVE_STACK.format(module=SHIM, args=f"socket={self.socket} {args}"))
+        (self.confdir / name).write_text(OBSERVE_STACK.format(module=module, args=f"socket={self.socket} {args}"))
         return name
+
+    def readable_copy(self, path: Path) -> Path:
+        """A copy of a build artefact in this daemon's 0755 dir: the checkout itself may sit in a
+        directory an unprivileged test account cannot enter."""
+        copy = self.dir / path.name
+        if not copy.exists():
+            shutil.copy2(path, copy)
+            os.chmod(copy, 0o755)
+        return copy
 
     def pam(self, user: str, *answers: str, service: str | None = None, args: str = "", as_user: str | None = None,
             rhost: str | None = None, timeout: float = 30) -> "PamResult":
-        svc = service or self.service(args=args)
-        cmd = [str(PAM_DRIVER), str(self.confdir), svc, user]
+        driver = PAM_DRIVER
+        if as_user:
+            svc = service or self.service("mfa-test-unprivileged", args=args, module=self.readable_copy(SHIM))
+            driver = self.readable_copy(PAM_DRIVER)
+        else:
+            svc = service or self.service(args=args)
+        cmd = [str(driver), str(self.confdir), svc, user]
         if rhost:
             cmd += ["--rhost", rhost]
         for a in answers:
