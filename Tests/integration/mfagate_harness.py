@@ -189,7 +189,12 @@ class PamResult:
         self.result = ""
         self.elapsed_ms = -1
         self.messages: list[str] = []
+        self.open_fds: tuple[int, int] = (-1, -1)
         for line in stdout.splitlines():
+            if line.startswith("OPEN_FDS: "):
+                before, after = line.split()[1:]
+                self.open_fds = (int(before), int(after))
+                continue
             if line.startswith("RESULT: "):
                 self.result = line[len("RESULT: "):]
                 if self.result == "PAM_" + IGNORE_MARKER.upper():

@@ -5,13 +5,15 @@
  * usage: pam_driver CONFDIR SERVICE USER [--rhost H] [--silent] [--setcred] [--answer A]...
  *
  * Prints each conversation message as "STYLE: text", then "RESULT: PAM_NAME",
- * "ELAPSED_MS: n" and, with --setcred, "SETCRED: PAM_NAME". Exits 0 whatever PAM answered
+ * "ELAPSED_MS: n", "OPEN_FDS: before after" (descriptors open around pam_authenticate) and, with --setcred, "SETCRED: PAM_NAME". Exits 0 whatever PAM answered
  * (tests read RESULT), 2 on a usage error, 1 if pam_start itself fails.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <dirent.h>
 
 #include <security/pam_appl.h>
 
@@ -88,6 +90,19 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **out
     return PAM_SUCCESS;
 }
 
+/* Open descriptors of this process, so tests can check the module closes what it opens. */
+static int count_open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the DIR's own descriptor */
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: pam_driver CONFDIR SERVICE USER [--rhost H] [--silent] [--setcred] "
@@ -137,10 +152,13 @@ int main(int argc, char **argv)
         pam_end(h, rc);
         return 1;
     }
+    int fds_before = count_open_fds();
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = pam_authenticate(h, silent ? PAM_SILENT : 0);
+    long long ms = elapsed_ms(&t0);
     printf("RESULT: %s\n", pam_name(rc, name, sizeof name));
-    printf("ELAPSED_MS: %lld\n", elapsed_ms(&t0));
+    printf("ELAPSED_MS: %lld\n", ms);
+    printf("OPEN_FDS: %d %d\n", fds_before, count_open_fds());
     if (setcred) {
         int sc = pam_setcred(h, PAM_ESTABLISH_CRED);
         printf("SETCRED: %s\n", pam_name(sc, name, sizeof name));

@@ -302,3 +302,19 @@ def test_sighup_reloads_the_mode_and_a_bad_file_keeps_the_old_one(daemon_factory
         time.sleep(0.02)
     assert f"{d.config}:4: unknown key `mood`" in d.log()
     assert d.pam("alice").result == "PAM_IGNORE", "the old (off) policy stays"
+
+
+def test_the_module_leaks_no_descriptor_whatever_the_outcome(daemon):
+    e = daemon.enroll("alice")
+    outcomes = [daemon.pam("alice", oathtool_totp(e["secret"])), daemon.pam("alice", "000000"), daemon.pam("bob")]
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    try:
+        outcomes.append(daemon.pam("alice", "123456", args="timeout=1"))
+    finally:
+        os.kill(daemon.proc.pid, signal.SIGCONT)
+    daemon.stop()
+    outcomes.append(daemon.pam("alice", "123456"))
+    assert [r.result for r in outcomes] == ["PAM_SUCCESS", "PAM_AUTH_ERR", "PAM_IGNORE", "PAM_AUTHINFO_UNAVAIL",
+                                            "PAM_AUTHINFO_UNAVAIL"]
+    for r in outcomes:
+        assert r.open_fds[0] >= 0 and r.open_fds[0] == r.open_fds[1], r
