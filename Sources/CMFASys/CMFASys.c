@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CMFASys.h"
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -62,4 +63,14 @@ void mfa_write_stderr(const char *text) {
         text += n;
         left -= (size_t)n;
     }
+}
+
+int mfa_unix_address(const char *path, struct sockaddr_un *address, socklen_t *length) {
+    size_t n = strlen(path);
+    if (n >= sizeof(address->sun_path)) { errno = ENAMETOOLONG; return -1; }
+    memset(address, 0, sizeof(*address));
+    address->sun_family = AF_UNIX;
+    memcpy(address->sun_path, path, n + 1);
+    *length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return 0;
 }

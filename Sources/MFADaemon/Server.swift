@@ -84,15 +84,10 @@ public final class Server {
     /// A socket file left by a crashed daemon is replaced; one that still answers is not.
     static func bindListeningSocket(path: String) throws -> Int32 {
         var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        var length = socklen_t(0)
+        guard mfa_unix_address(path, &address, &length) == 0 else {
             throw ServerError("socket path \(path) is too long for a Unix socket")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in pathBytes.enumerated() { raw[i] = b }
-        }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + pathBytes.count + 1)
         let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !parent.isEmpty { mkdir(parent, 0o755) }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CMFASys
 import MFAProtocol
 
 /// Why the CLI could not get an answer; each names the socket so the admin knows where to look.
@@ -55,15 +56,12 @@ struct DaemonClient {
 
     func connectSocket() throws -> Int32 {
         var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        var length = socklen_t(0)
+        guard mfa_unix_address(socketPath, &address, &length) == 0 else {
             throw ClientError(description: "socket path \(socketPath) is too long")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw ClientError.unreachable(socketPath, errno) }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
         let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
         if rc != 0 && errno != EINPROGRESS && errno != EAGAIN {
             let e = errno

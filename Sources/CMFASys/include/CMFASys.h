@@ -2,6 +2,8 @@
 #define CMFASYS_H
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 /// Credentials of the process at the other end of a connected Unix socket (SO_PEERCRED).
 /// Returns 0 and fills the out-parameters, or -1 with errno set.
@@ -24,4 +26,6 @@ int mfa_accept_nonblocking(int listen_fd);
 
 /// Writes a whole line to stderr with one write(2) so concurrent log lines do not interleave.
 void mfa_write_stderr(const char *text);
+/// Fills a Unix socket address for `path`; returns 0, or -1 (errno ENAMETOOLONG) if it does not fit.
+int mfa_unix_address(const char *path, struct sockaddr_un *address, socklen_t *length);
 #endif
