@@ -11,6 +11,9 @@ public enum MFAMode: String, Sendable, CaseIterable {
 /// What the daemon decided before asking anything: whether to prompt, or the verdict straight away.
 public enum LoginDecision: Sendable, Equatable {
     case askForCode
+    /// The user has no enrollment and may create one at this login (issue 4: QR code in the prompt).
+    /// `mandatory`: without it the login is refused; otherwise an empty answer skips (PAM_IGNORE).
+    case offerEnrollment(mandatory: Bool)
     case ignore(reason: String)
     case deny(reason: String)
 }

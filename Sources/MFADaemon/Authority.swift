@@ -84,6 +84,10 @@ public final class Authority {
         switch Policy.decide(mode: config.mode, enrolled: record != nil) {
         case .ignore(let reason): return verdict(.ignore, reason, user: user.value)
         case .deny(let reason): return verdict(.denied, reason, user: user.value)
+        case .offerEnrollment(let mandatory):
+            // Enrollment at login is not built yet (issue 4): behave as the plain mode table says.
+            return mandatory ? verdict(.denied, "not enrolled, mode required", user: user.value)
+                             : verdict(.ignore, "not enrolled, mode optional", user: user.value)
         case .askForCode:
             let session = LoginSession(request: request, user: user, peer: peer)
             return .ask(.converse([ConversationMessage(.promptEchoOff, Authority.prompt)]), session)
