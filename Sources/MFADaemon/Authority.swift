@@ -25,9 +25,20 @@ public struct DaemonEnvironment: Sendable {
 
 /// A login waiting for the user's answer.
 public struct LoginSession: Sendable {
+    /// What the answer is for.
+    public enum Purpose: Sendable {
+        /// A TOTP or recovery code.
+        case code
+        /// Locked out: the prompt looks the same, but no answer is checked, so right and wrong
+        /// codes get the same answer in the same time.
+        case locked(until: Int64, reason: String)
+        /// The grace-period notice was shown; Enter continues without a code.
+        case graceNotice(until: Int64)
+    }
     public var request: LoginBegin
     public var user: UserName
     public var peer: Peer
+    public var purpose: Purpose = .code
 }
 
 /// The outcome of one request: frames to send, and whether the login continues.
@@ -44,13 +55,16 @@ public final class Authority {
     let store: FileStore
     let environment: DaemonEnvironment
     let logger: Logger
+    let books: Bookkeeper
     public static let prompt = "Verification code: "
+    public static let continuePrompt = "Press Enter to continue: "
 
-    public init(config: DaemonConfig, store: FileStore, environment: DaemonEnvironment, logger: Logger) {
+    public init(config: DaemonConfig, store: FileStore, environment: DaemonEnvironment, logger: Logger) throws(StoreError) {
         self.config = config
         self.store = store
         self.environment = environment
         self.logger = logger
+        self.books = try Bookkeeper(store: store, logger: logger)
     }
 
     // MARK: login
@@ -74,24 +88,52 @@ public final class Authority {
             return verdict(.denied, "peer \(peer) may not ask about another user", user: user.value)
         }
         if config.mode == .off { return verdict(.ignore, "mode off", user: user.value) }
-        let record: UserRecord?
+        let outcome: PolicyOutcome
         do {
-            record = try store.load(user)
+            outcome = try evaluate(user: user, service: request.service, rhost: request.rhost, sideEffects: true).outcome
         } catch {
             logger.error("\(error)")
             return verdict(.unavailable, "user file unusable", user: user.value)
         }
-        switch Policy.decide(mode: config.mode, enrolled: record != nil) {
+        let session = LoginSession(request: request, user: user, peer: peer)
+        switch outcome.decision {
         case .ignore(let reason): return verdict(.ignore, reason, user: user.value)
         case .deny(let reason): return verdict(.denied, reason, user: user.value)
         case .offerEnrollment(let mandatory):
             // Enrollment at login is not built yet (issue 4): behave as the plain mode table says.
-            return mandatory ? verdict(.denied, "not enrolled, mode required", user: user.value)
-                             : verdict(.ignore, "not enrolled, mode optional", user: user.value)
+            return mandatory ? verdict(.denied, "not enrolled, MFA required", user: user.value)
+                             : verdict(.ignore, "not enrolled, MFA optional", user: user.value)
         case .askForCode:
-            let session = LoginSession(request: request, user: user, peer: peer)
             return .ask(.converse([ConversationMessage(.promptEchoOff, Authority.prompt)]), session)
+        case .locked(let until, let reason):
+            var locked = session
+            locked.purpose = .locked(until: until, reason: reason)
+            return .ask(.converse([ConversationMessage(.promptEchoOff, Authority.prompt)]), locked)
+        case .grace(let until):
+            var notice = session
+            notice.purpose = .graceNotice(until: until)
+            let text = "Multi-factor authentication is required for \(user.value) on this host from \(UTCTime.format(until)). "
+                + "Until then you may log in without a code. Set it up now with: mfagate enroll"
+            return .ask(.converse([ConversationMessage(.textInfo, text), ConversationMessage(.promptEchoOn, Authority.continuePrompt)]), notice)
         }
+    }
+
+    /// Gathers the facts for the policy (user file, NSS groups, books) and evaluates it. With
+    /// `sideEffects`, an unenrolled user who needs MFA is remembered as seen (grace starts now).
+    func evaluate(user: UserName, service: String, rhost: String, sideEffects: Bool) throws(StoreError) -> (outcome: PolicyOutcome, record: UserRecord?) {
+        let now = environment.now()
+        let record = try store.load(user)
+        let needsGroups = !config.requireGroups.isEmpty || !config.exemptGroups.isEmpty
+        let groups = needsGroups ? Accounts.groups(ofUser: user.value) : []
+        var firstSeen = books.firstSeen.users[user.value]
+        if record == nil && config.gracePeriod > 0 && firstSeen == nil
+            && Policy.requirement(config, user: user.value, groups: groups).required == true {
+            firstSeen = sideEffects ? books.noteFirstSeen(user.value, now: now) : now
+        }
+        let facts = LoginFacts(user: user.value, service: service, rhost: rhost, groups: groups, enrolled: record != nil,
+                               firstSeen: firstSeen, userLockedUntil: books.userLockedUntil(user.value, now: now),
+                               rhostBlockedUntil: books.rhostBlockedUntil(rhost, now: now), now: now)
+        return (Policy.evaluate(config, facts), record)
     }
 
     /// Checks the answer against a fresh read of the file (another login may have used a code
@@ -101,6 +143,19 @@ public final class Authority {
             logDecision(session.request, user: session.user.value, peer: session.peer, result: result, reason: reason)
             return .verdict(result, reason: reason)
         }
+        let now = environment.now()
+        switch session.purpose {
+        case .locked(let until, let reason):
+            return verdict(.locked, "\(reason), locked until \(UTCTime.format(until))")
+        case .graceNotice(let until):
+            return verdict(.ignore, "not enrolled, in grace period until \(UTCTime.format(until))")
+        case .code:
+            break
+        }
+        // Locked while the user was typing (parallel guesses): nothing more is checked.
+        if let until = books.rhostBlockedUntil(session.request.rhost, now: now) ?? books.userLockedUntil(session.user.value, now: now) {
+            return verdict(.locked, "too many wrong codes, locked until \(UTCTime.format(until))")
+        }
         let record: UserRecord?
         do {
             record = try store.load(session.user)
@@ -109,25 +164,33 @@ public final class Authority {
             return verdict(.unavailable, "user file unusable")
         }
         guard var record else { return verdict(.denied, "enrollment removed during login") }
-        let now = environment.now()
         let compact = typed.filter { $0 != " " && $0 != "\t" }
+        var denial = "wrong code"
         if !compact.isEmpty && compact.allSatisfy({ $0.isASCII && $0.isNumber }) {
             if let step = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
-                                        window: config.window, lastUsedStep: record.lastUsedStep) {
+                                        window: config.window, lastUsedStep: record.lastUsedStep, drift: record.drift) {
                 record.lastUsedStep = step
                 record.lastSuccess = now
-                return persist(record, then: verdict(.success, "totp"), else: verdict)
+                record.drift = OTP.learntDrift(acceptedStep: step, unixTime: now, period: record.parameters.period)
+                return persist(record, then: succeeded(verdict(.success, "totp"), session, now), else: verdict)
             }
             let replay = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
-                                       window: config.window, lastUsedStep: nil) != nil
-            return verdict(.denied, replay ? "replayed code" : "wrong code")
-        }
-        if let index = RecoveryCodes.match(typed: typed, stored: record.recoveryCodes) {
+                                       window: config.window, lastUsedStep: nil, drift: record.drift) != nil
+            if replay { denial = "replayed code" }
+        } else if let index = RecoveryCodes.match(typed: typed, stored: record.recoveryCodes) {
             record.recoveryCodes.remove(at: index)
             record.lastSuccess = now
-            return persist(record, then: verdict(.success, "recovery code, \(record.recoveryCodes.count) left"), else: verdict)
+            let left = record.recoveryCodes.count
+            return persist(record, then: succeeded(verdict(.success, "recovery code, \(left) left"), session, now), else: verdict)
         }
-        return verdict(.denied, "wrong code")
+        let message = verdict(.denied, denial)
+        books.recordFailure(user: session.user.value, rhost: session.request.rhost, config: config, now: now)
+        return message
+    }
+
+    func succeeded(_ message: DaemonMessage, _ session: LoginSession, _ now: Int64) -> DaemonMessage {
+        books.recordSuccess(user: session.user.value, config: config, now: now)
+        return message
     }
 
     func persist(_ record: UserRecord, then success: @autoclosure () -> DaemonMessage,
@@ -221,6 +284,55 @@ public final class Authority {
             logger.error("\(error)")
             return .error(.storageFailure, message: "\(error)")
         }
+    }
+
+    // MARK: policy administration
+
+    public func check(user raw: String, service: String, rhost: String, version: UInt8, peer: Peer) -> DaemonMessage {
+        guard version == WireProtocol.version else { return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command") }
+        guard peer.isRoot else {
+            return refuse(.notAllowed, "only root may ask how the policy treats a user", peer: peer, action: "check")
+        }
+        let user: UserName
+        do { user = try UserName(validating: raw) } catch { return .error(.invalidUserName, message: "\(error)") }
+        do {
+            let (outcome, record) = try evaluate(user: user, service: service, rhost: rhost, sideEffects: false)
+            var until: Int64 = 0
+            let reason: String
+            switch outcome.decision {
+            case .askForCode: reason = "a verification code is needed"
+            case .offerEnrollment(let mandatory):
+                reason = mandatory ? "not enrolled: must enroll at this login" : "not enrolled: may enroll at this login or skip"
+            case .ignore(let why): reason = "no code needed (\(why))"
+            case .deny(let why): reason = "login refused (\(why))"
+            case .grace(let t): until = t; reason = "not enrolled, in grace period: no code needed until \(UTCTime.format(t))"
+            case .locked(let t, let why): until = t; reason = "locked out (\(why)) until \(UTCTime.format(t))"
+            }
+            let effective = config.mode == .off ? "no code needed (mode off)" : reason
+            return .checked(CheckReply(decision: outcome.decision.word, reason: effective, rule: outcome.rule, until: until,
+                                       enrolled: record != nil))
+        } catch {
+            logger.error("\(error)")
+            return .error(.storageFailure, message: "\(error)")
+        }
+    }
+
+    public func unlock(user raw: String, rhost: String, version: UInt8, peer: Peer) -> DaemonMessage {
+        guard version == WireProtocol.version else { return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command") }
+        guard peer.isRoot else {
+            return refuse(.notAllowed, "only root may unlock", peer: peer, action: "unlock")
+        }
+        var user: String? = nil
+        if !raw.isEmpty {
+            do { user = try UserName(validating: raw).value } catch { return .error(.invalidUserName, message: "\(error)") }
+        }
+        if !rhost.isEmpty && LockoutBook.rhostKey(rhost) == nil {
+            return .error(.badRequest, message: "\"\(loggable(rhost))\" is not an address")
+        }
+        let cleared = books.unlock(user: user, rhost: rhost.isEmpty ? nil : rhost, config: config, now: environment.now())
+        let what = cleared.isEmpty ? "nothing was locked" : "unlocked " + cleared.joined(separator: " and ")
+        logger.notice("unlock", metadata: ["user": "\(user ?? "-")", "rhost": "\(loggable(rhost))", "peer": "\(peer)", "result": "\(what)"])
+        return .done(message: what)
     }
 
     // MARK: helpers

@@ -248,6 +248,10 @@ public final class Server {
             finish(authority.enroll(request, peer: connection.peer), on: connection)
         case (.awaitingRequest, .status(let version, let user)):
             finish(authority.status(user: user, version: version, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .check(let version, let user, let service, let rhost)):
+            finish(authority.check(user: user, service: service, rhost: rhost, version: version, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .unlock(let version, let user, let rhost)):
+            finish(authority.unlock(user: user, rhost: rhost, version: version, peer: connection.peer), on: connection)
         default:
             logger.warning("protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "message out of order"])
             if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }

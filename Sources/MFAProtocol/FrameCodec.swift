@@ -61,6 +61,7 @@ struct Writer {
     var bytes: [UInt8] = [0, 0, 0, 0]
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u16(_ v: UInt16) { bytes.append(UInt8(v >> 8)); bytes.append(UInt8(v & 0xFF)) }
+    mutating func u64(_ v: UInt64) { for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) } }
     mutating func str(_ s: String) throws(FrameError) {
         let utf8 = Array(s.utf8)
         guard utf8.count <= 0xFFFF else { throw .badValue("string longer than 65535 bytes") }
@@ -92,6 +93,11 @@ struct Reader {
         let hi = try u8(), lo = try u8()
         return UInt16(hi) << 8 | UInt16(lo)
     }
+    mutating func u64() throws(FrameError) -> UInt64 {
+        var v: UInt64 = 0
+        for _ in 0..<8 { v = v << 8 | UInt64(try u8()) }
+        return v
+    }
     mutating func str() throws(FrameError) -> String {
         let n = Int(try u16())
         guard bytes.count - index >= n else { throw .truncated }
@@ -122,6 +128,10 @@ public enum FrameCodec {
             w.u8(e.replaceExisting ? 1 : 0)
         case .status(let version, let user):
             w.u8(Tag.status.rawValue); w.u8(version); try w.str(user)
+        case .check(let version, let user, let service, let rhost):
+            w.u8(Tag.check.rawValue); w.u8(version); try w.str(user); try w.str(service); try w.str(rhost)
+        case .unlock(let version, let user, let rhost):
+            w.u8(Tag.unlock.rawValue); w.u8(version); try w.str(user); try w.str(rhost)
         }
         return try w.finish()
     }
@@ -149,6 +159,14 @@ public enum FrameCodec {
         case .status:
             let version = try r.u8()
             message = .status(version: version, user: try r.str())
+        case .check:
+            let version = try r.u8()
+            let user = try r.str(), service = try r.str(), rhost = try r.str()
+            message = .check(version: version, user: user, service: service, rhost: rhost)
+        case .unlock:
+            let version = try r.u8()
+            let user = try r.str(), rhost = try r.str()
+            message = .unlock(version: version, user: user, rhost: rhost)
         default:
             throw .unknownTag(tagByte)
         }
@@ -175,6 +193,11 @@ public enum FrameCodec {
         case .status(let s):
             w.u8(Tag.statusReply.rawValue); try w.str(s.user); w.u8(s.enrolled ? 1 : 0)
             w.u16(UInt16(clamping: s.recoveryCodesLeft))
+        case .checked(let c):
+            w.u8(Tag.checked.rawValue); try w.str(c.decision); try w.str(c.reason); try w.str(c.rule)
+            w.u64(UInt64(bitPattern: c.until)); w.u8(c.enrolled ? 1 : 0)
+        case .done(let text):
+            w.u8(Tag.done.rawValue); try w.str(text)
         case .error(let code, let text):
             w.u8(Tag.error.rawValue); w.u16(code.rawValue); try w.str(text)
         }
@@ -210,6 +233,12 @@ public enum FrameCodec {
             let user = try r.str()
             let enrolled = try r.u8() != 0
             message = .status(StatusReply(user: user, enrolled: enrolled, recoveryCodesLeft: Int(try r.u16())))
+        case .checked:
+            let decision = try r.str(), reason = try r.str(), rule = try r.str()
+            let until = Int64(bitPattern: try r.u64())
+            message = .checked(CheckReply(decision: decision, reason: reason, rule: rule, until: until, enrolled: try r.u8() != 0))
+        case .done:
+            message = .done(message: try r.str())
         case .error:
             let raw = try r.u16()
             message = .error(ErrorCode(rawValue: raw) ?? .badRequest, message: try r.str())

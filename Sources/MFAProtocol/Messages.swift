@@ -69,6 +69,28 @@ public enum ClientMessage: Sendable, Equatable {
     case enroll(EnrollRequest)
     /// Empty user: the peer's own.
     case status(version: UInt8, user: String)
+    /// What would a login of this user, service and address get now? (root; no side effects)
+    case check(version: UInt8, user: String, service: String, rhost: String)
+    /// Clear the lockout of a user and/or an address (root; either may be empty).
+    case unlock(version: UInt8, user: String, rhost: String)
+}
+
+/// The answer to `check`: the decision, the human reason, the rule that made it, and a deadline.
+public struct CheckReply: Sendable, Equatable {
+    /// A stable word: code, enroll, ignore, refuse, grace, locked.
+    public var decision: String
+    public var reason: String
+    public var rule: String
+    /// Unix time until which a grace period or lockout lasts; 0 if none.
+    public var until: Int64
+    public var enrolled: Bool
+    public init(decision: String, reason: String, rule: String, until: Int64, enrolled: Bool) {
+        self.decision = decision
+        self.reason = reason
+        self.rule = rule
+        self.until = until
+        self.enrolled = enrolled
+    }
 }
 
 public struct EnrolledReply: Sendable, Equatable {
@@ -100,10 +122,13 @@ public enum DaemonMessage: Sendable, Equatable {
     case verdict(VerdictResult, reason: String)
     case enrolled(EnrolledReply)
     case status(StatusReply)
+    case checked(CheckReply)
+    /// An admin request was carried out; the message says what changed.
+    case done(message: String)
     case error(ErrorCode, message: String)
 }
 
 enum Tag: UInt8 {
-    case loginBegin = 0x01, reply = 0x02, cancel = 0x03, enroll = 0x10, status = 0x11
-    case converse = 0x81, verdict = 0x82, enrolled = 0x90, statusReply = 0x91, error = 0x9F
+    case loginBegin = 0x01, reply = 0x02, cancel = 0x03, enroll = 0x10, status = 0x11, check = 0x20, unlock = 0x21
+    case converse = 0x81, verdict = 0x82, enrolled = 0x90, statusReply = 0x91, error = 0x9F, checked = 0xA0, done = 0xA1
 }

@@ -15,6 +15,8 @@ public struct UserRecord: Sendable, Equatable {
     public var lastSuccess: Int64?
     /// Recovery codes not used yet; a used one is removed, so the count left is this count.
     public var recoveryCodes: [RecoveryCodes.Hashed]
+    /// Learnt clock drift of the user's device, in time steps: the window is centred there.
+    public var drift: Int = 0
 
     public init(user: UserName, parameters: OTPParameters, secret: [UInt8], created: Int64,
                 lastUsedStep: Int64? = nil, lastSuccess: Int64? = nil, recoveryCodes: [RecoveryCodes.Hashed]) {
@@ -47,6 +49,7 @@ public enum UserFileFormat {
                      "period \(r.parameters.period)", "secret \(Base32.encode(r.secret))", "created \(r.created)"]
         if let step = r.lastUsedStep { lines.append("last_step \(step)") }
         if let t = r.lastSuccess { lines.append("last_success \(t)") }
+        if r.drift != 0 { lines.append("drift \(r.drift)") }
         for code in r.recoveryCodes { lines.append("recovery \(hex(code.salt)):\(hex(code.hash))") }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -80,7 +83,7 @@ public enum UserFileFormat {
                       salt.count == 16, hash.count == 32 else { throw fail(lineNumber, "bad recovery code entry") }
                 recovery.append(RecoveryCodes.Hashed(salt: salt, hash: hash))
                 if recovery.count > 100 { throw fail(lineNumber, "too many recovery codes") }
-            case "user", "method", "algorithm", "digits", "period", "secret", "created", "last_step", "last_success":
+            case "user", "method", "algorithm", "digits", "period", "secret", "created", "last_step", "last_success", "drift":
                 if fields[key] != nil { throw fail(lineNumber, "`\(key)` appears twice") }
                 fields[key] = (lineNumber, value)
             default:
@@ -120,8 +123,13 @@ public enum UserFileFormat {
             guard let v = Int64(text) else { throw fail(line, "bad last_success") }
             lastSuccess = v
         }
-        return UserRecord(user: expectedUser, parameters: parameters, secret: secret, created: created,
-                          lastUsedStep: lastStep, lastSuccess: lastSuccess, recoveryCodes: recovery)
+        var record = UserRecord(user: expectedUser, parameters: parameters, secret: secret, created: created,
+                                lastUsedStep: lastStep, lastSuccess: lastSuccess, recoveryCodes: recovery)
+        if let (line, text) = fields["drift"] {
+            guard let v = Int(text), abs(v) <= OTP.maximumDrift else { throw fail(line, "bad drift") }
+            record.drift = v
+        }
+        return record
     }
 
     static func hex(_ bytes: [UInt8]) -> String {
