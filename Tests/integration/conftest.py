@@ -19,8 +19,9 @@ def artefacts():
 def daemon_factory():
     made = []
 
-    def make(mode="optional", extra_config="", start=True, run_as=None):
-        d = Daemon(mode, extra_config, run_as=run_as)
+    def make(mode="optional", extra_config="", start=True, run_as=None, accounts=None, daemon_args=()):
+        d = Daemon(mode, extra_config, run_as=run_as, accounts=accounts)
+        d.daemon_args = list(daemon_args)
         made.append(d)
         return d.start() if start else d
 

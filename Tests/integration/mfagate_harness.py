@@ -51,11 +51,16 @@ def wrong_code(code: str) -> str:
 
 
 class Daemon:
-    def __init__(self, mode: str = "optional", extra_config: str = "", run_as: str | None = None):
-        """run_as: an unprivileged account to run the daemon as (its state dir is chowned to it)."""
+    def __init__(self, mode: str = "optional", extra_config: str = "", run_as: str | None = None,
+                 accounts: dict[str, list[str]] | None = None):
+        """run_as: an unprivileged account to run the daemon as (its state dir is chowned to it).
+        accounts: {user: [groups]} that exist for the daemon only: it runs in a private mount
+        namespace whose /etc/passwd and /etc/group are temp copies with these added."""
         self.dir = Path(tempfile.mkdtemp(prefix="mfagate-it-"))
         os.chmod(self.dir, 0o755)
         self.run_as = run_as
+        self.accounts = accounts or {}
+        self.daemon_args: list[str] = []
         self.state = self.dir / "state"
         self.state.mkdir(mode=0o700)
         run_dir = self.dir / "run"
@@ -81,9 +86,12 @@ class Daemon:
     def start(self, expect_ready: bool = True) -> "Daemon":
         offset = len(self.log())
         log = open(self.log_path, "ab")
-        cmd = [str(self.readable_copy(MFAGATED) if self.run_as else MFAGATED), "--config", str(self.config)]
+        cmd = [str(self.readable_copy(MFAGATED) if self.run_as else MFAGATED), "--config", str(self.config),
+               *self.daemon_args]
         if self.run_as:
             cmd = as_account(self.run_as, cmd)
+        if self.accounts:
+            cmd = self._with_accounts(cmd)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         log.close()
         if expect_ready:
@@ -96,6 +104,26 @@ class Daemon:
                 time.sleep(0.02)
             raise RuntimeError("mfagated did not become ready: " + self.log())
         return self
+
+    def _with_accounts(self, cmd: list[str]) -> list[str]:
+        passwd = Path("/etc/passwd").read_text()
+        group_lines = Path("/etc/group").read_text().splitlines()
+        users = []
+        for i, name in enumerate(sorted(self.accounts)):
+            uid = 31000 + i
+            users.append(f"{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin")
+            group_lines.append(f"{name}:x:{uid}:")
+        members: dict[str, list[str]] = {}
+        for name, groups in self.accounts.items():
+            for g in groups:
+                members.setdefault(g, []).append(name)
+        for j, (g, names) in enumerate(sorted(members.items())):
+            group_lines.append(f"{g}:x:{32000 + j}:{','.join(sorted(names))}")
+        (self.dir / "passwd").write_text(passwd + "\n".join(users) + "\n")
+        (self.dir / "group").write_text("\n".join(group_lines) + "\n")
+        script = 'mount -n --bind "$1" /etc/passwd && mount -n --bind "$2" /etc/group && shift 2 && exec "$@"'
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                str(self.dir / "passwd"), str(self.dir / "group"), *cmd]
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.proc is None:
@@ -148,6 +176,11 @@ class Daemon:
             shutil.copy2(path, copy)
             os.chmod(copy, 0o755)
         return copy
+
+    def check(self, user: str, service: str = "sshd", rhost: str = "") -> dict:
+        import json
+        args = ["check", "--user", user, "--service", service, "--json"] + (["--rhost", rhost] if rhost else [])
+        return json.loads(self.cli(*args, check=True).stdout)
 
     def pam(self, user: str, *answers: str, service: str | None = None, args: str = "", as_user: str | None = None,
             rhost: str | None = None, timeout: float = 30) -> "PamResult":
