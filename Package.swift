@@ -45,5 +45,6 @@ let package = Package(
         .testTarget(name: "MFACoreTests", dependencies: ["MFACore"]),
         .testTarget(name: "MFAProtocolTests", dependencies: ["MFAProtocol"]),
         .testTarget(name: "MFAStoreTests", dependencies: ["MFAStore", "MFACore"]),
+        .testTarget(name: "MFADaemonTests", dependencies: ["MFADaemon", .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -77,7 +77,8 @@ public enum JournalFields {
         return fields
     }
 
-    /// Sends fields to journald with sd_journal_sendv; returns 0 or -errno (e.g. -ENOENT, no journal).
+    /// Sends fields to journald with sd_journal_sendv; returns 0 or -errno. Note that libsystemd
+    /// returns 0 without sending when there is no journal socket at all (see shouldUseJournal).
     public static func send(_ fields: [String]) -> Int32 {
         let limited = fields.prefix(64)
         var blob: [UInt8] = []
@@ -101,9 +102,15 @@ public enum JournalFields {
         }
     }
 
-    /// True when systemd connected stderr to journald (JOURNAL_STREAM names our stderr), the sign
-    /// that structured entries should replace plain lines.
-    public static var stderrIsJournal: Bool { mfa_stderr_is_journal_stream() != 0 }
+    /// journald's socket for native entries (the path libsystemd writes to).
+    public static let journalSocketPath = "/run/systemd/journal/socket"
+
+    /// True when systemd connected stderr to journald (JOURNAL_STREAM names our stderr) and the
+    /// journal's socket is there: then structured entries replace plain lines. The socket is checked
+    /// because sd_journal_sendv drops entries silently (returns 0) when it is missing.
+    public static var shouldUseJournal: Bool {
+        mfa_stderr_is_journal_stream() != 0 && access(journalSocketPath, W_OK) == 0
+    }
 }
 
 /// swift-log back end for journald: one structured entry per event (fields as JournalFields.make).

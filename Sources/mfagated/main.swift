@@ -61,7 +61,7 @@ struct MFAGated: ParsableCommand {
         }
         let level: Logger.Level = debug ? .debug : .info
         // Under systemd stderr is journald's stream: send structured entries instead of plain lines.
-        if JournalFields.stderrIsJournal {
+        if JournalFields.shouldUseJournal {
             LoggingSystem.bootstrap { _ in JournalLogHandler(level: level) }
         } else {
             LoggingSystem.bootstrap { _ in LineLogHandler(level: level) }
