@@ -12,7 +12,7 @@ Steps: apt install ./the.deb -> files, modes, user, conffile where listed -> sys
 of the installed units -> pam-auth-update --enable puts pam_mfagate after the password in
 common-auth -> the installed daemon starts socket-activated as _mfagate -> a real SSH login with the
 installed module and the generated common-auth asks for the password and a code (oathtool) and is
-let in; a wrong code is refused -> sudo through the same stack asks for both -> pam-auth-update
+let in; a wrong code is refused -> sudo and su through the same stack ask for both -> pam-auth-update
 --disable -> apt remove (profile gone from common-auth) -> apt purge (state, conffile gone).
 """
 from __future__ import annotations
@@ -227,7 +227,7 @@ def main() -> int:
         log("sudo through the same stack")
         r(f"echo '{USER} ALL=(ALL) ALL' > /etc/sudoers.d/check && chmod 0440 /etc/sudoers.d/check")
         wait_for_next_step()
-        child = root.pty(f"su - {USER} -c 'sudo -k; sudo echo SUDO-OK'")
+        child = root.pty(f"su --pty - {USER} -c 'sudo -k; sudo echo SUDO-OK'")
         child.expect(r"[Pp]assword")
         child.sendline(PASSWORD)
         child.expect("Verification code: ")
@@ -235,6 +235,17 @@ def main() -> int:
         child.expect(pexpect.EOF)
         assert "SUDO-OK" in child.before, child.before
         log("sudo: password then code asked and accepted")
+
+        log("su through the same stack, answered with a recovery code")
+        r("useradd --create-home --shell /bin/bash othercheck")
+        child = root.pty(f"su --pty - othercheck -c 'su - {USER} -c \"echo SU-OK\"'")
+        child.expect(r"[Pp]assword")
+        child.sendline(PASSWORD)
+        child.expect("Verification code: ")
+        child.sendline(enrolled["recovery_codes"][0])
+        child.expect(pexpect.EOF)
+        assert "SU-OK" in child.before, child.before
+        log("su: password then recovery code asked and accepted")
 
         stop(sshd)
         sshd = None
