@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CC ?= cc
 SWIFT ?= swift
 BUILD := build
-SWIFT_RELEASE_FLAGS := -c release --static-swift-stdlib
+SWIFT_RELEASE_FLAGS := -c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now
 SHIM_SRC := Sources/pam_mfagate/pam_mfagate.c Sources/pam_mfagate/mfg_frame.c
 SHIM_HDR := Sources/pam_mfagate/mfg_frame.h
 SHIM_CFLAGS := -std=c11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE \
@@ -52,6 +52,15 @@ clean:
 	rm -rf $(BUILD) .build
 
 # libFuzzer run of the shim's frame decoder (Tests/integration/fuzz/README.md); FUZZ_SECONDS=30.
+# The Debian package (Packaging/, README "Installing the Debian package"): build/mfagate_<version>_amd64.deb.
+.PHONY: deb check-deb
+deb:
+	bash Packaging/build-deb.sh
+
+# Installs the .deb into a clean Debian 12 root and proves it works there (Packaging/check-deb.sh).
+check-deb: deb
+	bash Packaging/check-deb.sh
+
 .PHONY: fuzz-shim
 fuzz-shim:
 	@mkdir -p $(BUILD)

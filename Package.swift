@@ -19,6 +19,9 @@ let package = Package(
         .systemLibrary(name: "CMFACrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Linux details Swift's Glibc module does not show (struct ucred needs _GNU_SOURCE, signalfd).
         .target(name: "CMFASys"),
+        // libsystemd (libsystemd-dev): socket activation, sd_notify, and journal entries (sd_journal_sendv
+        // wrapped because sd_journal_send is variadic).
+        .target(name: "CMFASystemd", linkerSettings: [.linkedLibrary("systemd")]),
         // Pure logic, no I/O, time passed in: OTP, base32, recovery codes, user names, config, policy.
         .target(name: "MFACore", dependencies: ["CMFACrypto"]),
         // The wire protocol (docs/protocol.md): frame codec and message types. No I/O.
@@ -27,7 +30,7 @@ let package = Package(
         .target(name: "MFAStore", dependencies: ["MFACore", "CMFASys"]),
         // Sockets, peer credentials, connection state machines, lifecycle.
         .target(name: "MFADaemon", dependencies: [
-            "MFACore", "MFAProtocol", "MFAStore", "CMFASys",
+            "MFACore", "MFAProtocol", "MFAStore", "CMFASys", "CMFASystemd",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "mfagated", dependencies: [
@@ -42,5 +45,6 @@ let package = Package(
         .testTarget(name: "MFACoreTests", dependencies: ["MFACore"]),
         .testTarget(name: "MFAProtocolTests", dependencies: ["MFAProtocol"]),
         .testTarget(name: "MFAStoreTests", dependencies: ["MFAStore", "MFACore"]),
+        .testTarget(name: "MFADaemonTests", dependencies: ["MFADaemon", .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -5,7 +5,7 @@ import CMFASys
 import Logging
 
 /// swift-log back end writing one plain line per event to stderr: `LEVEL message key=value ...`.
-/// (journald gets structured fields in a later step; see issue 6.)
+/// Used when stderr is not journald's stream (see JournalLogHandler for the structured entries).
 public struct LineLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -17,14 +17,20 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = "\(event.level) \(event.message)"
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for key in merged.keys.sorted() {
-            let value = "\(merged[key]!)"
+        let line = "\(event.level) " + LineLogHandler.render(message: "\(event.message)", metadata: merged) + "\n"
+        line.withCString { mfa_write_stderr($0) }
+    }
+
+    /// `message key=value ...` with keys sorted and values quoted if they hold a space or are empty;
+    /// the same text is the MESSAGE of a journal entry.
+    public static func render(message: String, metadata: Logger.Metadata) -> String {
+        var line = message
+        for key in metadata.keys.sorted() {
+            let value = "\(metadata[key]!)"
             let quoted = value.contains(" ") || value.isEmpty ? "\"\(value)\"" : value
             line += " \(key)=\(quoted)"
         }
-        line += "\n"
-        line.withCString { mfa_write_stderr($0) }
+        return line
     }
 }

@@ -58,20 +58,39 @@ public final class Server {
     let listenFD: Int32
     let signalFD: Int32
     let socketPath: String
+    /// False when systemd passed the socket: the socket unit owns its file, so it is not unlinked.
+    let ownsSocketFile: Bool
+    /// Milliseconds between WATCHDOG=1 pings when systemd asked for a watchdog.
+    let watchdogPingInterval: Int64?
+    var nextWatchdogPing: Int64 = 0
     var connections: [Int32: Connection] = [:]
     var draining = false
     var drainDeadline: Int64 = 0
     /// Called on SIGHUP; returns the new config or nil (the error already logged) to keep the old one.
     public var reloadConfig: (() -> DaemonConfig?)?
 
-    public init(authority: Authority, socketPath: String, limits: ServerLimits = ServerLimits(), logger: Logger) throws {
+    /// `inheritedSocket`: a listening socket passed by systemd (see ServiceManager); nil to bind `socketPath`.
+    public init(authority: Authority, socketPath: String, inheritedSocket: Int32? = nil,
+                limits: ServerLimits = ServerLimits(), logger: Logger) throws {
         self.authority = authority
         self.logger = logger
         self.limits = limits
-        self.socketPath = socketPath
+        watchdogPingInterval = ServiceManager.watchdogPingInterval()
         signalFD = mfa_signalfd_for_lifecycle()
         guard signalFD >= 0 else { throw ServerError.system("setting up signal handling for", "mfagated") }
-        listenFD = try Server.bindListeningSocket(path: socketPath)
+        if let inheritedSocket {
+            listenFD = inheritedSocket
+            ownsSocketFile = false
+            let boundPath = ServiceManager.boundPath(of: inheritedSocket) ?? socketPath
+            if boundPath != socketPath {
+                logger.warning("socket-activated on \(boundPath); the configured socket \(socketPath) is not used")
+            }
+            self.socketPath = boundPath
+        } else {
+            listenFD = try Server.bindListeningSocket(path: socketPath)
+            ownsSocketFile = true
+            self.socketPath = socketPath
+        }
     }
 
     static func monotonicNow() -> Int64 {
@@ -119,13 +138,20 @@ public final class Server {
 
     /// Serves until SIGTERM or SIGINT, then lets in-flight logins finish (bounded) and returns.
     public func run() {
-        logger.notice("ready", metadata: ["socket": "\(socketPath)", "mode": "\(authority.config.mode)"])
+        logger.notice("ready", metadata: ["socket": "\(socketPath)", "mode": "\(authority.config.mode)",
+                                          "activation": "\(ownsSocketFile ? "standalone" : "systemd")"])
+        ServiceManager.notify("READY=1\nSTATUS=serving on \(socketPath), mode \(authority.config.mode)")
         while true {
             let now = Server.monotonicNow()
             if draining && (connections.isEmpty || now >= drainDeadline) { break }
+            if let watchdogPingInterval, now >= nextWatchdogPing {
+                ServiceManager.notify("WATCHDOG=1")
+                nextWatchdogPing = now + watchdogPingInterval
+            }
             var fds: [pollfd] = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
             if !draining { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
             var nextDeadline = draining ? drainDeadline : now + 60_000
+            if watchdogPingInterval != nil { nextDeadline = min(nextDeadline, nextWatchdogPing) }
             for connection in connections.values {
                 var events = Int16(POLLIN)
                 if !connection.output.isEmpty { events |= Int16(POLLOUT) }
@@ -151,7 +177,7 @@ public final class Server {
         }
         for connection in Array(connections.values) { drop(connection) }
         close(listenFD)
-        unlink(socketPath)
+        if ownsSocketFile { unlink(socketPath) }
         logger.notice("stopped")
     }
 
@@ -161,12 +187,15 @@ public final class Server {
             if signal < 0 { return }
             switch signal {
             case SIGHUP:
+                ServiceManager.notify("RELOADING=1\nMONOTONIC_USEC=\(Server.monotonicNow() * 1000)")
                 if let config = reloadConfig?() {
                     authority.config = config
                     logger.notice("configuration reloaded", metadata: ["mode": "\(config.mode)"])
                 }
+                ServiceManager.notify("READY=1\nSTATUS=serving on \(socketPath), mode \(authority.config.mode)")
             default:
                 if !draining {
+                    ServiceManager.notify("STOPPING=1\nSTATUS=stopping: letting \(connections.count) connection(s) finish")
                     logger.notice("stopping: letting \(connections.count) connection(s) finish")
                     draining = true
                     drainDeadline = Server.monotonicNow() + limits.drainTimeout * 1000

@@ -33,7 +33,7 @@ struct MFAGated: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mfagated",
         abstract: "The mfagate daemon: checks second-factor codes for pam_mfagate.so.",
-        discussion: "Runs in the foreground and logs to stderr. Stop it with SIGTERM; SIGHUP reloads the config.")
+        discussion: "Runs in the foreground. Logs plain lines to stderr, or structured entries to journald when started by systemd. Uses the listening socket systemd passes (socket activation), else creates its own. Stop it with SIGTERM; SIGHUP reloads the config.")
 
     static let defaultConfigPath = "/etc/mfagate/mfagate.conf"
 
@@ -72,7 +72,12 @@ struct MFAGated: ParsableCommand {
             return
         }
         let level: Logger.Level = debug ? .debug : .info
-        LoggingSystem.bootstrap { _ in LineLogHandler(level: level) }
+        // Under systemd stderr is journald's stream: send structured entries instead of plain lines.
+        if JournalFields.shouldUseJournal {
+            LoggingSystem.bootstrap { _ in JournalLogHandler(level: level) }
+        } else {
+            LoggingSystem.bootstrap { _ in LineLogHandler(level: level) }
+        }
         let logger = Logger(label: "mfagated")
         _ = mfa_set_not_dumpable()
         umask(0o077)
@@ -95,7 +100,8 @@ struct MFAGated: ParsableCommand {
         }
         let server: Server
         do {
-            server = try Server(authority: authority, socketPath: settings.socketPath, logger: logger)
+            server = try Server(authority: authority, socketPath: settings.socketPath,
+                                inheritedSocket: try ServiceManager.inheritedListeningSocket(), logger: logger)
         } catch {
             logger.critical("\(error)")
             throw ExitCode(1)

@@ -1,0 +1,58 @@
+"""The systemd units in systemd/: `systemd-analyze verify` prints nothing, the offline security
+exposure stays at or below 2.0, and the socket unit listens where the module and CLI look by
+default. Runs against a temp root holding the host's stock units plus ours (no systemd as PID 1)."""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mfagate_harness import MFAGATED, ROOT
+
+ANALYZE = shutil.which("systemd-analyze")
+pytestmark = pytest.mark.skipif(ANALYZE is None or not Path("/lib/systemd/system/sysinit.target").exists(),
+                                reason="systemd-analyze and the stock units (package systemd) are needed")
+UNITS = ROOT / "systemd"
+
+
+@pytest.fixture(scope="module")
+def unit_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("unitroot")
+    shutil.copytree("/lib/systemd/system", root / "lib/systemd/system", symlinks=True)
+    for unit in ("mfagated.service", "mfagated.socket"):
+        shutil.copy(UNITS / unit, root / "lib/systemd/system" / unit)
+    (root / "usr/sbin").mkdir(parents=True)
+    shutil.copy(MFAGATED, root / "usr/sbin/mfagated")
+    (root / "bin").mkdir()
+    shutil.copy("/bin/kill", root / "bin/kill")
+    return root
+
+
+def test_verify_prints_nothing(unit_root):
+    # --man=no: the man pages are checked where they are installed (make check-deb).
+    out = subprocess.run([ANALYZE, "verify", "--man=no", f"--root={unit_root}", "mfagated.service", "mfagated.socket"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stderr == "" and out.stdout == "", out
+
+
+def test_offline_security_exposure_at_most_2(unit_root):
+    out = subprocess.run([ANALYZE, "security", "--offline=yes", f"--root={unit_root}", "--no-pager", "mfagated.service"],
+                         capture_output=True, text=True, timeout=120)
+    match = re.search(r"Overall exposure level for mfagated.service: ([0-9.]+)", out.stdout)
+    assert match, out
+    assert float(match.group(1)) <= 2.0, out.stdout
+
+
+def test_units_agree_with_the_defaults_of_module_daemon_and_packaging():
+    socket_unit = (UNITS / "mfagated.socket").read_text()
+    service = (UNITS / "mfagated.service").read_text()
+    assert "ListenStream=/run/mfagate/mfagated.sock\n" in socket_unit
+    assert '"/run/mfagate/mfagated.sock"' in (ROOT / "Sources/pam_mfagate/pam_mfagate.c").read_text()
+    assert "Type=notify\n" in service and "User=_mfagate\n" in service
+    assert "StateDirectory=mfagate\n" in service and "StateDirectoryMode=0700\n" in service
+    assert "RestrictAddressFamilies=AF_UNIX\n" in service
+    # PrivateUsers= would turn every peer uid but root and _mfagate into the overflow uid.
+    assert not re.search(r"^PrivateUsers=(yes|true|1)", service, re.M)
+    assert "u _mfagate " in (UNITS / "mfagate.sysusers").read_text()
+    assert "d /var/lib/mfagate 0700 _mfagate _mfagate" in (UNITS / "mfagate.tmpfiles").read_text()
