@@ -28,7 +28,7 @@ $(BUILD)/pam_mfagate.so: $(SHIM_SRC) $(SHIM_HDR) pam/exports.map
 	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $(SHIM_SRC) -lpam
 
 # Small C programs the integration tests drive (real libpam through pam_start_confdir).
-test-helpers: $(BUILD)/pam_driver
+test-helpers: $(BUILD)/pam_driver $(BUILD)/bench_driver
 
 $(BUILD)/pam_driver: Tests/integration/pam_driver.c
 	@mkdir -p $(BUILD)
