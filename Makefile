@@ -28,7 +28,7 @@ $(BUILD)/pam_mfagate.so: $(SHIM_SRC) $(SHIM_HDR) pam/exports.map
 	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $(SHIM_SRC) -lpam
 
 # Small C programs the integration tests drive (real libpam through pam_start_confdir).
-test-helpers: $(BUILD)/pam_driver
+test-helpers: $(BUILD)/pam_driver $(BUILD)/bench_driver
 
 $(BUILD)/pam_driver: Tests/integration/pam_driver.c
 	@mkdir -p $(BUILD)
@@ -70,3 +70,13 @@ fuzz-shim:
 		Tests/integration/fuzz/shim_frame_fuzz.c -o $(BUILD)/shim_frame_fuzz
 	rm -rf $(BUILD)/shim_fuzz_corpus && cp -r Tests/integration/fuzz/corpus $(BUILD)/shim_fuzz_corpus
 	$(BUILD)/shim_frame_fuzz -max_total_time=$${FUZZ_SECONDS:-30} $(BUILD)/shim_fuzz_corpus
+
+# Benchmarks side by side with pam_google_authenticator and pam_oath (docs/performance.md).
+# A few minutes on 2 cores; prints a table and writes build/bench.json. BENCH_ARGS=--tiny for a smoke run.
+.PHONY: bench
+bench: build $(BUILD)/bench_driver
+	python3 bench/bench.py $(BENCH_ARGS)
+
+$(BUILD)/bench_driver: bench/bench_driver.c
+	@mkdir -p $(BUILD)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpam -lcrypto

@@ -51,3 +51,15 @@ public enum Crypto {
         }
     }
 }
+
+extension Crypto {
+    /// SHA-256 of `bytes` (libcrypto's one-shot digest).
+    public static func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        out.withUnsafeMutableBufferPointer { o in
+            _ = EVP_Digest(bytes.baseAddress, bytes.count, o.baseAddress, &length, EVP_sha256(), nil)
+        }
+        return out
+    }
+}

@@ -64,6 +64,9 @@ public final class Server {
     let watchdogPingInterval: Int64?
     var nextWatchdogPing: Int64 = 0
     var connections: [Int32: Connection] = [:]
+    /// Connections whose reply waits for the replay journal's flush (group commit): every login
+    /// answered in one poll round shares one fdatasync, and no SUCCESS leaves before it.
+    var awaitingSync: [Connection] = []
     var draining = false
     var drainDeadline: Int64 = 0
     /// Called on SIGHUP; returns the new config or nil (the error already logged) to keep the old one.
@@ -91,6 +94,7 @@ public final class Server {
             ownsSocketFile = true
             self.socketPath = socketPath
         }
+        authority.store.defersJournalSync = true
     }
 
     static func monotonicNow() -> Int64 {
@@ -173,6 +177,7 @@ public final class Server {
                     service(connection, revents: entry.revents)
                 }
             }
+            commitJournal()
             expireConnections(now: Server.monotonicNow())
         }
         for connection in Array(connections.values) { drop(connection) }
@@ -296,7 +301,28 @@ public final class Server {
             drop(connection)
             return
         }
+        if authority.store.hasUnsyncedJournal {
+            awaitingSync.append(connection)
+            return
+        }
         flush(connection)
+    }
+
+    /// Flushes the replay journal once for the round, then sends the replies that waited for it.
+    /// If the flush fails, those replies (a SUCCESS among them, perhaps) are never sent: the
+    /// connections are closed, and the shims fail closed.
+    func commitJournal() {
+        guard authority.store.hasUnsyncedJournal || !awaitingSync.isEmpty else { return }
+        let waiting = awaitingSync
+        awaitingSync.removeAll()
+        do {
+            try authority.store.syncJournal()
+        } catch {
+            logger.critical("could not record used codes, refusing the logins that used them: \(error)")
+            for connection in waiting { drop(connection) }
+            return
+        }
+        for connection in waiting where connections[connection.fd] === connection { flush(connection) }
     }
 
     func finish(_ message: DaemonMessage, on connection: Connection) {

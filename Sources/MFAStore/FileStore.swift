@@ -30,8 +30,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
 
 /// The only code that opens, reads or writes secret files.
 ///
-/// Layout: `STATE/users/NAME` (0600) and `STATE/tmp/` for writes in progress, all owned by the
-/// daemon's uid. Every file is opened relative to a directory descriptor with `O_NOFOLLOW`, checked
+/// Layout: `STATE/users/NAME` (0600), `STATE/journal` (replay state, see `ReplayJournal`) and
+/// `STATE/tmp/` for writes in progress, all owned by the daemon's uid. Every file is opened relative to a directory descriptor with `O_NOFOLLOW`, checked
 /// with `fstat`, and replaced atomically (temp file, fsync, rename, fsync dir), never rewritten in
 /// place, so a crash leaves either the old or the new state.
 public final class FileStore {
@@ -41,11 +41,40 @@ public final class FileStore {
     let usersFD: Int32
     let tmpFD: Int32
     var tempCounter: UInt64 = 0
+    let journal: ReplayJournal
+    /// Parsed user files, each valid while the file keeps the same inode, size, times, owner and
+    /// mode (the daemon replaces files, never edits them, so its own writes always show).
+    var cache: [String: CachedFile] = [:]
+    /// Bounds the cache's memory (≈ 3 kB a user). A login needs its entry only from its first
+    /// request to its answer, so a few hundred cover every login in flight.
+    public var cacheLimit = 512
+    /// When true, `save` leaves replay records unflushed until `syncJournal()`: the caller then
+    /// flushes once for every login answered in one round (group commit) and must not send any
+    /// SUCCESS before that call returns.
+    public var defersJournalSync = false
+
+    struct FileIdentity: Equatable {
+        var device: UInt64, inode: UInt64, size: Int64, mode: UInt32, uid: UInt32
+        var mtime: Int, mtimeNanos: Int, ctime: Int, ctimeNanos: Int
+
+        init(_ st: stat) {
+            device = UInt64(st.st_dev); inode = UInt64(st.st_ino); size = Int64(st.st_size)
+            mode = UInt32(st.st_mode); uid = UInt32(st.st_uid)
+            mtime = Int(st.st_mtim.tv_sec); mtimeNanos = Int(st.st_mtim.tv_nsec)
+            ctime = Int(st.st_ctim.tv_sec); ctimeNanos = Int(st.st_ctim.tv_nsec)
+        }
+    }
+
+    struct CachedFile {
+        var identity: FileIdentity
+        /// The record as the file holds it (without the journal's newer replay state).
+        var record: UserRecord
+    }
 
     /// Checks the state directory (not a symlink, a directory, owned by `owner`, not group- or
     /// world-writable), creates `users/` and `tmp/` inside it if missing, and takes an exclusive lock
     /// so a second daemon cannot write the same files.
-    public init(path: String, owner: uid_t = geteuid()) throws(StoreError) {
+    public init(path: String, owner: uid_t = geteuid(), journalSlots: Int = ReplayJournal.minimumSlots) throws(StoreError) {
         self.path = path
         self.owner = owner
         rootFD = try FileStore.openCheckedDirectory(at: AT_FDCWD, name: path, displayPath: path, owner: owner, create: false)
@@ -66,7 +95,13 @@ public final class FileStore {
             close(usersFD); close(rootFD)
             throw error
         }
-        removeStaleTemporaryFiles()
+        FileStore.removeStaleTemporaryFiles(in: tmpFD)
+        do {
+            journal = try ReplayJournal(rootFD: rootFD, tmpFD: tmpFD, statePath: path, owner: owner, minimumSlots: journalSlots)
+        } catch {
+            close(tmpFD); close(usersFD); close(rootFD)
+            throw error
+        }
     }
 
     deinit {
@@ -110,7 +145,7 @@ public final class FileStore {
         return fd
     }
 
-    func removeStaleTemporaryFiles() {
+    static func removeStaleTemporaryFiles(in tmpFD: Int32) {
         let dupFD = dup(tmpFD)
         guard dupFD >= 0, let dir = fdopendir(dupFD) else { return }
         defer { closedir(dir) }
@@ -125,24 +160,86 @@ public final class FileStore {
 
     func filePath(_ user: UserName) -> String { "\(path)/users/\(user.value)" }
 
-    /// The user's record, or nil if the user has no file.
+    /// The user's record, or nil if the user has no file, with the newest replay state.
     public func load(_ user: UserName) throws(StoreError) -> UserRecord? {
+        guard var record = try loadFile(user) else { return nil }
+        if let entry = journal.entries[user.value], entry.created == record.created {
+            if let s = entry.step { record.lastUsedStep = max(record.lastUsedStep ?? s, s) }
+            if let t = entry.success { record.lastSuccess = max(record.lastSuccess ?? t, t) }
+        }
+        return record
+    }
+
+    /// The record as the user's file holds it: from the cache if the file is still the one
+    /// read, else read, checked and parsed again.
+    func loadFile(_ user: UserName) throws(StoreError) -> UserRecord? {
+        if let cached = cache[user.value] {
+            var st = stat()
+            if fstatat(usersFD, user.value, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == cached.identity {
+                return cached.record
+            }
+            cache[user.value] = nil
+        }
         let display = filePath(user)
-        guard var bytes = try readChecked(dirFD: usersFD, name: user.value, display: display,
-                                          maximumSize: UserFileFormat.maximumSize) else { return nil }
+        guard var (bytes, st) = try readChecked(dirFD: usersFD, name: user.value, display: display,
+                                                maximumSize: UserFileFormat.maximumSize) else { return nil }
         defer { mfa_wipe(&bytes, bytes.count) }
+        let record: UserRecord
         do {
-            return try UserFileFormat.parse(String(decoding: bytes, as: UTF8.self), expectedUser: user)
+            record = try UserFileFormat.parse(String(decoding: bytes, as: UTF8.self), expectedUser: user)
         } catch {
             throw .damagedFile(path: display, detail: error.description)
         }
+        remember(user, CachedFile(identity: FileIdentity(st), record: record))
+        return record
+    }
+
+    func remember(_ user: UserName, _ file: CachedFile) {
+        if cache.count >= cacheLimit { cache.remove(at: cache.startIndex) }
+        cache[user.value] = file
+    }
+
+    /// Makes `record` durable before returning (or, with `defersJournalSync`, before the next
+    /// `syncJournal()`). A change of replay state alone (a login) goes to the journal; any other
+    /// change replaces the user's file.
+    public func save(_ record: UserRecord) throws(StoreError) {
+        if let cached = cache[record.user.value], Self.differsOnlyInReplayState(cached.record, record) {
+            var st = stat()
+            if fstatat(usersFD, record.user.value, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == cached.identity {
+                try journal.append(user: record.user.value, entry: .init(created: record.created, step: record.lastUsedStep,
+                                                                         success: record.lastSuccess))
+                if !defersJournalSync { try journal.sync() }
+                return
+            }
+        }
+        try replaceFile(record)
+    }
+
+    /// Flushes replay records appended since the last flush (one fdatasync for all).
+    public func syncJournal() throws(StoreError) {
+        try journal.sync()
+    }
+
+    /// True when replay records wait for `syncJournal()`.
+    public var hasUnsyncedJournal: Bool { journal.unsynced }
+
+    static func differsOnlyInReplayState(_ a: UserRecord, _ b: UserRecord) -> Bool {
+        var x = a, y = b
+        x.lastUsedStep = nil; x.lastSuccess = nil
+        y.lastUsedStep = nil; y.lastSuccess = nil
+        return x == y
     }
 
     /// Replaces the user's file with `record`, durably, before returning.
-    public func save(_ record: UserRecord) throws(StoreError) {
+    func replaceFile(_ record: UserRecord) throws(StoreError) {
+        cache[record.user.value] = nil
         var bytes = Array(UserFileFormat.serialize(record).utf8)
         defer { mfa_wipe(&bytes, bytes.count) }
         try writeAtomically(dirFD: usersFD, dirDisplay: "\(path)/users", name: record.user.value, bytes: bytes)
+        var st = stat()
+        if fstatat(usersFD, record.user.value, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+            remember(record.user, CachedFile(identity: FileIdentity(st), record: record))
+        }
     }
 
     /// Names of the daemon's own bookkeeping files at the top of the state directory.
@@ -154,8 +251,8 @@ public final class FileStore {
 
     /// The text of a bookkeeping file, or nil if there is none yet.
     public func loadState(_ file: StateFile) throws(StoreError) -> String? {
-        guard let bytes = try readChecked(dirFD: rootFD, name: file.rawValue, display: "\(path)/\(file.rawValue)",
-                                          maximumSize: FileStore.maximumStateFileSize) else { return nil }
+        guard let (bytes, _) = try readChecked(dirFD: rootFD, name: file.rawValue, display: "\(path)/\(file.rawValue)",
+                                               maximumSize: FileStore.maximumStateFileSize) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -166,7 +263,8 @@ public final class FileStore {
 
     /// Reads a whole file after checking, on the open descriptor, that it is a regular file owned by
     /// the daemon, private (no group/other bits) and not larger than `maximumSize`. nil: no file.
-    func readChecked(dirFD: Int32, name: String, display: String, maximumSize: Int) throws(StoreError) -> [UInt8]? {
+    /// Also returns the descriptor's stat, which identifies what was read (for the cache).
+    func readChecked(dirFD: Int32, name: String, display: String, maximumSize: Int) throws(StoreError) -> ([UInt8], stat)? {
         let fd = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             let e = errno
@@ -207,7 +305,7 @@ public final class FileStore {
         }
         let content = Array(bytes[0..<total])
         mfa_wipe(&bytes, bytes.count)
-        return content
+        return (content, st)
     }
 
     /// Temp file in `tmp/`, write, fsync, rename over `name`, fsync the directory: a crash at any
@@ -243,6 +341,7 @@ public final class FileStore {
 
     /// Removes the user's file (no error if there is none).
     public func delete(_ user: UserName) throws(StoreError) {
+        cache[user.value] = nil
         if unlinkat(usersFD, user.value, 0) != 0 {
             if errno == ENOENT { return }
             throw .system(path: filePath(user), operation: "removing", errno: errno)

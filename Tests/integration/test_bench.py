@@ -1,0 +1,29 @@
+"""`make bench` must not rot: run the whole benchmark once on tiny sizes (no timing asserted)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from mfagate_harness import BUILD, ROOT
+
+
+def test_bench_runs_on_tiny_sizes_and_writes_every_figure(tmp_path):
+    assert (BUILD / "bench_driver").exists(), "build/bench_driver is missing: run make test-helpers"
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "bench.py"), "--tiny", "--output", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr + run.stdout
+    res = json.loads(out.read_text())
+    modules = ["pam_permit", "pam_google_authenticator", "pam_oath", "pam_mfagate"]
+    for m in modules:
+        # every module was configured right: each login with a fresh code succeeded
+        assert res["latency"][m]["ok"] == res["meta"]["latency_logins_per_module"], (m, res["latency"][m])
+        assert res["latency"][m]["fail"] == 0
+        assert set(res["throughput"][m]) == {"1", "2", "8"}
+    assert res["flood"]["wrong_accepted"] == 0
+    assert res["flood"]["legit"]["fail"] == 0
+    assert all(r["fail"] == 0 for r in res["scale"].values())
+    assert {"idle_10_users", "during_flood_peak"} <= set(res["memory_kb"])
+    assert len(res["start"]["runs_us"]) >= 1 and res["shim"]["file_bytes"] > 0
+    assert "p50/GA" in run.stdout

@@ -1,0 +1,53 @@
+"""The replay journal (Sources/MFAStore/ReplayJournal.swift) through the real daemon and libpam:
+a login is recorded with one small flushed write, shared by the logins answered together (group
+commit), and still no accepted code is ever accepted again, even after SIGKILL right after."""
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import threading
+
+from mfagate_harness import oathtool_totp
+
+
+def test_a_login_does_not_rewrite_the_user_file_and_the_journal_is_private(daemon):
+    e = daemon.enroll("alice")
+    user_file = daemon.state / "users" / "alice"
+    before = os.stat(user_file).st_ino
+    assert daemon.pam("alice", oathtool_totp(e["secret"])).result == "PAM_SUCCESS"
+    assert os.stat(user_file).st_ino == before
+    st = os.stat(daemon.state / "journal")
+    assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.geteuid()
+
+
+def test_concurrent_successes_then_sigkill_are_all_refused_after_restart(daemon):
+    users = [f"gc{i}" for i in range(8)]
+    codes = {u: oathtool_totp(daemon.enroll(u)["secret"]) for u in users}
+    results: dict[str, str] = {}
+    service = daemon.service()  # written once: the threads must not rewrite it under each other
+
+    def login(u: str) -> None:
+        results[u] = daemon.pam(u, codes[u], service=service).result
+
+    threads = [threading.Thread(target=login, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {u: "PAM_SUCCESS" for u in users}
+    assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+    daemon.start()
+    for u in users:
+        assert daemon.pam(u, codes[u]).result == "PAM_AUTH_ERR", u
+    assert daemon.log().count('reason="replayed code"') == len(users)
+
+
+def test_a_damaged_journal_header_stops_the_daemon_with_what_to_do(daemon):
+    daemon.enroll("alice")
+    daemon.stop()
+    with open(daemon.state / "journal", "r+b") as f:
+        f.write(b"garbage!")
+    daemon.start(expect_ready=False)
+    assert daemon.proc.wait(timeout=10) != 0
+    assert "journal" in daemon.log() and "header is damaged" in daemon.log()
