@@ -183,3 +183,36 @@ def test_print_shows_the_effective_configuration(tmp_path):
     assert re.search(r"^exempt_groups = robots\s+# line 2$", out, re.M)
     assert re.search(r"^lockout = 15m\s+# default$", out, re.M)
     assert re.search(r"^max_failures = 5\s+# default$", out, re.M)
+
+
+def test_sighup_does_not_drop_a_login_in_progress(daemon_factory):
+    """A login waiting at the prompt when the config is reloaded still gets its verdict."""
+    import socket
+    import struct
+    import fake_daemon as fd
+    d = daemon_factory("optional")
+    e = d.enroll("alice")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(d.socket)
+        s.sendall(fd.login_begin("alice", "sshd", "192.0.2.3"))
+
+        def read_frame():
+            header = b""
+            while len(header) < 4:
+                header += s.recv(4 - len(header))
+            (n,) = struct.unpack(">I", header)
+            body = b""
+            while len(body) < n:
+                body += s.recv(n - len(body))
+            return body
+
+        assert read_frame()[0] == 0x81, "a CONVERSE with the prompt"
+        d.write_config("required")
+        os.kill(d.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while "configuration reloaded" not in d.log() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        s.sendall(fd.reply(oathtool_totp(e["secret"])))
+        verdict = read_frame()
+        assert verdict[0] == 0x82 and verdict[1] == 0, verdict
