@@ -5,6 +5,12 @@ public struct DaemonConfig: Sendable, Equatable {
     public var socketPath: String = "/run/mfagate/mfagated.sock"
     /// Steps accepted either side of the current one (±30 s at the standard period).
     public var window: Int = 1
+    /// Unenrolled users are offered enrollment (QR code in the prompt) at login.
+    public var enrollAtLogin: Bool = true
+    /// The name authenticator apps show; nil: the host name.
+    public var issuer: String? = nil
+    /// Run by the daemon with an event name and a user name after every enrollment change; nil: none.
+    public var notifyCommand: String? = nil
 
     public init() {}
 }
@@ -83,8 +89,22 @@ public enum ConfigParser {
                 throw ValueError(message: "`window` must be a whole number of steps from 0 to 10 (found \"\(value)\")")
             }
             config.window = steps
+        case "enroll_at_login":
+            switch value {
+            case "yes": config.enrollAtLogin = true
+            case "no": config.enrollAtLogin = false
+            default: throw ValueError(message: "`enroll_at_login` must be yes or no (found \"\(value)\")")
+            }
+        case "issuer":
+            guard !value.isEmpty, value.utf8.count <= 64, !value.contains(":"),
+                  value.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+                throw ValueError(message: "`issuer` must be 1 to 64 printable characters without ':' (found \"\(value)\")")
+            }
+            config.issuer = value
+        case "notify_command":
+            config.notifyCommand = try absolutePath(key, value)
         default:
-            throw ValueError(message: "unknown key `\(key)` (known keys: mode, state_dir, socket, window)")
+            throw ValueError(message: "unknown key `\(key)` (known keys: mode, state_dir, socket, window, enroll_at_login, issuer, notify_command)")
         }
     }
 

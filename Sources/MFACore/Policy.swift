@@ -21,10 +21,12 @@ public enum LoginDecision: Sendable, Equatable {
 public enum Policy {
     /// The skeleton's policy table. Never answers success for "not needed": that is `ignore`, so a
     /// `sufficient` line in an admin's stack cannot skip the password.
-    public static func decide(mode: MFAMode, enrolled: Bool) -> LoginDecision {
+    /// `enrollAtLogin` (config `enroll_at_login`): unenrolled users get the enrollment screen instead.
+    public static func decide(mode: MFAMode, enrolled: Bool, enrollAtLogin: Bool = false) -> LoginDecision {
         switch (mode, enrolled) {
         case (.off, _): return .ignore(reason: "mode off")
         case (_, true): return .askForCode
+        case (_, false) where enrollAtLogin: return .offerEnrollment(mandatory: mode == .required)
         case (.optional, false): return .ignore(reason: "not enrolled, mode optional")
         case (.required, false): return .deny(reason: "not enrolled, mode required")
         }
