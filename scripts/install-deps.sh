@@ -2,7 +2,8 @@
 # Installs the Debian packages that building, testing and the demo need. Run as root.
 set -euo pipefail
 PKGS=(libpam0g-dev libssl-dev libsystemd-dev libqrencode-dev pamtester libpam-wrapper oathtool
-      openssh-server openssh-client binutils util-linux passwd python3 python3-pexpect python3-pytest)
+      openssh-server openssh-client binutils util-linux passwd python3 python3-pexpect python3-pytest
+      libpam-google-authenticator zbar-tools)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

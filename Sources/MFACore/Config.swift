@@ -1,18 +1,51 @@
 /// The daemon's configuration (`/etc/mfagate/mfagate.conf`). Defaults live here and only here.
 public struct DaemonConfig: Sendable, Equatable {
+    /// The file it was read from ("" for built-in defaults), for explanations such as "config line 4".
+    public var file: String = ""
     public var mode: MFAMode = .optional
     public var stateDirectory: String = "/var/lib/mfagate"
     public var socketPath: String = "/run/mfagate/mfagated.sock"
-    /// Steps accepted either side of the current one (±30 s at the standard period).
+    /// Steps accepted either side of the (drift-corrected) current one (±30 s at the standard period).
     public var window: Int = 1
+    /// Users and groups that always need a code, or never do (see Policy for the precedence).
+    public var requireUsers: [String] = []
+    public var exemptUsers: [String] = []
+    public var requireGroups: [String] = []
+    public var exemptGroups: [String] = []
+    /// PAM services that need MFA; empty means every service.
+    public var services: [String] = []
+    /// Remote addresses (literal IPs in PAM_RHOST) that skip MFA.
+    public var trustedNetworks: [IPNetwork] = []
+    /// Whether a login with no PAM_RHOST (console, su, sudo) skips MFA.
+    public var trustLocal: Bool = false
+    /// Under `required`, how long after the daemon first saw an unenrolled user they may still log
+    /// in without a code. 0: no grace.
+    public var gracePeriod: Int64 = 0
+    /// Wrong codes within `failureWindow` seconds that lock the user for `lockout` seconds.
+    public var maxFailures: Int = 5
+    public var failureWindow: Int64 = 15 * 60
+    public var lockout: Int64 = 15 * 60
+    /// Wrong codes from one remote address within `failureWindow` that block that address (for
+    /// `lockout` seconds) before it can lock out many users.
+    public var maxFailuresPerRhost: Int = 20
     /// Unenrolled users are offered enrollment (QR code in the prompt) at login.
     public var enrollAtLogin: Bool = true
     /// The name authenticator apps show; nil: the host name.
     public var issuer: String? = nil
     /// Run by the daemon with an event name and a user name after every enrollment change; nil: none.
     public var notifyCommand: String? = nil
+    /// Line of the file that set each key (absent: the default), so decisions can name their rule.
+    public var lines: [String: Int] = [:]
+    /// The text of each key as written, for explanations.
+    public var texts: [String: String] = [:]
 
     public init() {}
+
+    /// "config line 4: exempt_groups = ops", or "default: mode = optional".
+    public func rule(_ key: String) -> String {
+        if let line = lines[key], let text = texts[key] { return "config line \(line): \(key) = \(text)" }
+        return "default: \(key) = \(ConfigParser.defaultText(key, self))"
+    }
 }
 
 /// A config error, reported as `FILE:LINE: message` so an admin can jump straight to it.
@@ -32,10 +65,14 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
 /// repeated keys and bad values are errors: a typo in a security setting must not pass silently.
 public enum ConfigParser {
     public static let maximumSize = 1 << 20
+    public static let keys = ["mode", "state_dir", "socket", "window", "require_users", "exempt_users",
+                              "require_groups", "exempt_groups", "services", "trusted_networks", "trust_local",
+                              "grace_period", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
+                              "enroll_at_login", "issuer", "notify_command"]
 
     public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfig {
         var config = DaemonConfig()
-        var seen: [String: Int] = [:]
+        config.file = file
         if text.utf8.count > maximumSize {
             throw ConfigError(file: file, line: 0, message: "the file is larger than 1 MiB")
         }
@@ -55,16 +92,18 @@ public enum ConfigParser {
             if key.isEmpty {
                 throw ConfigError(file: file, line: lineNumber, message: "missing key before '='")
             }
-            if let first = seen[key] {
+            if let first = config.lines[key] {
                 throw ConfigError(file: file, line: lineNumber, message: "`\(key)` is already set on line \(first)")
             }
-            seen[key] = lineNumber
             do {
                 try apply(key: key, value: value, to: &config)
             } catch {
                 throw ConfigError(file: file, line: lineNumber, message: error.message)
             }
+            config.lines[key] = lineNumber
+            config.texts[key] = value
         }
+        try checkConflicts(config)
         return config
     }
 
@@ -85,10 +124,32 @@ public enum ConfigParser {
                 throw ValueError(message: "`socket` is longer than a Unix socket path may be (107 bytes)")
             }
         case "window":
-            guard let steps = Int(value), (0...10).contains(steps) else {
-                throw ValueError(message: "`window` must be a whole number of steps from 0 to 10 (found \"\(value)\")")
+            config.window = try number(key, value, in: 0...10, what: "a whole number of steps")
+        case "require_users": config.requireUsers = try names(key, value)
+        case "exempt_users": config.exemptUsers = try names(key, value)
+        case "require_groups": config.requireGroups = try names(key, value)
+        case "exempt_groups": config.exemptGroups = try names(key, value)
+        case "services": config.services = try names(key, value)
+        case "trusted_networks":
+            config.trustedNetworks = []
+            for word in words(value) {
+                guard let network = IPNetwork(parsing: word) else {
+                    throw ValueError(message: "`trusted_networks`: \"\(word)\" is not an address or network like 10.0.0.0/8 or fd00::/8 (host names are never trusted)")
+                }
+                config.trustedNetworks.append(network)
             }
-            config.window = steps
+        case "trust_local":
+            switch value {
+            case "yes": config.trustLocal = true
+            case "no": config.trustLocal = false
+            default: throw ValueError(message: "`trust_local` must be yes or no (found \"\(value)\")")
+            }
+        case "grace_period": config.gracePeriod = try duration(key, value)
+        case "failure_window": config.failureWindow = try duration(key, value, allowZero: false)
+        case "lockout": config.lockout = try duration(key, value)
+        case "max_failures": config.maxFailures = try number(key, value, in: 0...1000, what: "a count (0 turns lockout off)")
+        case "max_failures_per_rhost":
+            config.maxFailuresPerRhost = try number(key, value, in: 0...100_000, what: "a count (0 turns the per-address limit off)")
         case "enroll_at_login":
             switch value {
             case "yes": config.enrollAtLogin = true
@@ -104,8 +165,56 @@ public enum ConfigParser {
         case "notify_command":
             config.notifyCommand = try absolutePath(key, value)
         default:
-            throw ValueError(message: "unknown key `\(key)` (known keys: mode, state_dir, socket, window, enroll_at_login, issuer, notify_command)")
+            throw ValueError(message: "unknown key `\(key)` (known keys: \(keys.joined(separator: ", ")))")
         }
+    }
+
+    /// Contradictions a single line cannot show.
+    static func checkConflicts(_ config: DaemonConfig) throws(ConfigError) {
+        func clash(_ a: [String], _ aKey: String, _ b: [String], _ bKey: String, what: String) throws(ConfigError) {
+            if let both = a.first(where: { b.contains($0) }) {
+                let line = max(config.lines[aKey] ?? 0, config.lines[bKey] ?? 0)
+                throw ConfigError(file: config.file, line: line,
+                                  message: "\(what) \"\(both)\" is listed in both `\(aKey)` (line \(config.lines[aKey] ?? 0)) and `\(bKey)` (line \(config.lines[bKey] ?? 0)); keep one")
+            }
+        }
+        try clash(config.requireUsers, "require_users", config.exemptUsers, "exempt_users", what: "user")
+        try clash(config.requireGroups, "require_groups", config.exemptGroups, "exempt_groups", what: "group")
+    }
+
+    static func words(_ value: String) -> [String] {
+        value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," }).map(String.init)
+    }
+
+    static func names(_ key: String, _ value: String) throws(ValueError) -> [String] {
+        let list = words(value)
+        for name in list {
+            do { _ = try UserName(validating: name) } catch {
+                throw ValueError(message: "`\(key)`: \"\(name)\" is not a valid name (\(error))")
+            }
+        }
+        return list
+    }
+
+    static func number(_ key: String, _ value: String, in range: ClosedRange<Int>, what: String) throws(ValueError) -> Int {
+        guard let n = Int(value), range.contains(n) else {
+            throw ValueError(message: "`\(key)` must be \(what) from \(range.lowerBound) to \(range.upperBound) (found \"\(value)\")")
+        }
+        return n
+    }
+
+    /// `30s`, `15m`, `12h`, `7d`, `2w`, or `0`.
+    static func duration(_ key: String, _ value: String, allowZero: Bool = true) throws(ValueError) -> Int64 {
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800]
+        let bad = ValueError(message: "`\(key)` must be a duration like 30s, 15m, 12h, 7d or 2w\(allowZero ? " (or 0)" : "") (found \"\(value)\")")
+        if value == "0" {
+            if allowZero { return 0 }
+            throw bad
+        }
+        guard let unit = value.last, let factor = units[unit], let n = Int64(value.dropLast()), n > 0, n <= 3650 * 86400 / factor else {
+            throw bad
+        }
+        return n * factor
     }
 
     static func absolutePath(_ key: String, _ value: String) throws(ValueError) -> String {
@@ -120,5 +229,53 @@ public enum ConfigParser {
         while let f = view.first, f == " " || f == "\t" || f == "\r" { view = view.dropFirst() }
         while let l = view.last, l == " " || l == "\t" || l == "\r" { view = view.dropLast() }
         return String(view)
+    }
+
+    static func formatDuration(_ seconds: Int64) -> String {
+        if seconds == 0 { return "0" }
+        for (unit, factor) in [("w", Int64(604_800)), ("d", 86400), ("h", 3600), ("m", 60)] where seconds % factor == 0 {
+            return "\(seconds / factor)\(unit)"
+        }
+        return "\(seconds)s"
+    }
+
+    /// The value of `key` in the form the file would take, for `--print` and explanations.
+    public static func defaultText(_ key: String, _ c: DaemonConfig) -> String {
+        switch key {
+        case "mode": return c.mode.rawValue
+        case "state_dir": return c.stateDirectory
+        case "socket": return c.socketPath
+        case "window": return "\(c.window)"
+        case "require_users": return c.requireUsers.joined(separator: " ")
+        case "exempt_users": return c.exemptUsers.joined(separator: " ")
+        case "require_groups": return c.requireGroups.joined(separator: " ")
+        case "exempt_groups": return c.exemptGroups.joined(separator: " ")
+        case "services": return c.services.joined(separator: " ")
+        case "trusted_networks": return c.trustedNetworks.map(\.description).joined(separator: " ")
+        case "trust_local": return c.trustLocal ? "yes" : "no"
+        case "grace_period": return formatDuration(c.gracePeriod)
+        case "max_failures": return "\(c.maxFailures)"
+        case "failure_window": return formatDuration(c.failureWindow)
+        case "lockout": return formatDuration(c.lockout)
+        case "max_failures_per_rhost": return "\(c.maxFailuresPerRhost)"
+        case "enroll_at_login": return c.enrollAtLogin ? "yes" : "no"
+        case "issuer": return c.issuer ?? ""
+        case "notify_command": return c.notifyCommand ?? ""
+        default: return ""
+        }
+    }
+
+    /// The effective configuration, every key with defaults filled in (`mfagated --check-config --print`).
+    public static func render(_ c: DaemonConfig) -> String {
+        keys.map { key in
+            let origin = c.lines[key].map { "line \($0)" } ?? "default"
+            return "\(key) = \(defaultText(key, c))".padding(to: 48) + "# \(origin)"
+        }.joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    func padding(to width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
     }
 }

@@ -43,15 +43,18 @@ public enum OTP {
         return hotp(secret: secret, counter: UInt64(step), digest: parameters.digest, digits: parameters.digits)
     }
 
-    /// Finds the time step a typed TOTP code belongs to, within `window` steps either side of now,
-    /// considering only steps newer than `lastUsedStep` so that a code is never accepted twice.
-    /// Every candidate is compared in constant time and the loop does not stop early, so the answer
-    /// time does not reveal which step matched.
+    /// How far (in steps) learnt drift may move the window: 10 steps = 5 minutes at 30 s.
+    public static let maximumDrift = 10
+
+    /// Finds the time step a typed TOTP code belongs to, within `window` steps either side of now
+    /// shifted by the device's learnt `drift`, considering only steps newer than `lastUsedStep` so
+    /// that a code is never accepted twice. Every candidate is compared in constant time and the
+    /// loop does not stop early, so the answer time does not reveal which step matched.
     public static func matchTOTP(code: String, secret: [UInt8], unixTime: Int64, parameters: OTPParameters,
-                                 window: Int, lastUsedStep: Int64?) -> Int64? {
+                                 window: Int, lastUsedStep: Int64?, drift: Int = 0) -> Int64? {
         let typed = Array(code.utf8)
         guard typed.count == parameters.digits else { return nil }
-        let now = timeStep(unixTime: unixTime, period: parameters.period)
+        let now = timeStep(unixTime: unixTime, period: parameters.period) + Int64(max(-maximumDrift, min(maximumDrift, drift)))
         var matched: Int64? = nil
         for offset in -window...window {
             let step = now + Int64(offset)
@@ -64,5 +67,14 @@ public enum OTP {
             }
         }
         return matched
+    }
+}
+
+extension OTP {
+    /// The drift to remember after accepting `step`: where the device's clock appears to be,
+    /// bounded so a stolen code from far away can never widen the window beyond `maximumDrift`.
+    public static func learntDrift(acceptedStep: Int64, unixTime: Int64, period: Int) -> Int {
+        let offset = acceptedStep - timeStep(unixTime: unixTime, period: period)
+        return Int(max(Int64(-maximumDrift), min(Int64(maximumDrift), offset)))
     }
 }

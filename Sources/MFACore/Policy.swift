@@ -1,10 +1,14 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Host-wide MFA mode (config key `mode`).
 public enum MFAMode: String, Sendable, CaseIterable {
-    /// Every user must give a code; users without an enrollment are refused.
+    /// Every user must give a code; users without an enrollment are refused (after any grace period).
     case required
     /// Enrolled users must give a code; the others are left to the rest of the PAM stack.
     case optional
-    /// The module has no opinion on anyone.
+    /// The module has no opinion on anyone: the emergency switch, it overrides every other rule.
     case off
 }
 
@@ -14,21 +18,166 @@ public enum LoginDecision: Sendable, Equatable {
     /// The user has no enrollment and may create one at this login (issue 4: QR code in the prompt).
     /// `mandatory`: without it the login is refused; otherwise an empty answer skips (PAM_IGNORE).
     case offerEnrollment(mandatory: Bool)
+    /// No code needed (PAM_IGNORE, never PAM_SUCCESS: a `sufficient` line must not skip the password).
     case ignore(reason: String)
     case deny(reason: String)
+    /// Required but not enrolled, still inside the grace period: no code, a notice with the deadline.
+    case grace(until: Int64)
+    /// Too many wrong codes (for the user or from the address): PAM_MAXTRIES until then.
+    case locked(until: Int64, reason: String)
+
+    /// A stable word for `mfagate check --json`.
+    public var word: String {
+        switch self {
+        case .askForCode: return "code"
+        case .offerEnrollment: return "enroll"
+        case .ignore: return "ignore"
+        case .deny: return "refuse"
+        case .grace: return "grace"
+        case .locked: return "locked"
+        }
+    }
+}
+
+/// A decision and the rule that made it ("config line 7: exempt_groups = ops").
+public struct PolicyOutcome: Sendable, Equatable {
+    public var decision: LoginDecision
+    public var rule: String
+    public init(_ decision: LoginDecision, rule: String) {
+        self.decision = decision
+        self.rule = rule
+    }
+}
+
+/// Everything the policy looks at for one login, gathered by the daemon (NSS, files, clock).
+public struct LoginFacts: Sendable {
+    public var user: String
+    public var service: String
+    public var rhost: String
+    /// Names of every group the user is in (primary and supplementary, through NSS).
+    public var groups: [String]
+    public var enrolled: Bool
+    /// When the daemon first saw this user without an enrollment (for the grace period).
+    public var firstSeen: Int64?
+    public var userLockedUntil: Int64?
+    public var rhostBlockedUntil: Int64?
+    public var now: Int64
+
+    public init(user: String, service: String, rhost: String, groups: [String] = [], enrolled: Bool,
+                firstSeen: Int64? = nil, userLockedUntil: Int64? = nil, rhostBlockedUntil: Int64? = nil, now: Int64) {
+        self.user = user
+        self.service = service
+        self.rhost = rhost
+        self.groups = groups
+        self.enrolled = enrolled
+        self.firstSeen = firstSeen
+        self.userLockedUntil = userLockedUntil
+        self.rhostBlockedUntil = rhostBlockedUntil
+        self.now = now
+    }
 }
 
 public enum Policy {
-    /// The skeleton's policy table. Never answers success for "not needed": that is `ignore`, so a
-    /// `sufficient` line in an admin's stack cannot skip the password.
-    /// `enrollAtLogin` (config `enroll_at_login`): unenrolled users get the enrollment screen instead.
-    public static func decide(mode: MFAMode, enrolled: Bool, enrollAtLogin: Bool = false) -> LoginDecision {
-        switch (mode, enrolled) {
-        case (.off, _): return .ignore(reason: "mode off")
-        case (_, true): return .askForCode
-        case (_, false) where enrollAtLogin: return .offerEnrollment(mandatory: mode == .required)
-        case (.optional, false): return .ignore(reason: "not enrolled, mode optional")
-        case (.required, false): return .deny(reason: "not enrolled, mode required")
+    /// The skeleton's table, kept for callers that know only mode and enrollment.
+    public static func decide(mode: MFAMode, enrolled: Bool) -> LoginDecision {
+        var config = DaemonConfig()
+        config.mode = mode
+        config.enrollAtLogin = false
+        return evaluate(config, LoginFacts(user: "-", service: "-", rhost: "", enrolled: enrolled, now: 0)).decision
+    }
+
+    /// Whether a user needs MFA at all, and which rule says so. Precedence, most specific first:
+    /// `exempt_users`, `require_users` (a name in both is a config error), then groups, where
+    /// `require_groups` beats `exempt_groups` for a user in both (when rules of equal weight
+    /// disagree, the safe one wins), then `mode`.
+    public static func requirement(_ config: DaemonConfig, user: String, groups: [String]) -> (required: Bool?, rule: String) {
+        if config.exemptUsers.contains(user) { return (nil, config.rule("exempt_users")) }
+        if config.requireUsers.contains(user) { return (true, config.rule("require_users")) }
+        if groups.contains(where: config.requireGroups.contains) { return (true, config.rule("require_groups")) }
+        if groups.contains(where: config.exemptGroups.contains) { return (nil, config.rule("exempt_groups")) }
+        switch config.mode {
+        case .required: return (true, config.rule("mode"))
+        case .optional: return (false, config.rule("mode"))
+        case .off: return (nil, config.rule("mode"))
         }
+    }
+
+    /// The whole decision, in this order: `mode = off`; `services`; user/group requirement;
+    /// trusted networks and `trust_local`; lockout; then enrollment and grace.
+    public static func evaluate(_ config: DaemonConfig, _ facts: LoginFacts) -> PolicyOutcome {
+        if config.mode == .off { return PolicyOutcome(.ignore(reason: "mode off"), rule: config.rule("mode")) }
+        if !config.services.isEmpty && !config.services.contains(facts.service) {
+            return PolicyOutcome(.ignore(reason: "service \(facts.service) does not need MFA"), rule: config.rule("services"))
+        }
+        let (required, requirementRule) = requirement(config, user: facts.user, groups: facts.groups)
+        guard let required else { return PolicyOutcome(.ignore(reason: "exempt"), rule: requirementRule) }
+        if facts.rhost.isEmpty {
+            if config.trustLocal { return PolicyOutcome(.ignore(reason: "local login trusted"), rule: config.rule("trust_local")) }
+        } else if let address = IPNetwork.parseAddress(facts.rhost),
+                  let network = config.trustedNetworks.first(where: { $0.contains(address) }) {
+            return PolicyOutcome(.ignore(reason: "trusted network \(network)"), rule: config.rule("trusted_networks"))
+        }
+        if let until = facts.rhostBlockedUntil, until > facts.now {
+            return PolicyOutcome(.locked(until: until, reason: "too many wrong codes from \(facts.rhost)"),
+                                 rule: config.rule("max_failures_per_rhost"))
+        }
+        if let until = facts.userLockedUntil, until > facts.now {
+            return PolicyOutcome(.locked(until: until, reason: "too many wrong codes"), rule: config.rule("max_failures"))
+        }
+        if facts.enrolled { return PolicyOutcome(.askForCode, rule: requirementRule) }
+        if !required {
+            if config.enrollAtLogin { return PolicyOutcome(.offerEnrollment(mandatory: false), rule: config.rule("enroll_at_login")) }
+            return PolicyOutcome(.ignore(reason: "not enrolled, MFA optional"), rule: requirementRule)
+        }
+        if config.gracePeriod > 0 {
+            let deadline = (facts.firstSeen ?? facts.now) + config.gracePeriod
+            if facts.now < deadline { return PolicyOutcome(.grace(until: deadline), rule: config.rule("grace_period")) }
+        }
+        if config.enrollAtLogin { return PolicyOutcome(.offerEnrollment(mandatory: true), rule: config.rule("enroll_at_login")) }
+        return PolicyOutcome(.deny(reason: "not enrolled, MFA required"), rule: requirementRule)
+    }
+}
+
+/// Wrong-code bookkeeping for one user or one remote address (pure; the daemon persists it).
+public struct FailureRecord: Sendable, Equatable {
+    /// Times of recent wrong codes (only those inside the failure window are kept).
+    public var failures: [Int64] = []
+    public var lockedUntil: Int64?
+    public init(failures: [Int64] = [], lockedUntil: Int64? = nil) {
+        self.failures = failures
+        self.lockedUntil = lockedUntil
+    }
+
+    public func isLocked(at now: Int64) -> Bool { (lockedUntil ?? .min) > now }
+
+    /// Counts a wrong code; returns true when this one starts a lockout (log it once, then).
+    public mutating func recordFailure(at now: Int64, limit: Int, window: Int64, lockout: Int64) -> Bool {
+        guard limit > 0 else { return false }
+        failures = failures.filter { $0 > now - window }
+        failures.append(now)
+        if failures.count > limit { failures.removeFirst(failures.count - limit) }
+        if failures.count >= limit && !isLocked(at: now) && lockout > 0 {
+            lockedUntil = now + lockout
+            failures = []
+            return true
+        }
+        return false
+    }
+
+    /// Nothing worth keeping any more (so the daemon can drop the entry).
+    public func isStale(at now: Int64, window: Int64) -> Bool {
+        !isLocked(at: now) && failures.allSatisfy { $0 <= now - window }
+    }
+}
+
+public enum UTCTime {
+    /// `2026-12-02 10:00 UTC`: what a user at a login prompt can read.
+    public static func format(_ unixTime: Int64) -> String {
+        var t = time_t(unixTime)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M UTC", &parts)
+        return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

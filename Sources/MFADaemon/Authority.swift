@@ -25,9 +25,22 @@ public struct DaemonEnvironment: Sendable {
 
 /// A login waiting for the user's answer.
 public struct LoginSession: Sendable {
+    /// What the answer is for.
+    public enum Purpose: Sendable {
+        /// A TOTP or recovery code.
+        case code
+        /// Locked out: the prompt looks the same, but no answer is checked, so right and wrong
+        /// codes get the same answer in the same time.
+        case locked(until: Int64, reason: String)
+        /// The grace-period notice was shown; Enter continues without a code.
+        case graceNotice(until: Int64)
+        /// Enrollment offered at login (issue 4, EnrollmentAtLogin.swift): a code confirms the new secret.
+        case enrolling(LoginEnrollment)
+    }
     public var request: LoginBegin
     public var user: UserName
     public var peer: Peer
+    public var purpose: Purpose = .code
 }
 
 /// The outcome of one request: frames to send, and whether the login continues.
@@ -44,13 +57,21 @@ public final class Authority {
     let store: FileStore
     let environment: DaemonEnvironment
     let logger: Logger
+    let books: Bookkeeper
+    /// Self-service enrollments waiting for their confirming code (memory only, SelfService.swift).
+    var pending = PendingEnrollments()
+    /// Logs enrollment changes and runs `notify_command` (Notifier.swift).
+    public let notifier: Notifier
     public static let prompt = "Verification code: "
+    public static let continuePrompt = "Press Enter to continue: "
 
-    public init(config: DaemonConfig, store: FileStore, environment: DaemonEnvironment, logger: Logger) {
+    public init(config: DaemonConfig, store: FileStore, environment: DaemonEnvironment, logger: Logger) throws(StoreError) {
         self.config = config
         self.store = store
         self.environment = environment
         self.logger = logger
+        self.books = try Bookkeeper(store: store, logger: logger)
+        self.notifier = Notifier(logger: logger)
     }
 
     // MARK: login
@@ -74,24 +95,56 @@ public final class Authority {
             return verdict(.denied, "peer \(peer) may not ask about another user", user: user.value)
         }
         if config.mode == .off { return verdict(.ignore, "mode off", user: user.value) }
-        let record: UserRecord?
+        let outcome: PolicyOutcome
         do {
-            record = try store.load(user)
+            outcome = try evaluate(user: user, service: request.service, rhost: request.rhost, sideEffects: true).outcome
         } catch {
             logger.error("\(error)")
             return verdict(.unavailable, "user file unusable", user: user.value)
         }
-        switch Policy.decide(mode: config.mode, enrolled: record != nil) {
+        let session = LoginSession(request: request, user: user, peer: peer)
+        switch outcome.decision {
         case .ignore(let reason): return verdict(.ignore, reason, user: user.value)
         case .deny(let reason): return verdict(.denied, reason, user: user.value)
         case .offerEnrollment(let mandatory):
-            // Enrollment at login is not built yet (issue 4): behave as the plain mode table says.
-            return mandatory ? verdict(.denied, "not enrolled, mode required", user: user.value)
-                             : verdict(.ignore, "not enrolled, mode optional", user: user.value)
+            return offerEnrollment(request, user: user, peer: peer, mandatory: mandatory)
         case .askForCode:
-            let session = LoginSession(request: request, user: user, peer: peer)
             return .ask(.converse([ConversationMessage(.promptEchoOff, Authority.prompt)]), session)
+        case .locked(let until, let reason):
+            var locked = session
+            locked.purpose = .locked(until: until, reason: reason)
+            return .ask(.converse([ConversationMessage(.promptEchoOff, Authority.prompt)]), locked)
+        case .grace(let until):
+            var notice = session
+            notice.purpose = .graceNotice(until: until)
+            let text = "Multi-factor authentication is required for \(user.value) on this host from \(UTCTime.format(until)). "
+                + "Until then you may log in without a code. Set it up now with: mfagate enroll"
+            return .ask(.converse([ConversationMessage(.textInfo, text), ConversationMessage(.promptEchoOn, Authority.continuePrompt)]), notice)
         }
+    }
+
+    /// Gathers the facts for the policy (user file, NSS groups, books) and evaluates it. With
+    /// `sideEffects`, an unenrolled user who needs MFA is remembered as seen (grace starts now).
+    func evaluate(user: UserName, service: String, rhost: String, sideEffects: Bool) throws(StoreError) -> (outcome: PolicyOutcome, record: UserRecord?) {
+        let now = environment.now()
+        let record = try store.load(user)
+        let needsGroups = !config.requireGroups.isEmpty || !config.exemptGroups.isEmpty
+        let groups = needsGroups ? Accounts.groups(ofUser: user.value) : []
+        var firstSeen = books.firstSeen.users[user.value]
+        if record == nil && config.gracePeriod > 0 && firstSeen == nil
+            && Policy.requirement(config, user: user.value, groups: groups).required == true {
+            firstSeen = sideEffects ? books.noteFirstSeen(user.value, now: now) : now
+        }
+        let facts = LoginFacts(user: user.value, service: service, rhost: rhost, groups: groups, enrolled: record != nil,
+                               firstSeen: firstSeen, userLockedUntil: books.userLockedUntil(user.value, now: now),
+                               rhostBlockedUntil: books.rhostBlockedUntil(rhost, now: now), now: now)
+        return (Policy.evaluate(config, facts), record)
+    }
+
+    /// The next step after the user's answer: another round while enrolling, else the verdict.
+    public func continueLogin(_ typed: String, in session: LoginSession) -> Step {
+        if case .enrolling(let state) = session.purpose { return continueEnrollment(typed, in: session, state) }
+        return .finish(answer(typed, in: session))
     }
 
     /// Checks the answer against a fresh read of the file (another login may have used a code
@@ -101,6 +154,21 @@ public final class Authority {
             logDecision(session.request, user: session.user.value, peer: session.peer, result: result, reason: reason)
             return .verdict(result, reason: reason)
         }
+        let now = environment.now()
+        switch session.purpose {
+        case .locked(let until, let reason):
+            return verdict(.locked, "\(reason), locked until \(UTCTime.format(until))")
+        case .graceNotice(let until):
+            return verdict(.ignore, "not enrolled, in grace period until \(UTCTime.format(until))")
+        case .enrolling:
+            return verdict(.denied, "enrollment answer out of order")
+        case .code:
+            break
+        }
+        // Locked while the user was typing (parallel guesses): nothing more is checked.
+        if let until = books.rhostBlockedUntil(session.request.rhost, now: now) ?? books.userLockedUntil(session.user.value, now: now) {
+            return verdict(.locked, "too many wrong codes, locked until \(UTCTime.format(until))")
+        }
         let record: UserRecord?
         do {
             record = try store.load(session.user)
@@ -108,26 +176,26 @@ public final class Authority {
             logger.error("\(error)")
             return verdict(.unavailable, "user file unusable")
         }
-        guard var record else { return verdict(.denied, "enrollment removed during login") }
-        let now = environment.now()
-        let compact = typed.filter { $0 != " " && $0 != "\t" }
-        if !compact.isEmpty && compact.allSatisfy({ $0.isASCII && $0.isNumber }) {
-            if let step = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
-                                        window: config.window, lastUsedStep: record.lastUsedStep) {
-                record.lastUsedStep = step
-                record.lastSuccess = now
-                return persist(record, then: verdict(.success, "totp"), else: verdict)
+        guard let record else { return verdict(.denied, "enrollment removed during login") }
+        var denial = "wrong code"
+        switch checkFactor(typed, against: record, now: now) {
+        case .accepted(let updated, let reason, let usedRecoveryCode):
+            if usedRecoveryCode {
+                notifier.notify(.recoveryCodeUsed, user: session.user, command: config.notifyCommand,
+                                metadata: ["service": "\(loggable(session.request.service))"])
             }
-            let replay = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
-                                       window: config.window, lastUsedStep: nil) != nil
-            return verdict(.denied, replay ? "replayed code" : "wrong code")
+            return persist(updated, then: succeeded(verdict(.success, reason), session, now), else: verdict)
+        case .rejected(let reason):
+            denial = reason
         }
-        if let index = RecoveryCodes.match(typed: typed, stored: record.recoveryCodes) {
-            record.recoveryCodes.remove(at: index)
-            record.lastSuccess = now
-            return persist(record, then: verdict(.success, "recovery code, \(record.recoveryCodes.count) left"), else: verdict)
-        }
-        return verdict(.denied, "wrong code")
+        let message = verdict(.denied, denial)
+        books.recordFailure(user: session.user.value, rhost: session.request.rhost, config: config, now: now)
+        return message
+    }
+
+    func succeeded(_ message: DaemonMessage, _ session: LoginSession, _ now: Int64) -> DaemonMessage {
+        books.recordSuccess(user: session.user.value, config: config, now: now)
+        return message
     }
 
     func persist(_ record: UserRecord, then success: @autoclosure () -> DaemonMessage,
@@ -174,21 +242,20 @@ public final class Authority {
                 }
                 secret = decoded
             }
-            var shown: [String] = []
-            var hashed: [RecoveryCodes.Hashed] = []
-            while shown.count < RecoveryCodes.count {
-                guard let code = RecoveryCodes.makeCode(randomBytes: try environment.randomBytes(32)) else { continue }
-                shown.append(code)
-                hashed.append(RecoveryCodes.hash(normalizedCode: RecoveryCodes.normalize(code) ?? code,
-                                                 salt: try environment.randomBytes(16)))
+            let method: OTPMethod = request.method == .hotp ? .hotp : .totp
+            var counter: UInt64 = 0
+            if method == .hotp && !request.counter.isEmpty {
+                guard let c = UInt64(request.counter) else { return .error(.badRequest, message: "the counter must be a whole number ≥ 0") }
+                counter = c
             }
+            let codes = try makeRecoveryCodes()
             let record = UserRecord(user: user, parameters: .standard, secret: secret, created: environment.now(),
-                                    recoveryCodes: hashed)
+                                    recoveryCodes: codes.hashed, method: method, counter: counter)
             try store.save(record)
-            logger.notice("enrolled", metadata: ["user": "\(user)", "peer": "\(peer)", "by": "admin"])
-            let host = environment.hostName
-            let uri = OTPAuthURI.totp(secret: secret, issuer: host, account: "\(user.value)@\(host)", parameters: .standard)
-            return .enrolled(EnrolledReply(user: user.value, secret: Base32.encode(secret), otpauthURI: uri, recoveryCodes: shown))
+            pending.remove(user)
+            notifier.notify(.enrolled, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)", "by": "admin"])
+            let uri = otpauthURI(user: user, method: method, secret: secret, counter: counter)
+            return .enrolled(EnrolledReply(user: user.value, secret: Base32.encode(secret), otpauthURI: uri, recoveryCodes: codes.shown))
         } catch let error as StoreError {
             logger.error("\(error)")
             return .error(.storageFailure, message: "\(error)")
@@ -215,12 +282,60 @@ public final class Authority {
             return refuse(.notAllowed, "you may only ask about your own enrollment (or run as root)", peer: peer, action: "status")
         }
         do {
-            let record = try store.load(user)
-            return .status(StatusReply(user: user.value, enrolled: record != nil, recoveryCodesLeft: record?.recoveryCodes.count ?? 0))
+            return .status(summary(user, try store.load(user), now: environment.now()))
         } catch {
             logger.error("\(error)")
             return .error(.storageFailure, message: "\(error)")
         }
+    }
+
+    // MARK: policy administration
+
+    public func check(user raw: String, service: String, rhost: String, version: UInt8, peer: Peer) -> DaemonMessage {
+        guard version == WireProtocol.version else { return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command") }
+        guard peer.isRoot else {
+            return refuse(.notAllowed, "only root may ask how the policy treats a user", peer: peer, action: "check")
+        }
+        let user: UserName
+        do { user = try UserName(validating: raw) } catch { return .error(.invalidUserName, message: "\(error)") }
+        do {
+            let (outcome, record) = try evaluate(user: user, service: service, rhost: rhost, sideEffects: false)
+            var until: Int64 = 0
+            let reason: String
+            switch outcome.decision {
+            case .askForCode: reason = "a verification code is needed"
+            case .offerEnrollment(let mandatory):
+                reason = mandatory ? "not enrolled: must enroll at this login" : "not enrolled: may enroll at this login or skip"
+            case .ignore(let why): reason = "no code needed (\(why))"
+            case .deny(let why): reason = "login refused (\(why))"
+            case .grace(let t): until = t; reason = "not enrolled, in grace period: no code needed until \(UTCTime.format(t))"
+            case .locked(let t, let why): until = t; reason = "locked out (\(why)) until \(UTCTime.format(t))"
+            }
+            let effective = config.mode == .off ? "no code needed (mode off)" : reason
+            return .checked(CheckReply(decision: outcome.decision.word, reason: effective, rule: outcome.rule, until: until,
+                                       enrolled: record != nil))
+        } catch {
+            logger.error("\(error)")
+            return .error(.storageFailure, message: "\(error)")
+        }
+    }
+
+    public func unlock(user raw: String, rhost: String, version: UInt8, peer: Peer) -> DaemonMessage {
+        guard version == WireProtocol.version else { return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command") }
+        guard peer.isRoot else {
+            return refuse(.notAllowed, "only root may unlock", peer: peer, action: "unlock")
+        }
+        var user: String? = nil
+        if !raw.isEmpty {
+            do { user = try UserName(validating: raw).value } catch { return .error(.invalidUserName, message: "\(error)") }
+        }
+        if !rhost.isEmpty && LockoutBook.rhostKey(rhost) == nil {
+            return .error(.badRequest, message: "\"\(loggable(rhost))\" is not an address")
+        }
+        let cleared = books.unlock(user: user, rhost: rhost.isEmpty ? nil : rhost, config: config, now: environment.now())
+        let what = cleared.isEmpty ? "nothing was locked" : "unlocked " + cleared.joined(separator: " and ")
+        logger.notice("unlock", metadata: ["user": "\(user ?? "-")", "rhost": "\(loggable(rhost))", "peer": "\(peer)", "result": "\(what)"])
+        return .done(message: what)
     }
 
     // MARK: helpers

@@ -44,7 +44,7 @@ extension Authority {
         if !mandatory { messages.append(ConversationMessage(.textInfo, "Press Enter without a code to skip this for now.")) }
         messages.append(ConversationMessage(.promptEchoOff, Authority.prompt))
         var session = LoginSession(request: request, user: user, peer: peer)
-        session.enrollment = LoginEnrollment(mandatory: mandatory, secret: secret, attemptsLeft: Self.loginEnrollmentAttempts)
+        session.purpose = .enrolling(LoginEnrollment(mandatory: mandatory, secret: secret, attemptsLeft: Self.loginEnrollmentAttempts))
         logger.info("enrollment offered at login", metadata: ["user": "\(user)", "mandatory": "\(mandatory)"])
         return .ask(.converse(messages), session)
     }
@@ -58,6 +58,7 @@ extension Authority {
         var next = session
         switch state.stage {
         case .showingRecoveryCodes:
+            books.recordSuccess(user: session.user.value, config: config, now: environment.now())
             return verdict(.success, "enrolled at login")
         case .awaitingCode:
             let trimmed = typed.filter { $0 != " " && $0 != "\t" }
@@ -67,7 +68,7 @@ extension Authority {
             guard case .accepted(var record, _, false) = checkFactor(typed, against: candidate, now: now, allowRecoveryCode: false) else {
                 state.attemptsLeft -= 1
                 if state.attemptsLeft <= 0 { return verdict(.denied, "wrong enrollment code") }
-                next.enrollment = state
+                next.purpose = .enrolling(state)
                 return .ask(.converse([
                     ConversationMessage(.errorMessage, "That code is not right (check the phone's clock). \(state.attemptsLeft) tries left."),
                     ConversationMessage(.promptEchoOff, Authority.prompt)]), next)
@@ -80,7 +81,7 @@ extension Authority {
                 try store.save(record)
                 notifier.notify(.enrolled, user: session.user, command: config.notifyCommand, metadata: ["by": "login", "service": "\(loggable(session.request.service))"])
                 state.stage = .showingRecoveryCodes
-                next.enrollment = state
+                next.purpose = .enrolling(state)
                 return .ask(.converse([
                     ConversationMessage(.textInfo, "Enrolled. These recovery codes let you in once each if you lose the phone. They are shown only now:"),
                     ConversationMessage(.textInfo, codes.shown.map { "  " + $0 }.joined(separator: "\n")),

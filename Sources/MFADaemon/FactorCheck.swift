@@ -22,9 +22,10 @@ extension Authority {
             case .totp:
                 let window = record.window ?? config.window
                 if let step = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
-                                            window: window, lastUsedStep: record.lastUsedStep) {
+                                            window: window, lastUsedStep: record.lastUsedStep, drift: record.drift) {
                     record.lastUsedStep = step
                     record.lastSuccess = now
+                    record.drift = OTP.learntDrift(acceptedStep: step, unixTime: now, period: record.parameters.period)
                     return .accepted(record, reason: "totp", usedRecoveryCode: false)
                 }
             case .hotp:
@@ -46,7 +47,7 @@ extension Authority {
         }
         if digitsOnly && record.method == .totp {
             let replay = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
-                                       window: record.window ?? config.window, lastUsedStep: nil) != nil
+                                       window: record.window ?? config.window, lastUsedStep: nil, drift: record.drift) != nil
             return .rejected(reason: replay ? "replayed code" : "wrong code")
         }
         return .rejected(reason: "wrong code")

@@ -221,7 +221,7 @@ extension Authority {
             return storageError(error)
         }
         notifier.notify(isReset ? .reset : .disabled, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)"])
-        return .done(user: user.value, message: isReset ? "\(user): enrollment reset; the user has no second factor now"
+        return .changed(user: user.value, message: isReset ? "\(user): enrollment reset; the user has no second factor now"
                                                        : "\(user): second factor disabled and its recovery codes deleted")
     }
 

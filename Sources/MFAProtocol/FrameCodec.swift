@@ -61,6 +61,7 @@ struct Writer {
     var bytes: [UInt8] = [0, 0, 0, 0]
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u16(_ v: UInt16) { bytes.append(UInt8(v >> 8)); bytes.append(UInt8(v & 0xFF)) }
+    mutating func u64(_ v: UInt64) { for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) } }
     mutating func str(_ s: String) throws(FrameError) {
         let utf8 = Array(s.utf8)
         guard utf8.count <= 0xFFFF else { throw .badValue("string longer than 65535 bytes") }
@@ -91,6 +92,11 @@ struct Reader {
     mutating func u16() throws(FrameError) -> UInt16 {
         let hi = try u8(), lo = try u8()
         return UInt16(hi) << 8 | UInt16(lo)
+    }
+    mutating func u64() throws(FrameError) -> UInt64 {
+        var v: UInt64 = 0
+        for _ in 0..<8 { v = v << 8 | UInt64(try u8()) }
+        return v
     }
     mutating func str() throws(FrameError) -> String {
         let n = Int(try u16())
@@ -134,6 +140,10 @@ public enum FrameCodec {
         case .importGoogleAuthenticator(let i):
             w.u8(Tag.importGA.rawValue); w.u8(i.version); try w.str(i.user); try w.str(i.content)
             w.u8(i.replaceExisting ? 1 : 0)
+        case .check(let version, let user, let service, let rhost):
+            w.u8(Tag.check.rawValue); w.u8(version); try w.str(user); try w.str(service); try w.str(rhost)
+        case .unlock(let version, let user, let rhost):
+            w.u8(Tag.unlock.rawValue); w.u8(version); try w.str(user); try w.str(rhost)
         }
         return try w.finish()
     }
@@ -181,6 +191,14 @@ public enum FrameCodec {
             let flags = try r.u8()
             message = .importGoogleAuthenticator(ImportRequest(version: version, user: user, content: content,
                                                                replaceExisting: flags & 1 != 0))
+        case .check:
+            let version = try r.u8()
+            let user = try r.str(), service = try r.str(), rhost = try r.str()
+            message = .check(version: version, user: user, service: service, rhost: rhost)
+        case .unlock:
+            let version = try r.u8()
+            let user = try r.str(), rhost = try r.str()
+            message = .unlock(version: version, user: user, rhost: rhost)
         default:
             throw .unknownTag(tagByte)
         }
@@ -211,12 +229,17 @@ public enum FrameCodec {
             w.u16(UInt16(clamping: p.secondsValid))
         case .recoveryCodes(let user, let codes):
             w.u8(Tag.recoveryCodes.rawValue); try w.str(user); try w.codes(codes)
-        case .done(let user, let text):
-            w.u8(Tag.done.rawValue); try w.str(user); try w.str(text)
+        case .changed(let user, let text):
+            w.u8(Tag.changed.rawValue); try w.str(user); try w.str(text)
         case .list(let entries):
             guard entries.count <= 0xFFFF else { throw .badValue("too many users") }
             w.u8(Tag.listReply.rawValue); w.u16(UInt16(entries.count))
             for entry in entries { try w.statusBody(entry) }
+        case .checked(let c):
+            w.u8(Tag.checked.rawValue); try w.str(c.decision); try w.str(c.reason); try w.str(c.rule)
+            w.u64(UInt64(bitPattern: c.until)); w.u8(c.enrolled ? 1 : 0)
+        case .done(let text):
+            w.u8(Tag.done.rawValue); try w.str(text)
         case .error(let code, let text):
             w.u8(Tag.error.rawValue); w.u16(code.rawValue); try w.str(text)
         }
@@ -256,14 +279,20 @@ public enum FrameCodec {
         case .recoveryCodes:
             let user = try r.str()
             message = .recoveryCodes(user: user, codes: try r.codes())
-        case .done:
+        case .changed:
             let user = try r.str()
-            message = .done(user: user, message: try r.str())
+            message = .changed(user: user, message: try r.str())
         case .listReply:
             let count = Int(try r.u16())
             var entries: [StatusReply] = []
             for _ in 0..<count { entries.append(try r.statusBody()) }
             message = .list(entries)
+        case .checked:
+            let decision = try r.str(), reason = try r.str(), rule = try r.str()
+            let until = Int64(bitPattern: try r.u64())
+            message = .checked(CheckReply(decision: decision, reason: reason, rule: rule, until: until, enrolled: try r.u8() != 0))
+        case .done:
+            message = .done(message: try r.str())
         case .error:
             let raw = try r.u16()
             message = .error(ErrorCode(rawValue: raw) ?? .badRequest, message: try r.str())

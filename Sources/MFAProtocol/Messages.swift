@@ -87,6 +87,28 @@ public enum ClientMessage: Sendable, Equatable {
     case disable(UserCodeRequest)
     case list(version: UInt8)
     case importGoogleAuthenticator(ImportRequest)
+    /// What would a login of this user, service and address get now? (root; no side effects)
+    case check(version: UInt8, user: String, service: String, rhost: String)
+    /// Clear the lockout of a user and/or an address (root; either may be empty).
+    case unlock(version: UInt8, user: String, rhost: String)
+}
+
+/// The answer to `check`: the decision, the human reason, the rule that made it, and a deadline.
+public struct CheckReply: Sendable, Equatable {
+    /// A stable word: code, enroll, ignore, refuse, grace, locked.
+    public var decision: String
+    public var reason: String
+    public var rule: String
+    /// Unix time until which a grace period or lockout lasts; 0 if none.
+    public var until: Int64
+    public var enrolled: Bool
+    public init(decision: String, reason: String, rule: String, until: Int64, enrolled: Bool) {
+        self.decision = decision
+        self.reason = reason
+        self.rule = rule
+        self.until = until
+        self.enrolled = enrolled
+    }
 }
 
 public struct EnrolledReply: Sendable, Equatable {
@@ -132,15 +154,18 @@ public enum DaemonMessage: Sendable, Equatable {
     case status(StatusReply)
     case pending(PendingReply)
     case recoveryCodes(user: String, codes: [String])
-    /// A change was made; `message` is one sentence for the user (e.g. the import report line).
-    case done(user: String, message: String)
+    /// A user's enrollment was changed; `message` is one sentence for the user (e.g. the import report line).
+    case changed(user: String, message: String)
     case list([StatusReply])
+    case checked(CheckReply)
+    /// An admin request was carried out; the message says what changed.
+    case done(message: String)
     case error(ErrorCode, message: String)
 }
 
 enum Tag: UInt8 {
-    case loginBegin = 0x01, reply = 0x02, cancel = 0x03, enroll = 0x10, status = 0x11
+    case loginBegin = 0x01, reply = 0x02, cancel = 0x03, enroll = 0x10, status = 0x11, check = 0x20, unlock = 0x21
     case enrollBegin = 0x12, enrollConfirm = 0x13, regenerate = 0x14, disable = 0x15, list = 0x16, importGA = 0x17
-    case converse = 0x81, verdict = 0x82, enrolled = 0x90, statusReply = 0x91, error = 0x9F
-    case pending = 0x92, recoveryCodes = 0x93, done = 0x94, listReply = 0x95
+    case converse = 0x81, verdict = 0x82, enrolled = 0x90, statusReply = 0x91, error = 0x9F, checked = 0xA0, done = 0xA1
+    case pending = 0x92, recoveryCodes = 0x93, changed = 0x94, listReply = 0x95
 }

@@ -128,7 +128,46 @@ public final class FileStore {
     /// The user's record, or nil if the user has no file.
     public func load(_ user: UserName) throws(StoreError) -> UserRecord? {
         let display = filePath(user)
-        let fd = openat(usersFD, user.value, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard var bytes = try readChecked(dirFD: usersFD, name: user.value, display: display,
+                                          maximumSize: UserFileFormat.maximumSize) else { return nil }
+        defer { mfa_wipe(&bytes, bytes.count) }
+        do {
+            return try UserFileFormat.parse(String(decoding: bytes, as: UTF8.self), expectedUser: user)
+        } catch {
+            throw .damagedFile(path: display, detail: error.description)
+        }
+    }
+
+    /// Replaces the user's file with `record`, durably, before returning.
+    public func save(_ record: UserRecord) throws(StoreError) {
+        var bytes = Array(UserFileFormat.serialize(record).utf8)
+        defer { mfa_wipe(&bytes, bytes.count) }
+        try writeAtomically(dirFD: usersFD, dirDisplay: "\(path)/users", name: record.user.value, bytes: bytes)
+    }
+
+    /// Names of the daemon's own bookkeeping files at the top of the state directory.
+    public enum StateFile: String, Sendable {
+        case lockout, seen
+    }
+
+    public static let maximumStateFileSize = 8 << 20
+
+    /// The text of a bookkeeping file, or nil if there is none yet.
+    public func loadState(_ file: StateFile) throws(StoreError) -> String? {
+        guard let bytes = try readChecked(dirFD: rootFD, name: file.rawValue, display: "\(path)/\(file.rawValue)",
+                                          maximumSize: FileStore.maximumStateFileSize) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Replaces a bookkeeping file atomically and durably.
+    public func saveState(_ file: StateFile, _ text: String) throws(StoreError) {
+        try writeAtomically(dirFD: rootFD, dirDisplay: path, name: file.rawValue, bytes: Array(text.utf8))
+    }
+
+    /// Reads a whole file after checking, on the open descriptor, that it is a regular file owned by
+    /// the daemon, private (no group/other bits) and not larger than `maximumSize`. nil: no file.
+    func readChecked(dirFD: Int32, name: String, display: String, maximumSize: Int) throws(StoreError) -> [UInt8]? {
+        let fd = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             let e = errno
             if e == ENOENT { return nil }
@@ -145,44 +184,43 @@ public final class FileStore {
         guard st.st_mode & 0o077 == 0 else {
             throw .unsafeFile(path: display, reason: "its mode \(String(st.st_mode & 0o777, radix: 8)) lets others read or write it (must be 0600)")
         }
-        guard st.st_size <= UserFileFormat.maximumSize else {
-            throw .damagedFile(path: display, detail: "larger than \(UserFileFormat.maximumSize) bytes")
+        guard st.st_size <= maximumSize else {
+            throw .damagedFile(path: display, detail: "larger than \(maximumSize) bytes")
         }
+        // One byte more than the size says, to notice a file that grew since fstat.
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
         var total = 0
         while total < bytes.count {
             let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw .system(path: display, operation: "reading", errno: errno)
+                let e = errno
+                mfa_wipe(&bytes, bytes.count)
+                throw .system(path: display, operation: "reading", errno: e)
             }
             if n == 0 { break }
             total += n
         }
-        defer { mfa_wipe(&bytes, bytes.count) }
-        guard total <= UserFileFormat.maximumSize else {
-            throw .damagedFile(path: display, detail: "larger than \(UserFileFormat.maximumSize) bytes")
+        if total > maximumSize {
+            mfa_wipe(&bytes, bytes.count)
+            throw .damagedFile(path: display, detail: "larger than \(maximumSize) bytes")
         }
-        let text = String(decoding: bytes[0..<total], as: UTF8.self)
-        do {
-            return try UserFileFormat.parse(text, expectedUser: user)
-        } catch {
-            throw .damagedFile(path: display, detail: error.description)
-        }
+        let content = Array(bytes[0..<total])
+        mfa_wipe(&bytes, bytes.count)
+        return content
     }
 
-    /// Replaces the user's file with `record`, durably, before returning.
-    public func save(_ record: UserRecord) throws(StoreError) {
-        var bytes = Array(UserFileFormat.serialize(record).utf8)
-        defer { mfa_wipe(&bytes, bytes.count) }
-        let display = filePath(record.user)
+    /// Temp file in `tmp/`, write, fsync, rename over `name`, fsync the directory: a crash at any
+    /// point leaves the old or the new file, never a mix, and the new one survives power loss.
+    func writeAtomically(dirFD: Int32, dirDisplay: String, name: String, bytes: [UInt8]) throws(StoreError) {
+        let display = "\(dirDisplay)/\(name)"
         tempCounter &+= 1
-        let tempName = "\(record.user.value).\(getpid()).\(tempCounter)"
+        let tempName = "\(name).\(getpid()).\(tempCounter)"
         let fd = openat(tmpFD, tempName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .system(path: "\(path)/tmp/\(tempName)", operation: "creating", errno: errno) }
-        var ok = false
+        var renamed = false
         defer {
-            if !ok { unlinkat(tmpFD, tempName, 0) }
+            if !renamed { unlinkat(tmpFD, tempName, 0) }
         }
         var written = 0
         while written < bytes.count {
@@ -196,11 +234,11 @@ public final class FileStore {
         }
         if fsync(fd) != 0 { let e = errno; close(fd); throw .system(path: display, operation: "syncing", errno: e) }
         if close(fd) != 0 { throw .system(path: display, operation: "closing", errno: errno) }
-        if renameat(tmpFD, tempName, usersFD, record.user.value) != 0 {
+        if renameat(tmpFD, tempName, dirFD, name) != 0 {
             throw .system(path: display, operation: "replacing", errno: errno)
         }
-        ok = true
-        if fsync(usersFD) != 0 { throw .system(path: "\(path)/users", operation: "syncing", errno: errno) }
+        renamed = true
+        if fsync(dirFD) != 0 { throw .system(path: dirDisplay, operation: "syncing", errno: errno) }
     }
 
     /// Removes the user's file (no error if there is none).

@@ -22,6 +22,8 @@ public struct UserRecord: Sendable, Equatable {
     /// Steps accepted either side of now for this user (set by an import that carried WINDOW_SIZE);
     /// nil: the host's `window`.
     public var window: Int?
+    /// Learnt clock drift of the user's device, in time steps: the window is centred there.
+    public var drift: Int = 0
 
     public init(user: UserName, parameters: OTPParameters, secret: [UInt8], created: Int64,
                 lastUsedStep: Int64? = nil, lastSuccess: Int64? = nil, recoveryCodes: [RecoveryCodes.Hashed],
@@ -60,6 +62,7 @@ public enum UserFileFormat {
         if let w = r.window { lines.append("window \(w)") }
         if let step = r.lastUsedStep { lines.append("last_step \(step)") }
         if let t = r.lastSuccess { lines.append("last_success \(t)") }
+        if r.drift != 0 { lines.append("drift \(r.drift)") }
         for code in r.recoveryCodes { lines.append("recovery \(hex(code.salt)):\(hex(code.hash))") }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -94,7 +97,7 @@ public enum UserFileFormat {
                 recovery.append(RecoveryCodes.Hashed(salt: salt, hash: hash))
                 if recovery.count > 100 { throw fail(lineNumber, "too many recovery codes") }
             case "user", "method", "algorithm", "digits", "period", "secret", "created", "last_step", "last_success",
-                 "counter", "window":
+                 "counter", "window", "drift":
                 if fields[key] != nil { throw fail(lineNumber, "`\(key)` appears twice") }
                 fields[key] = (lineNumber, value)
             default:
@@ -147,9 +150,14 @@ public enum UserFileFormat {
             guard let v = Int64(text) else { throw fail(line, "bad last_success") }
             lastSuccess = v
         }
-        return UserRecord(user: expectedUser, parameters: parameters, secret: secret, created: created,
-                          lastUsedStep: lastStep, lastSuccess: lastSuccess, recoveryCodes: recovery,
-                          method: otpMethod, counter: counter, window: window)
+        var record = UserRecord(user: expectedUser, parameters: parameters, secret: secret, created: created,
+                                lastUsedStep: lastStep, lastSuccess: lastSuccess, recoveryCodes: recovery,
+                                method: otpMethod, counter: counter, window: window)
+        if let (line, text) = fields["drift"] {
+            guard let v = Int(text), abs(v) <= OTP.maximumDrift else { throw fail(line, "bad drift") }
+            record.drift = v
+        }
+        return record
     }
 
     static func hex(_ bytes: [UInt8]) -> String {

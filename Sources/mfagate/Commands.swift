@@ -43,7 +43,7 @@ struct MFAGate: ParsableCommand {
         commandName: "mfagate",
         abstract: "Manage second-factor (TOTP) enrollments checked by mfagated.",
         discussion: "Exit codes: 0 done, 1 refused by the daemon, 2 usage error, 3 daemon unreachable.",
-        subcommands: [Enroll.self, Status.self])
+        subcommands: [Enroll.self, Status.self, Check.self, Unlock.self])
 
     /// Lets `mfagate --socket PATH enroll ...` work by moving leading global options after the verb.
     static func reorderedArguments(_ arguments: [String]) -> [String] {

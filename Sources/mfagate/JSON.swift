@@ -1,12 +1,13 @@
 /// The few JSON shapes the CLI prints. Keys keep the order given, so output is stable for scripts.
 enum JSONValue {
-    case string(String), int(Int), bool(Bool), array([JSONValue]), object([(String, JSONValue)])
+    case string(String), int(Int), bool(Bool), null, array([JSONValue]), object([(String, JSONValue)])
 
     var text: String {
         switch self {
         case .string(let s): return JSONValue.quote(s)
         case .int(let n): return String(n)
         case .bool(let b): return b ? "true" : "false"
+        case .null: return "null"
         case .array(let items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
         case .object(let pairs): return "{" + pairs.map { JSONValue.quote($0.0) + ": " + $0.1.text }.joined(separator: ", ") + "}"
         }

@@ -43,8 +43,15 @@ struct MFAGated: ParsableCommand {
     @Flag(name: .long, help: "Check the configuration file and exit (non-zero with FILE:LINE: message on an error).")
     var checkConfig = false
 
+    @Flag(name: .long, help: "With --check-config: print the effective configuration, defaults filled in.")
+    var print = false
+
     @Flag(name: .long, help: "Log debug messages too.")
     var debug = false
+
+    /// Shifts the daemon's clock, so tests can check grace periods and lockouts without waiting.
+    @Option(name: .long, help: .hidden)
+    var clockOffset: Int64 = 0
 
     func run() throws {
         let path = config ?? Self.defaultConfigPath
@@ -56,7 +63,12 @@ struct MFAGated: ParsableCommand {
             throw ExitCode(2)
         }
         if checkConfig {
-            print("\(path): OK (mode \(settings.mode), state_dir \(settings.stateDirectory), socket \(settings.socketPath))")
+            if print {
+                Swift.print("# effective configuration from \(path)")
+                Swift.print(ConfigParser.render(settings), terminator: "")
+            } else {
+                Swift.print("\(path): OK (mode \(settings.mode), state_dir \(settings.stateDirectory), socket \(settings.socketPath))")
+            }
             return
         }
         let level: Logger.Level = debug ? .debug : .info
@@ -67,14 +79,20 @@ struct MFAGated: ParsableCommand {
         if geteuid() == 0 {
             logger.warning("running as root; run mfagated as its own unprivileged user (see README)")
         }
-        let store: FileStore
+        let authority: Authority
         do {
-            store = try FileStore(path: settings.stateDirectory)
+            let store = try FileStore(path: settings.stateDirectory)
+            var environment = DaemonEnvironment.live
+            if clockOffset != 0 {
+                let offset = clockOffset, live = environment.now
+                environment.now = { live() + offset }
+                logger.warning("clock offset by \(offset) s (--clock-offset is for tests only)")
+            }
+            authority = try Authority(config: settings, store: store, environment: environment, logger: logger)
         } catch {
             logger.critical("\(error)")
             throw ExitCode(1)
         }
-        let authority = Authority(config: settings, store: store, environment: .live, logger: logger)
         let server: Server
         do {
             server = try Server(authority: authority, socketPath: settings.socketPath, logger: logger)

@@ -101,8 +101,8 @@ final class PolicyTests: XCTestCase {
         XCTAssertEqual(Policy.decide(mode: .off, enrolled: true), .ignore(reason: "mode off"))
         XCTAssertEqual(Policy.decide(mode: .off, enrolled: false), .ignore(reason: "mode off"))
         XCTAssertEqual(Policy.decide(mode: .optional, enrolled: true), .askForCode)
-        XCTAssertEqual(Policy.decide(mode: .optional, enrolled: false), .ignore(reason: "not enrolled, mode optional"))
+        XCTAssertEqual(Policy.decide(mode: .optional, enrolled: false), .ignore(reason: "not enrolled, MFA optional"))
         XCTAssertEqual(Policy.decide(mode: .required, enrolled: true), .askForCode)
-        XCTAssertEqual(Policy.decide(mode: .required, enrolled: false), .deny(reason: "not enrolled, mode required"))
+        XCTAssertEqual(Policy.decide(mode: .required, enrolled: false), .deny(reason: "not enrolled, MFA required"))
     }
 }

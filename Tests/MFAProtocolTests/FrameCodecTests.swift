@@ -35,7 +35,7 @@ final class FrameCodecTests: XCTestCase {
                                 lastSuccess: 1_700_000_100, pending: true)),
             .pending(PendingReply(user: "a", secret: "S", otpauthURI: "otpauth://y", secondsValid: 600)),
             .recoveryCodes(user: "a", codes: ["x", "y"]),
-            .done(user: "a", message: "disabled"),
+            .changed(user: "a", message: "disabled"),
             .list([StatusReply(user: "a", enrolled: false, recoveryCodesLeft: 0), StatusReply(user: "b", enrolled: true, recoveryCodesLeft: 1)]),
             .list([]),
             .error(.wrongCode, message: "no"),

@@ -48,7 +48,7 @@ def test_ssh_recovery_code_once_and_required_mode_refuses_unenrolled(sshd):
     # plainuser is not enrolled and the mode is required: the right password is not enough.
     r = ssh_login(box.port, "plainuser", answers("000000"))
     assert not r.ok
-    assert 'reason="not enrolled, mode required"' in d.log() and "rhost=127.0.0.1" in d.log()
+    assert 'reason="not enrolled, MFA required"' in d.log() and "rhost=127.0.0.1" in d.log()
 
 
 def test_ssh_wrong_password_never_reaches_a_verdict_of_success(sshd):
