@@ -158,6 +158,8 @@ extension Authority {
         do {
             let codes = try makeRecoveryCodes()
             record.recoveryCodes = codes.hashed
+            // The confirming code is spent (last_step) but is not a login.
+            record.lastSuccess = nil
             try store.save(record)
             pending.remove(user)
             notifier.notify(.enrolled, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)", "by": "self-service"])
