@@ -100,13 +100,14 @@ extension MFAGate {
 
         func validate() throws {
             if counter != nil && !hotp { throw ValidationError("--counter needs --hotp") }
-            let provisioning = user != nil && getuid() == 0
-            if json && !provisioning { throw ValidationError("--json is for root provisioning (--user NAME); self-service enrollment is interactive") }
-            if force && !provisioning { throw ValidationError("--force is for root provisioning (--user NAME); to replace your own enrollment give --code") }
+            if (json || force) && user == nil {
+                throw ValidationError("--json and --force are for root provisioning (--user NAME); self-service enrollment is interactive")
+            }
         }
 
         func run() throws {
-            if let user, getuid() == 0 { return try provision(user) }
+            // --json/--force from a non-root user reach the daemon, which says that only root may provision.
+            if let user, getuid() == 0 || json || force { return try provision(user) }
             try selfService()
         }
 
