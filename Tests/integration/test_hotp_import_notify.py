@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mfagate_harness import oathtool_totp
+from mfagate_harness import MFAGATE as MFAGATE_BIN, oathtool_totp
 
 USER = "nobody"
 
@@ -168,3 +168,28 @@ def test_notify_command_gets_event_and_user_and_never_blocks_a_login(daemon_fact
     while time.monotonic() < deadline and "notify_command killed" not in d.log():
         time.sleep(0.2)
     assert "notify_command killed after 10 s" in d.log()
+
+
+def test_import_all_reads_every_account_with_a_file(daemon, tmp_path):
+    """--all walks the password database; a temp /etc/passwd is bind-mounted in a private mount
+    namespace (`mount -n`: nothing written to the host's /run/mount) so only our accounts exist."""
+    homes = {}
+    for name in ("nobody", "daemon"):
+        home = tmp_path / f"home-{name}"
+        home.mkdir()
+        entry = pwd.getpwnam(name)
+        os.chown(home, entry.pw_uid, entry.pw_gid)
+        homes[name] = (home, entry)
+    google_authenticator(homes["nobody"][0] / ".google_authenticator", "-t", "-d", "-e", "2")
+    ga = homes["daemon"][0] / ".google_authenticator"
+    google_authenticator(ga, "-c", "-e", "0")
+    os.chown(ga, homes["daemon"][1].pw_uid, homes["daemon"][1].pw_gid)
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/sh\n" + "".join(
+        f"{n}:x:{e.pw_uid}:{e.pw_gid}::{h}:/usr/sbin/nologin\n" for n, (h, e) in homes.items()))
+    script = f"mount -n --bind {passwd} /etc/passwd && exec {daemon.readable_copy(MFAGATE_BIN)} --socket {daemon.socket} import-google-authenticator --all"
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "nobody: imported TOTP" in r.stdout and "daemon: imported HOTP (counter 1)" in r.stdout, r.stdout
+    listed = {e["user"]: e["method"] for e in json.loads(daemon.cli("list", "--json", check=True).stdout)}
+    assert listed == {"nobody": "totp", "daemon": "hotp"}
