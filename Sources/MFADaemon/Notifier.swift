@@ -100,8 +100,13 @@ public final class Notifier {
         let argv: [UnsafeMutablePointer<CChar>?] = ([command] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nil]
         defer { for p in argv + envp { free(p) } }
+        // No stdin: the command gets /dev/null, never the daemon's terminal or socket.
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, command, nil, &attributes, argv, envp)
+        let rc = posix_spawn(&pid, command, &actions, &attributes, argv, envp)
         return rc == 0 ? .success(pid) : .failure(Errno(code: rc))
     }
 

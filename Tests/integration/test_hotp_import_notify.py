@@ -139,7 +139,7 @@ def test_hostile_files_are_refused(daemon, tmp_path):
 def test_notify_command_gets_event_and_user_and_never_blocks_a_login(daemon_factory, tmp_path):
     out = tmp_path / "events"
     script = tmp_path / "notify.sh"
-    script.write_text(f"#!/bin/sh\necho \"$# $1 $2\" >> {out}\n[ \"$1\" = disabled ] && exit 3\n"
+    script.write_text(f"#!/bin/sh\necho \"$# $1 $2\" >> {out}\n[ \"$(readlink /proc/self/fd/0)\" = /dev/null ] || echo STDIN >> {out}\n[ \"$1\" = disabled ] && exit 3\n"
                       "[ \"$1\" = reset ] && exec sleep 60\nexit 0\n")
     os.chmod(script, 0o755)
     d = daemon_factory("optional", extra_config=f"notify_command = {script}\n")
@@ -157,7 +157,7 @@ def test_notify_command_gets_event_and_user_and_never_blocks_a_login(daemon_fact
     assert events[:6] == ["2 enrolled alice", "2 recovery-code-used alice", "2 recovery-codes-regenerated alice",
                           "2 enrolled bob", "2 recovery-code-used bob", "2 disabled bob"], events
     assert "notify_command failed" in d.log() and "exit 3" in d.log()
-    assert not any(c in out.read_text() for c in e["recovery_codes"] + [e["secret"]])
+    assert not any(c in out.read_text() for c in e["recovery_codes"] + [e["secret"]]) and "STDIN" not in out.read_text()
     # A hung command: the reset and the logins after it are not held up; it is killed after 10 s.
     d.enroll("carol")
     started = time.monotonic()
