@@ -72,12 +72,20 @@ extension Authority {
         if code.isEmpty {
             return .failure(SelfServiceRefusal(.wrongCode, "this needs \(what) (pass --code, or type it when asked)"))
         }
-        switch checkFactor(code, against: record, now: environment.now(), allowRecoveryCode: allowRecoveryCode) {
+        let now = environment.now()
+        // Proofs count against the same lockout as logins: otherwise `mfagate disable --code` in a
+        // loop would be an unlimited way to guess codes.
+        if let until = books.userLockedUntil(record.user.value, now: now) {
+            return .failure(SelfServiceRefusal(.wrongCode, "too many wrong codes; locked until \(UTCTime.format(until)) (root: mfagate unlock --user \(record.user))"))
+        }
+        switch checkFactor(code, against: record, now: now, allowRecoveryCode: allowRecoveryCode) {
         case .accepted(let updated, _, let usedRecovery):
+            books.recordSuccess(user: record.user.value, config: config, now: now)
             do { try store.save(updated) } catch { return .failure(SelfServiceRefusal(.storageFailure, "\(error)")) }
             if usedRecovery { notifier.notify(.recoveryCodeUsed, user: record.user, command: config.notifyCommand, metadata: ["action": "\(action)"]) }
             return .success(updated)
         case .rejected(let reason):
+            books.recordFailure(user: record.user.value, rhost: "", config: config, now: now)
             logger.notice("refused", metadata: ["action": "\(action)", "user": "\(record.user)", "peer": "\(peer)", "reason": "\(reason)"])
             return .failure(SelfServiceRefusal(.wrongCode, "that is not \(what)"))
         }

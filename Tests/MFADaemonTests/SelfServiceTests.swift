@@ -146,4 +146,16 @@ final class SelfServiceTests: XCTestCase {
         guard case .list(let entries) = authority.list(version: 1, peer: root0) else { return XCTFail() }
         XCTAssertEqual(entries.map(\.user), ["nobody"])
     }
+
+    func testWrongProofsCountTowardsTheLockout() throws {
+        let (_, codes) = try enrollNobody()
+        for _ in 0..<authority.config.maxFailures {
+            guard case .error(.wrongCode, _) = authority.disable(UserCodeRequest(user: "", code: "000000"), peer: nobody) else { return XCTFail() }
+        }
+        // Locked now: even a right recovery code is refused, and it is not spent.
+        guard case .error(.wrongCode, let text) = authority.disable(UserCodeRequest(user: "", code: codes[0]), peer: nobody) else { return XCTFail() }
+        XCTAssertTrue(text.contains("locked until"), text)
+        XCTAssertEqual(status()?.enrolled, true)
+        XCTAssertEqual(status()?.recoveryCodesLeft, 10)
+    }
 }
