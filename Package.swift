@@ -17,6 +17,8 @@ let package = Package(
     targets: [
         // libcrypto from Debian's libssl-dev: HMAC, RAND_bytes, CRYPTO_memcmp.
         .systemLibrary(name: "CMFACrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // libqrencode from Debian's libqrencode-dev: the QR code of the otpauth:// URI at enrollment.
+        .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         // Linux details Swift's Glibc module does not show (struct ucred needs _GNU_SOURCE, signalfd).
         .target(name: "CMFASys"),
         // libsystemd (libsystemd-dev): socket activation, sd_notify, and journal entries (sd_journal_sendv
@@ -26,11 +28,13 @@ let package = Package(
         .target(name: "MFACore", dependencies: ["CMFACrypto"]),
         // The wire protocol (docs/protocol.md): frame codec and message types. No I/O.
         .target(name: "MFAProtocol"),
+        // Renders a QR code as terminal text (UTF-8 half blocks or ASCII) for the CLI and the login prompt.
+        .target(name: "MFATerminalQR", dependencies: ["CQREncode"]),
         // The only code that touches secret files.
         .target(name: "MFAStore", dependencies: ["MFACore", "CMFASys"]),
         // Sockets, peer credentials, connection state machines, lifecycle.
         .target(name: "MFADaemon", dependencies: [
-            "MFACore", "MFAProtocol", "MFAStore", "CMFASys", "CMFASystemd",
+            "MFACore", "MFAProtocol", "MFAStore", "CMFASys", "CMFASystemd", "MFATerminalQR",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "mfagated", dependencies: [
@@ -39,12 +43,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "mfagate", dependencies: [
-            "MFAProtocol", "MFACore", "CMFASys",
+            "MFAProtocol", "MFACore", "CMFASys", "MFATerminalQR",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "MFACoreTests", dependencies: ["MFACore"]),
         .testTarget(name: "MFAProtocolTests", dependencies: ["MFAProtocol"]),
         .testTarget(name: "MFAStoreTests", dependencies: ["MFAStore", "MFACore"]),
-        .testTarget(name: "MFADaemonTests", dependencies: ["MFADaemon", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "MFATerminalQRTests", dependencies: ["MFATerminalQR"]),
+        .testTarget(name: "MFADaemonTests", dependencies: ["MFADaemon", "MFACore", "MFAProtocol", "MFAStore",
+                                                           .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -28,6 +28,12 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Wrong codes from one remote address within `failureWindow` that block that address (for
     /// `lockout` seconds) before it can lock out many users.
     public var maxFailuresPerRhost: Int = 20
+    /// Unenrolled users are offered enrollment (QR code in the prompt) at login.
+    public var enrollAtLogin: Bool = true
+    /// The name authenticator apps show; nil: the host name.
+    public var issuer: String? = nil
+    /// Run by the daemon with an event name and a user name after every enrollment change; nil: none.
+    public var notifyCommand: String? = nil
     /// Line of the file that set each key (absent: the default), so decisions can name their rule.
     public var lines: [String: Int] = [:]
     /// The text of each key as written, for explanations.
@@ -61,7 +67,8 @@ public enum ConfigParser {
     public static let maximumSize = 1 << 20
     public static let keys = ["mode", "state_dir", "socket", "window", "require_users", "exempt_users",
                               "require_groups", "exempt_groups", "services", "trusted_networks", "trust_local",
-                              "grace_period", "max_failures", "failure_window", "lockout", "max_failures_per_rhost"]
+                              "grace_period", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
+                              "enroll_at_login", "issuer", "notify_command"]
 
     public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfig {
         var config = DaemonConfig()
@@ -143,6 +150,20 @@ public enum ConfigParser {
         case "max_failures": config.maxFailures = try number(key, value, in: 0...1000, what: "a count (0 turns lockout off)")
         case "max_failures_per_rhost":
             config.maxFailuresPerRhost = try number(key, value, in: 0...100_000, what: "a count (0 turns the per-address limit off)")
+        case "enroll_at_login":
+            switch value {
+            case "yes": config.enrollAtLogin = true
+            case "no": config.enrollAtLogin = false
+            default: throw ValueError(message: "`enroll_at_login` must be yes or no (found \"\(value)\")")
+            }
+        case "issuer":
+            guard !value.isEmpty, value.utf8.count <= 64, !value.contains(":"),
+                  value.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+                throw ValueError(message: "`issuer` must be 1 to 64 printable characters without ':' (found \"\(value)\")")
+            }
+            config.issuer = value
+        case "notify_command":
+            config.notifyCommand = try absolutePath(key, value)
         default:
             throw ValueError(message: "unknown key `\(key)` (known keys: \(keys.joined(separator: ", ")))")
         }
@@ -237,6 +258,9 @@ public enum ConfigParser {
         case "failure_window": return formatDuration(c.failureWindow)
         case "lockout": return formatDuration(c.lockout)
         case "max_failures_per_rhost": return "\(c.maxFailuresPerRhost)"
+        case "enroll_at_login": return c.enrollAtLogin ? "yes" : "no"
+        case "issuer": return c.issuer ?? ""
+        case "notify_command": return c.notifyCommand ?? ""
         default: return ""
         }
     }

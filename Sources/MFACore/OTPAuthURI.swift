@@ -6,6 +6,13 @@ public enum OTPAuthURI {
             + "&algorithm=\(parameters.digest.rawValue.uppercased())&digits=\(parameters.digits)&period=\(parameters.period)"
     }
 
+    /// `otpauth://hotp/...&counter=N` for counter-based tokens and apps.
+    public static func hotp(secret: [UInt8], issuer: String, account: String, parameters: OTPParameters, counter: UInt64) -> String {
+        let label = percentEncode(issuer) + ":" + percentEncode(account)
+        return "otpauth://hotp/\(label)?secret=\(Base32.encode(secret))&issuer=\(percentEncode(issuer))"
+            + "&algorithm=\(parameters.digest.rawValue.uppercased())&digits=\(parameters.digits)&counter=\(counter)"
+    }
+
     /// RFC 3986: everything but the unreserved characters is %-escaped.
     public static func percentEncode(_ text: String) -> String {
         let hex = Array("0123456789ABCDEF".utf8)

@@ -82,6 +82,7 @@ public enum Policy {
     public static func decide(mode: MFAMode, enrolled: Bool) -> LoginDecision {
         var config = DaemonConfig()
         config.mode = mode
+        config.enrollAtLogin = false
         return evaluate(config, LoginFacts(user: "-", service: "-", rhost: "", enrolled: enrolled, now: 0)).decision
     }
 
@@ -124,10 +125,18 @@ public enum Policy {
             return PolicyOutcome(.locked(until: until, reason: "too many wrong codes"), rule: config.rule("max_failures"))
         }
         if facts.enrolled { return PolicyOutcome(.askForCode, rule: requirementRule) }
-        if !required { return PolicyOutcome(.ignore(reason: "not enrolled, MFA optional"), rule: requirementRule) }
+        if !required {
+            if config.enrollAtLogin {
+                return PolicyOutcome(.offerEnrollment(mandatory: false), rule: "\(requirementRule); \(config.rule("enroll_at_login"))")
+            }
+            return PolicyOutcome(.ignore(reason: "not enrolled, MFA optional"), rule: requirementRule)
+        }
         if config.gracePeriod > 0 {
             let deadline = (facts.firstSeen ?? facts.now) + config.gracePeriod
             if facts.now < deadline { return PolicyOutcome(.grace(until: deadline), rule: config.rule("grace_period")) }
+        }
+        if config.enrollAtLogin {
+            return PolicyOutcome(.offerEnrollment(mandatory: true), rule: "\(requirementRule); \(config.rule("enroll_at_login"))")
         }
         return PolicyOutcome(.deny(reason: "not enrolled, MFA required"), rule: requirementRule)
     }

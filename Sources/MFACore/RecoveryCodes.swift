@@ -40,8 +40,17 @@ public enum RecoveryCodes {
         return out
     }
 
+    /// Length of a google-authenticator scratch code (8 decimal digits), kept as a recovery code on import.
+    public static let importedScratchLength = 8
+
     /// What the user typed, without dashes and spaces, in lower case; nil if it cannot be a code.
+    /// Eight decimal digits are an imported google-authenticator scratch code (our own codes are 12
+    /// symbols long, so the two forms never collide).
     public static func normalize(_ typed: String) -> String? {
+        let compact = typed.utf8.filter { $0 != UInt8(ascii: "-") && $0 != UInt8(ascii: " ") }
+        if compact.count == importedScratchLength && compact.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            return String(decoding: compact, as: UTF8.self)
+        }
         var out: [UInt8] = []
         for ch in typed.utf8 {
             if ch == UInt8(ascii: "-") || ch == UInt8(ascii: " ") { continue }

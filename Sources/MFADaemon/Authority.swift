@@ -34,6 +34,8 @@ public struct LoginSession: Sendable {
         case locked(until: Int64, reason: String)
         /// The grace-period notice was shown; Enter continues without a code.
         case graceNotice(until: Int64)
+        /// Enrollment offered at login (issue 4, EnrollmentAtLogin.swift): a code confirms the new secret.
+        case enrolling(LoginEnrollment)
     }
     public var request: LoginBegin
     public var user: UserName
@@ -56,6 +58,10 @@ public final class Authority {
     let environment: DaemonEnvironment
     let logger: Logger
     let books: Bookkeeper
+    /// Self-service enrollments waiting for their confirming code (memory only, SelfService.swift).
+    var pending = PendingEnrollments()
+    /// Logs enrollment changes and runs `notify_command` (Notifier.swift).
+    public let notifier: Notifier
     public static let prompt = "Verification code: "
     public static let continuePrompt = "Press Enter to continue: "
 
@@ -65,6 +71,7 @@ public final class Authority {
         self.environment = environment
         self.logger = logger
         self.books = try Bookkeeper(store: store, logger: logger)
+        self.notifier = Notifier(logger: logger)
     }
 
     // MARK: login
@@ -100,9 +107,7 @@ public final class Authority {
         case .ignore(let reason): return verdict(.ignore, reason, user: user.value)
         case .deny(let reason): return verdict(.denied, reason, user: user.value)
         case .offerEnrollment(let mandatory):
-            // Enrollment at login is not built yet (issue 4): behave as the plain mode table says.
-            return mandatory ? verdict(.denied, "not enrolled, MFA required", user: user.value)
-                             : verdict(.ignore, "not enrolled, MFA optional", user: user.value)
+            return offerEnrollment(request, user: user, peer: peer, mandatory: mandatory)
         case .askForCode:
             return .ask(.converse([ConversationMessage(.promptEchoOff, Authority.prompt)]), session)
         case .locked(let until, let reason):
@@ -136,6 +141,12 @@ public final class Authority {
         return (Policy.evaluate(config, facts), record)
     }
 
+    /// The next step after the user's answer: another round while enrolling, else the verdict.
+    public func continueLogin(_ typed: String, in session: LoginSession) -> Step {
+        if case .enrolling(let state) = session.purpose { return continueEnrollment(typed, in: session, state) }
+        return .finish(answer(typed, in: session))
+    }
+
     /// Checks the answer against a fresh read of the file (another login may have used a code
     /// meanwhile) and makes the new replay state durable before answering success.
     public func answer(_ typed: String, in session: LoginSession) -> DaemonMessage {
@@ -149,6 +160,8 @@ public final class Authority {
             return verdict(.locked, "\(reason), locked until \(UTCTime.format(until))")
         case .graceNotice(let until):
             return verdict(.ignore, "not enrolled, in grace period until \(UTCTime.format(until))")
+        case .enrolling:
+            return verdict(.denied, "enrollment answer out of order")
         case .code:
             break
         }
@@ -163,25 +176,17 @@ public final class Authority {
             logger.error("\(error)")
             return verdict(.unavailable, "user file unusable")
         }
-        guard var record else { return verdict(.denied, "enrollment removed during login") }
-        let compact = typed.filter { $0 != " " && $0 != "\t" }
+        guard let record else { return verdict(.denied, "enrollment removed during login") }
         var denial = "wrong code"
-        if !compact.isEmpty && compact.allSatisfy({ $0.isASCII && $0.isNumber }) {
-            if let step = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
-                                        window: config.window, lastUsedStep: record.lastUsedStep, drift: record.drift) {
-                record.lastUsedStep = step
-                record.lastSuccess = now
-                record.drift = OTP.learntDrift(acceptedStep: step, unixTime: now, period: record.parameters.period)
-                return persist(record, then: succeeded(verdict(.success, "totp"), session, now), else: verdict)
+        switch checkFactor(typed, against: record, now: now) {
+        case .accepted(let updated, let reason, let usedRecoveryCode):
+            if usedRecoveryCode {
+                notifier.notify(.recoveryCodeUsed, user: session.user, command: config.notifyCommand,
+                                metadata: ["service": "\(loggable(session.request.service))"])
             }
-            let replay = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
-                                       window: config.window, lastUsedStep: nil, drift: record.drift) != nil
-            if replay { denial = "replayed code" }
-        } else if let index = RecoveryCodes.match(typed: typed, stored: record.recoveryCodes) {
-            record.recoveryCodes.remove(at: index)
-            record.lastSuccess = now
-            let left = record.recoveryCodes.count
-            return persist(record, then: succeeded(verdict(.success, "recovery code, \(left) left"), session, now), else: verdict)
+            return persist(updated, then: succeeded(verdict(.success, reason), session, now), else: verdict)
+        case .rejected(let reason):
+            denial = reason
         }
         let message = verdict(.denied, denial)
         books.recordFailure(user: session.user.value, rhost: session.request.rhost, config: config, now: now)
@@ -237,21 +242,20 @@ public final class Authority {
                 }
                 secret = decoded
             }
-            var shown: [String] = []
-            var hashed: [RecoveryCodes.Hashed] = []
-            while shown.count < RecoveryCodes.count {
-                guard let code = RecoveryCodes.makeCode(randomBytes: try environment.randomBytes(32)) else { continue }
-                shown.append(code)
-                hashed.append(RecoveryCodes.hash(normalizedCode: RecoveryCodes.normalize(code) ?? code,
-                                                 salt: try environment.randomBytes(16)))
+            let method: OTPMethod = request.method == .hotp ? .hotp : .totp
+            var counter: UInt64 = 0
+            if method == .hotp && !request.counter.isEmpty {
+                guard let c = UInt64(request.counter) else { return .error(.badRequest, message: "the counter must be a whole number ≥ 0") }
+                counter = c
             }
+            let codes = try makeRecoveryCodes()
             let record = UserRecord(user: user, parameters: .standard, secret: secret, created: environment.now(),
-                                    recoveryCodes: hashed)
+                                    recoveryCodes: codes.hashed, method: method, counter: counter)
             try store.save(record)
-            logger.notice("enrolled", metadata: ["user": "\(user)", "peer": "\(peer)", "by": "admin"])
-            let host = environment.hostName
-            let uri = OTPAuthURI.totp(secret: secret, issuer: host, account: "\(user.value)@\(host)", parameters: .standard)
-            return .enrolled(EnrolledReply(user: user.value, secret: Base32.encode(secret), otpauthURI: uri, recoveryCodes: shown))
+            pending.remove(user)
+            notifier.notify(.enrolled, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)", "by": "admin"])
+            let uri = otpauthURI(user: user, method: method, secret: secret, counter: counter)
+            return .enrolled(EnrolledReply(user: user.value, secret: Base32.encode(secret), otpauthURI: uri, recoveryCodes: codes.shown))
         } catch let error as StoreError {
             logger.error("\(error)")
             return .error(.storageFailure, message: "\(error)")
@@ -278,8 +282,7 @@ public final class Authority {
             return refuse(.notAllowed, "you may only ask about your own enrollment (or run as root)", peer: peer, action: "status")
         }
         do {
-            let record = try store.load(user)
-            return .status(StatusReply(user: user.value, enrolled: record != nil, recoveryCodesLeft: record?.recoveryCodes.count ?? 0))
+            return .status(summary(user, try store.load(user), now: environment.now()))
         } catch {
             logger.error("\(error)")
             return .error(.storageFailure, message: "\(error)")

@@ -14,7 +14,9 @@ public enum JournalFields {
     public static let messageIDs: [(prefix: String, id: String)] = [
         ("login timed out", "45e268e459d3421b8598e7cf09fbb91e"),
         ("login", "7d0d0ab36ec24c3ebdc12cc3ee8182d0"),
-        ("enrolled", "cd16482ad6b24c8eaf995edf13030e16"),
+        // Every enrollment change (enrolled, disabled, reset, imported, codes regenerated or used);
+        // the kind is in MFAGATE_EVENT.
+        ("enrollment change", "cd16482ad6b24c8eaf995edf13030e16"),
         ("refused", "05fda9ea7b0042919a81d65c8f14c23a"),
         ("ready", "dd04c02e147043e0a0a2784f2db848d8"),
         ("stopping", "113307d20e0a4ec4a258cd0271360018"),

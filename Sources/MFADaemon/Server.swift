@@ -156,6 +156,8 @@ public final class Server {
             if !draining { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
             var nextDeadline = draining ? drainDeadline : now + 60_000
             if watchdogPingInterval != nil { nextDeadline = min(nextDeadline, nextWatchdogPing) }
+            authority.notifier.reap()
+            if let due = authority.notifier.nextDeadline { nextDeadline = min(nextDeadline, due) }
             for connection in connections.values {
                 var events = Int16(POLLIN)
                 if !connection.output.isEmpty { events |= Int16(POLLOUT) }
@@ -274,7 +276,14 @@ public final class Server {
                 finish(frame, on: connection)
             }
         case (.awaitingReply(let session), .reply(let answer)):
-            finish(authority.answer(answer, in: session), on: connection)
+            switch authority.continueLogin(answer, in: session) {
+            case .ask(let frame, let next):
+                connection.state = .awaitingReply(next)
+                connection.deadline = Server.monotonicNow() + limits.answerTimeout * 1000
+                enqueue(frame, on: connection)
+            case .finish(let frame):
+                finish(frame, on: connection)
+            }
         case (.awaitingReply(let session), .cancel):
             authority.cancelled(session)
             drop(connection)
@@ -286,6 +295,18 @@ public final class Server {
             finish(authority.check(user: user, service: service, rhost: rhost, version: version, peer: connection.peer), on: connection)
         case (.awaitingRequest, .unlock(let version, let user, let rhost)):
             finish(authority.unlock(user: user, rhost: rhost, version: version, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .enrollBegin(let request)):
+            finish(authority.enrollBegin(request, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .enrollConfirm(let request)):
+            finish(authority.enrollConfirm(request, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .regenerateRecoveryCodes(let request)):
+            finish(authority.regenerateRecoveryCodes(request, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .disable(let request)):
+            finish(authority.disable(request, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .list(let version)):
+            finish(authority.list(version: version, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .importGoogleAuthenticator(let request)):
+            finish(authority.importGoogleAuthenticator(request, peer: connection.peer), on: connection)
         default:
             logger.warning("protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "message out of order"])
             if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }

@@ -125,9 +125,21 @@ public enum FrameCodec {
             w.u8(Tag.cancel.rawValue)
         case .enroll(let e):
             w.u8(Tag.enroll.rawValue); w.u8(e.version); try w.str(e.user); try w.str(e.secret)
-            w.u8(e.replaceExisting ? 1 : 0)
+            w.u8((e.replaceExisting ? 1 : 0) | (e.method == .hotp ? 2 : 0))
+            if e.method == .hotp { try w.str(e.counter) }
         case .status(let version, let user):
             w.u8(Tag.status.rawValue); w.u8(version); try w.str(user)
+        case .enrollBegin(let b):
+            w.u8(Tag.enrollBegin.rawValue); w.u8(b.version); try w.str(b.user); w.u8(b.method.rawValue)
+            try w.str(b.counter); try w.str(b.secret); try w.str(b.proof)
+        case .enrollConfirm(let r): try w.userCode(.enrollConfirm, r)
+        case .regenerateRecoveryCodes(let r): try w.userCode(.regenerate, r)
+        case .disable(let r): try w.userCode(.disable, r)
+        case .list(let version):
+            w.u8(Tag.list.rawValue); w.u8(version)
+        case .importGoogleAuthenticator(let i):
+            w.u8(Tag.importGA.rawValue); w.u8(i.version); try w.str(i.user); try w.str(i.content)
+            w.u8(i.replaceExisting ? 1 : 0)
         case .check(let version, let user, let service, let rhost):
             w.u8(Tag.check.rawValue); w.u8(version); try w.str(user); try w.str(service); try w.str(rhost)
         case .unlock(let version, let user, let rhost):
@@ -155,10 +167,30 @@ public enum FrameCodec {
             let version = try r.u8()
             let user = try r.str(), secret = try r.str()
             let flags = try r.u8()
-            message = .enroll(EnrollRequest(version: version, user: user, secret: secret, replaceExisting: flags & 1 != 0))
+            let hotp = flags & 2 != 0
+            message = .enroll(EnrollRequest(version: version, user: user, secret: secret, replaceExisting: flags & 1 != 0,
+                                            method: hotp ? .hotp : .totp, counter: hotp ? try r.str() : ""))
         case .status:
             let version = try r.u8()
             message = .status(version: version, user: try r.str())
+        case .enrollBegin:
+            let version = try r.u8()
+            let user = try r.str()
+            let methodByte = try r.u8()
+            guard let method = OTPMethodCode(rawValue: methodByte) else { throw .badValue("method \(methodByte)") }
+            let counter = try r.str(), secret = try r.str(), proof = try r.str()
+            message = .enrollBegin(EnrollBeginRequest(version: version, user: user, method: method, counter: counter,
+                                                      secret: secret, proof: proof))
+        case .enrollConfirm: message = .enrollConfirm(try r.userCode())
+        case .regenerate: message = .regenerateRecoveryCodes(try r.userCode())
+        case .disable: message = .disable(try r.userCode())
+        case .list: message = .list(version: try r.u8())
+        case .importGA:
+            let version = try r.u8()
+            let user = try r.str(), content = try r.str()
+            let flags = try r.u8()
+            message = .importGoogleAuthenticator(ImportRequest(version: version, user: user, content: content,
+                                                               replaceExisting: flags & 1 != 0))
         case .check:
             let version = try r.u8()
             let user = try r.str(), service = try r.str(), rhost = try r.str()
@@ -191,8 +223,18 @@ public enum FrameCodec {
             w.u8(UInt8(e.recoveryCodes.count))
             for code in e.recoveryCodes { try w.str(code) }
         case .status(let s):
-            w.u8(Tag.statusReply.rawValue); try w.str(s.user); w.u8(s.enrolled ? 1 : 0)
-            w.u16(UInt16(clamping: s.recoveryCodesLeft))
+            w.u8(Tag.statusReply.rawValue); try w.statusBody(s)
+        case .pending(let p):
+            w.u8(Tag.pending.rawValue); try w.str(p.user); try w.str(p.secret); try w.str(p.otpauthURI)
+            w.u16(UInt16(clamping: p.secondsValid))
+        case .recoveryCodes(let user, let codes):
+            w.u8(Tag.recoveryCodes.rawValue); try w.str(user); try w.codes(codes)
+        case .changed(let user, let text):
+            w.u8(Tag.changed.rawValue); try w.str(user); try w.str(text)
+        case .list(let entries):
+            guard entries.count <= 0xFFFF else { throw .badValue("too many users") }
+            w.u8(Tag.listReply.rawValue); w.u16(UInt16(entries.count))
+            for entry in entries { try w.statusBody(entry) }
         case .checked(let c):
             w.u8(Tag.checked.rawValue); try w.str(c.decision); try w.str(c.reason); try w.str(c.rule)
             w.u64(UInt64(bitPattern: c.until)); w.u8(c.enrolled ? 1 : 0)
@@ -230,9 +272,21 @@ public enum FrameCodec {
             for _ in 0..<count { codes.append(try r.str()) }
             message = .enrolled(EnrolledReply(user: user, secret: secret, otpauthURI: uri, recoveryCodes: codes))
         case .statusReply:
+            message = .status(try r.statusBody())
+        case .pending:
+            let user = try r.str(), secret = try r.str(), uri = try r.str()
+            message = .pending(PendingReply(user: user, secret: secret, otpauthURI: uri, secondsValid: Int(try r.u16())))
+        case .recoveryCodes:
             let user = try r.str()
-            let enrolled = try r.u8() != 0
-            message = .status(StatusReply(user: user, enrolled: enrolled, recoveryCodesLeft: Int(try r.u16())))
+            message = .recoveryCodes(user: user, codes: try r.codes())
+        case .changed:
+            let user = try r.str()
+            message = .changed(user: user, message: try r.str())
+        case .listReply:
+            let count = Int(try r.u16())
+            var entries: [StatusReply] = []
+            for _ in 0..<count { entries.append(try r.statusBody()) }
+            message = .list(entries)
         case .checked:
             let decision = try r.str(), reason = try r.str(), rule = try r.str()
             let until = Int64(bitPattern: try r.u64())

@@ -26,6 +26,12 @@ public enum VerdictResult: UInt8, Sendable {
 public enum ErrorCode: UInt16, Sendable {
     case badRequest = 1, notAllowed = 2, invalidUserName = 3, notEnrolled = 4, alreadyEnrolled = 5
     case invalidSecret = 6, storageFailure = 7, unsupportedVersion = 8
+    /// Self-service (docs/protocol.md): the code proving the user, or confirming an enrollment, is wrong.
+    case wrongCode = 9
+    /// No pending enrollment to confirm (never begun, expired, or replaced).
+    case noPendingEnrollment = 10
+    /// An import file the daemon cannot use (the message says which line and why).
+    case badImport = 11
 }
 
 public struct LoginBegin: Sendable, Equatable {
@@ -54,11 +60,17 @@ public struct EnrollRequest: Sendable, Equatable {
     /// Base32; empty asks the daemon to generate a 160-bit secret.
     public var secret: String
     public var replaceExisting: Bool
-    public init(version: UInt8 = WireProtocol.version, user: String, secret: String, replaceExisting: Bool) {
+    /// HOTP (counter-based token) instead of TOTP; `counter` is the token's next counter value.
+    public var method: OTPMethodCode
+    public var counter: String
+    public init(version: UInt8 = WireProtocol.version, user: String, secret: String, replaceExisting: Bool,
+                method: OTPMethodCode = .totp, counter: String = "") {
         self.version = version
         self.user = user
         self.secret = secret
         self.replaceExisting = replaceExisting
+        self.method = method
+        self.counter = counter
     }
 }
 
@@ -69,6 +81,12 @@ public enum ClientMessage: Sendable, Equatable {
     case enroll(EnrollRequest)
     /// Empty user: the peer's own.
     case status(version: UInt8, user: String)
+    case enrollBegin(EnrollBeginRequest)
+    case enrollConfirm(UserCodeRequest)
+    case regenerateRecoveryCodes(UserCodeRequest)
+    case disable(UserCodeRequest)
+    case list(version: UInt8)
+    case importGoogleAuthenticator(ImportRequest)
     /// What would a login of this user, service and address get now? (root; no side effects)
     case check(version: UInt8, user: String, service: String, rhost: String)
     /// Clear the lockout of a user and/or an address (root; either may be empty).
@@ -110,10 +128,22 @@ public struct StatusReply: Sendable, Equatable {
     public var user: String
     public var enrolled: Bool
     public var recoveryCodesLeft: Int
-    public init(user: String, enrolled: Bool, recoveryCodesLeft: Int) {
+    /// "totp", "hotp", or empty when not enrolled.
+    public var method: String
+    /// Unix times; nil: not enrolled / never.
+    public var enrolledSince: Int64?
+    public var lastSuccess: Int64?
+    /// A self-service enrollment is waiting for its confirming code.
+    public var pending: Bool
+    public init(user: String, enrolled: Bool, recoveryCodesLeft: Int, method: String = "",
+                enrolledSince: Int64? = nil, lastSuccess: Int64? = nil, pending: Bool = false) {
         self.user = user
         self.enrolled = enrolled
         self.recoveryCodesLeft = recoveryCodesLeft
+        self.method = method
+        self.enrolledSince = enrolledSince
+        self.lastSuccess = lastSuccess
+        self.pending = pending
     }
 }
 
@@ -122,6 +152,11 @@ public enum DaemonMessage: Sendable, Equatable {
     case verdict(VerdictResult, reason: String)
     case enrolled(EnrolledReply)
     case status(StatusReply)
+    case pending(PendingReply)
+    case recoveryCodes(user: String, codes: [String])
+    /// A user's enrollment was changed; `message` is one sentence for the user (e.g. the import report line).
+    case changed(user: String, message: String)
+    case list([StatusReply])
     case checked(CheckReply)
     /// An admin request was carried out; the message says what changed.
     case done(message: String)
@@ -130,5 +165,7 @@ public enum DaemonMessage: Sendable, Equatable {
 
 enum Tag: UInt8 {
     case loginBegin = 0x01, reply = 0x02, cancel = 0x03, enroll = 0x10, status = 0x11, check = 0x20, unlock = 0x21
+    case enrollBegin = 0x12, enrollConfirm = 0x13, regenerate = 0x14, disable = 0x15, list = 0x16, importGA = 0x17
     case converse = 0x81, verdict = 0x82, enrolled = 0x90, statusReply = 0x91, error = 0x9F, checked = 0xA0, done = 0xA1
+    case pending = 0x92, recoveryCodes = 0x93, changed = 0x94, listReply = 0x95
 }

@@ -15,11 +15,22 @@ public struct UserRecord: Sendable, Equatable {
     public var lastSuccess: Int64?
     /// Recovery codes not used yet; a used one is removed, so the count left is this count.
     public var recoveryCodes: [RecoveryCodes.Hashed]
+    /// TOTP (default) or HOTP. Files without a counter are TOTP, as format version 1 always was.
+    public var method: OTPMethod
+    /// HOTP only: the counter the token's next code should have.
+    public var counter: UInt64
+    /// Steps accepted either side of now for this user (set by an import that carried WINDOW_SIZE);
+    /// nil: the host's `window`.
+    public var window: Int?
     /// Learnt clock drift of the user's device, in time steps: the window is centred there.
     public var drift: Int = 0
 
     public init(user: UserName, parameters: OTPParameters, secret: [UInt8], created: Int64,
-                lastUsedStep: Int64? = nil, lastSuccess: Int64? = nil, recoveryCodes: [RecoveryCodes.Hashed]) {
+                lastUsedStep: Int64? = nil, lastSuccess: Int64? = nil, recoveryCodes: [RecoveryCodes.Hashed],
+                method: OTPMethod = .totp, counter: UInt64 = 0, window: Int? = nil) {
+        self.method = method
+        self.counter = counter
+        self.window = window
         self.user = user
         self.parameters = parameters
         self.secret = secret
@@ -44,9 +55,11 @@ public enum UserFileFormat {
     static let header = "# mfagate user file: written by mfagated; do not edit (use the mfagate command)"
 
     public static func serialize(_ r: UserRecord) -> String {
-        var lines = [header, "version \(UserRecord.formatVersion)", "user \(r.user.value)", "method totp",
+        var lines = [header, "version \(UserRecord.formatVersion)", "user \(r.user.value)", "method \(r.method.rawValue)",
                      "algorithm \(r.parameters.digest.rawValue)", "digits \(r.parameters.digits)",
                      "period \(r.parameters.period)", "secret \(Base32.encode(r.secret))", "created \(r.created)"]
+        if r.method == .hotp { lines.append("counter \(r.counter)") }
+        if let w = r.window { lines.append("window \(w)") }
         if let step = r.lastUsedStep { lines.append("last_step \(step)") }
         if let t = r.lastSuccess { lines.append("last_success \(t)") }
         if r.drift != 0 { lines.append("drift \(r.drift)") }
@@ -83,7 +96,8 @@ public enum UserFileFormat {
                       salt.count == 16, hash.count == 32 else { throw fail(lineNumber, "bad recovery code entry") }
                 recovery.append(RecoveryCodes.Hashed(salt: salt, hash: hash))
                 if recovery.count > 100 { throw fail(lineNumber, "too many recovery codes") }
-            case "user", "method", "algorithm", "digits", "period", "secret", "created", "last_step", "last_success", "drift":
+            case "user", "method", "algorithm", "digits", "period", "secret", "created", "last_step", "last_success",
+                 "counter", "window", "drift":
                 if fields[key] != nil { throw fail(lineNumber, "`\(key)` appears twice") }
                 fields[key] = (lineNumber, value)
             default:
@@ -98,7 +112,20 @@ public enum UserFileFormat {
         let (userLine, userValue) = try required("user")
         guard userValue == expectedUser.value else { throw fail(userLine, "belongs to another user") }
         let (methodLine, method) = try required("method")
-        guard method == "totp" else { throw fail(methodLine, "unknown method `\(method)`") }
+        guard let otpMethod = OTPMethod(rawValue: method) else { throw fail(methodLine, "unknown method `\(method)`") }
+        var counter: UInt64 = 0
+        if otpMethod == .hotp {
+            let (line, text) = try required("counter")
+            guard let c = UInt64(text) else { throw fail(line, "bad counter") }
+            counter = c
+        } else if let (line, _) = fields["counter"] {
+            throw fail(line, "`counter` belongs to method hotp only")
+        }
+        var window: Int? = nil
+        if let (line, text) = fields["window"] {
+            guard let w = Int(text), (0...10).contains(w) else { throw fail(line, "bad window (0 to 10)") }
+            window = w
+        }
         let (algLine, alg) = try required("algorithm")
         guard let digest = Crypto.Digest(rawValue: alg) else { throw fail(algLine, "unknown algorithm `\(alg)`") }
         let (digitsLine, digitsText) = try required("digits")
@@ -124,7 +151,8 @@ public enum UserFileFormat {
             lastSuccess = v
         }
         var record = UserRecord(user: expectedUser, parameters: parameters, secret: secret, created: created,
-                                lastUsedStep: lastStep, lastSuccess: lastSuccess, recoveryCodes: recovery)
+                                lastUsedStep: lastStep, lastSuccess: lastSuccess, recoveryCodes: recovery,
+                                method: otpMethod, counter: counter, window: window)
         if let (line, text) = fields["drift"] {
             guard let v = Int(text), abs(v) <= OTP.maximumDrift else { throw fail(line, "bad drift") }
             record.drift = v

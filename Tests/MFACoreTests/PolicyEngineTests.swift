@@ -19,6 +19,7 @@ final class PolicyEngineTests: XCTestCase {
             exempt_groups = robots ops
             require_users = carol
             exempt_users = dave
+            enroll_at_login = no
             """)
         // user lists beat group lists
         XCTAssertEqual(decide(c, user: "dave", groups: ["admins"]), PolicyOutcome(.ignore(reason: "exempt"), rule: "config line 5: exempt_users = dave"))
@@ -30,6 +31,15 @@ final class PolicyEngineTests: XCTestCase {
         // nobody special: the mode
         XCTAssertEqual(decide(c, enrolled: false), PolicyOutcome(.ignore(reason: "not enrolled, MFA optional"), rule: "config line 1: mode = optional"))
         XCTAssertEqual(decide(c, enrolled: true).decision, .askForCode)
+    }
+
+    func testEnrollmentAtLoginIsOfferedAfterGraceAndNamesBothRules() throws {
+        let c = try config("mode = optional\nrequire_groups = admins\ngrace_period = 1d\n")
+        XCTAssertEqual(decide(c, enrolled: false),
+                       PolicyOutcome(.offerEnrollment(mandatory: false), rule: "config line 1: mode = optional; default: enroll_at_login = yes"))
+        XCTAssertEqual(decide(c, groups: ["admins"], enrolled: false, firstSeen: 0, now: 86_400).decision, .offerEnrollment(mandatory: true))
+        XCTAssertEqual(decide(c, groups: ["admins"], enrolled: false, firstSeen: 0, now: 100).decision, .grace(until: 86_400),
+                       "grace comes first")
     }
 
     func testModeOffOverridesEverything() throws {
@@ -62,13 +72,13 @@ final class PolicyEngineTests: XCTestCase {
     }
 
     func testGraceBeforeAndAfterTheDeadline() throws {
-        let c = try config("mode = required\ngrace_period = 7d\n")
+        let c = try config("mode = required\ngrace_period = 7d\nenroll_at_login = no\n")
         let seen: Int64 = 1_000_000
         XCTAssertEqual(decide(c, enrolled: false, firstSeen: seen, now: seen + 7 * 86400 - 1),
                        PolicyOutcome(.grace(until: seen + 7 * 86400), rule: "config line 2: grace_period = 7d"))
         XCTAssertEqual(decide(c, enrolled: false, firstSeen: seen, now: seen + 7 * 86400).decision, .deny(reason: "not enrolled, MFA required"))
         XCTAssertEqual(decide(c, enrolled: true, firstSeen: seen, now: seen).decision, .askForCode, "enrolled users give a code")
-        XCTAssertEqual(decide(try config("mode = optional\ngrace_period = 7d\n"), enrolled: false).decision,
+        XCTAssertEqual(decide(try config("mode = optional\ngrace_period = 7d\nenroll_at_login = no\n"), enrolled: false).decision,
                        .ignore(reason: "not enrolled, MFA optional"), "grace only matters when MFA is required")
     }
 

@@ -10,6 +10,13 @@ final class FrameCodecTests: XCTestCase {
             .reply(answer: "123456"), .reply(answer: ""), .cancel,
             .enroll(EnrollRequest(user: "bob", secret: "JBSWY3DPEHPK3PXP", replaceExisting: true)),
             .status(version: 1, user: ""),
+            .enroll(EnrollRequest(user: "tok", secret: "JBSWY3DPEHPK3PXP", replaceExisting: false, method: .hotp, counter: "42")),
+            .enrollBegin(EnrollBeginRequest(user: "", method: .hotp, counter: "7", secret: "", proof: "abcd-efgh-jkmn")),
+            .enrollConfirm(UserCodeRequest(user: "a", code: "123456")),
+            .regenerateRecoveryCodes(UserCodeRequest(user: "", code: "1")),
+            .disable(UserCodeRequest(user: "b", code: "")),
+            .list(version: 1),
+            .importGoogleAuthenticator(ImportRequest(user: "c", content: "ABC\n\" TOTP_AUTH\n", replaceExisting: true)),
         ]
         for m in messages {
             let frame = try FrameCodec.encode(m)
@@ -24,9 +31,23 @@ final class FrameCodecTests: XCTestCase {
             .verdict(.success, reason: "totp"), .verdict(.locked, reason: ""),
             .enrolled(EnrolledReply(user: "a", secret: "S", otpauthURI: "otpauth://x", recoveryCodes: ["a", "b"])),
             .status(StatusReply(user: "a", enrolled: true, recoveryCodesLeft: 9)),
+            .status(StatusReply(user: "a", enrolled: true, recoveryCodesLeft: 3, method: "hotp", enrolledSince: 1_700_000_000,
+                                lastSuccess: 1_700_000_100, pending: true)),
+            .pending(PendingReply(user: "a", secret: "S", otpauthURI: "otpauth://y", secondsValid: 600)),
+            .recoveryCodes(user: "a", codes: ["x", "y"]),
+            .changed(user: "a", message: "disabled"),
+            .list([StatusReply(user: "a", enrolled: false, recoveryCodesLeft: 0), StatusReply(user: "b", enrolled: true, recoveryCodesLeft: 1)]),
+            .list([]),
+            .error(.wrongCode, message: "no"),
             .error(.notAllowed, message: "no"),
         ]
         for m in messages { XCTAssertEqual(try FrameCodec.decodeDaemon(payload(try FrameCodec.encode(m))), m) }
+    }
+
+    func testOldEnrollFrameWithoutHOTPFlagStillDecodes() throws {
+        // The skeleton's ENROLL layout (flags bit 1 clear, no counter field) is unchanged.
+        let payload: [UInt8] = [0x10, 1, 0, 1, 0x61, 0, 0, 1]
+        XCTAssertEqual(try FrameCodec.decodeClient(payload), .enroll(EnrollRequest(user: "a", secret: "", replaceExisting: true)))
     }
 
     func testLoginBeginWireLayoutMatchesTheDocument() throws {

@@ -80,6 +80,10 @@ class Daemon:
         self.write_config(mode, extra_config)
 
     def write_config(self, mode: str, extra: str = "") -> None:
+        # Enrollment at login (default yes) is off unless a test asks for it: most tests look at
+        # the plain policy, and the enrollment screen has tests of its own (test_enroll_at_login.py).
+        if "enroll_at_login" not in extra:
+            extra = extra + ("" if not extra or extra.endswith("\n") else "\n") + "enroll_at_login = no\n"
         self.config.write_text(f"mode = {mode}\nstate_dir = {self.state}\nsocket = {self.socket}\n{extra}")
 
     # lifecycle -------------------------------------------------------------------------------

@@ -297,10 +297,11 @@ def test_sighup_reloads_the_mode_and_a_bad_file_keeps_the_old_one(daemon_factory
         time.sleep(0.02)
     assert d.pam("alice").result == "PAM_IGNORE"
     d.config.write_text(d.config.read_text() + "mood = happy\n")
+    bad_line = len(d.config.read_text().splitlines())
     os.kill(d.proc.pid, signal.SIGHUP)
     while "reload refused" not in d.log() and time.monotonic() < deadline + 5:
         time.sleep(0.02)
-    assert f"{d.config}:4: unknown key `mood`" in d.log()
+    assert f"{d.config}:{bad_line}: unknown key `mood`" in d.log()
     assert d.pam("alice").result == "PAM_IGNORE", "the old (off) policy stays"
 
 

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -357,6 +358,15 @@ class SyslogSink:
             except socket.timeout:
                 continue
 
+    def wait_for(self, predicate, timeout=3.0):
+        """True once a collected message satisfies predicate (the reader thread may lag)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(predicate(m) for m in list(self.messages)):
+                return True
+            time.sleep(0.02)
+        return False
+
     def close(self):
         self._stop.set()
         self._t.join(timeout=5)
@@ -392,6 +402,7 @@ def test_logs_errors_only_and_never_the_answer(tmp_path, sock, syslog):
         assert run_driver(confdir, "--answer", "987654", wrap=wrap)[0] == "PAM_SUCCESS"
     with fd.FakeDaemon(sock, fd.BEHAVIOURS["garbage"]):
         assert run_driver(confdir, "--answer", "987654", wrap=wrap)[0] == UNAVAIL
+    assert sink.wait_for(lambda m: "malformed frame" in m), sink.messages
     ours = [m for m in sink.messages if "pam_mfagate" in m]
     assert len(ours) == 1, sink.messages  # the success logged nothing
     assert "malformed frame" in ours[0]
@@ -403,7 +414,7 @@ def test_logs_daemon_down(tmp_path, sock, syslog):
     sink, wrap = syslog
     confdir = make_confdir(tmp_path, ["socket=" + sock, "failmode=safe"])
     assert run_driver(confdir, wrap=wrap)[0] == IGNORE
-    assert any("cannot connect to " + sock in m for m in sink.messages), sink.messages
+    assert sink.wait_for(lambda m: "cannot connect to " + sock in m), sink.messages
 
 
 def test_debug_logs_verdict_reason(tmp_path, sock, syslog):
@@ -411,7 +422,7 @@ def test_debug_logs_verdict_reason(tmp_path, sock, syslog):
     confdir = make_confdir(tmp_path, ["socket=" + sock, "debug"])
     with fd.FakeDaemon(sock, [fd.RECV, fd.send(fd.verdict(fd.DENIED, "wrong code"))]):
         assert run_driver(confdir, wrap=wrap)[0] == "PAM_AUTH_ERR"
-    assert any(m.startswith("<87>") and "wrong code" in m for m in sink.messages), sink.messages
+    assert sink.wait_for(lambda m: m.startswith("<87>") and "wrong code" in m), sink.messages
 
 
 # ---- an unmodified application: pamtester under libpam-wrapper -------------------

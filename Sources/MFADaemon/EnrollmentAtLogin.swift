@@ -1,0 +1,105 @@
+import MFACore
+import MFAProtocol
+import MFAStore
+import MFATerminalQR
+
+/// Where an enrollment offered at login stands (`enroll_at_login = yes`, user not enrolled).
+public struct LoginEnrollment: Sendable {
+    enum Stage: Sendable { case awaitingCode, showingRecoveryCodes }
+    /// Mode required: no skipping, the login is refused without an enrollment.
+    var mandatory: Bool
+    var secret: [UInt8]
+    var attemptsLeft: Int
+    var stage: Stage = .awaitingCode
+}
+
+/// The enrollment screen inside the login conversation. OpenSSH shows info text only glued in front
+/// of the next prompt and drops text after the last one, so each round ends with a prompt: the QR
+/// code and key come with `Verification code: `, the recovery codes with "Press Enter after you
+/// saved them".
+extension Authority {
+    static let loginEnrollmentAttempts = 3
+    public static let savedPrompt = "Press Enter after you saved them"
+
+    func offerEnrollment(_ request: LoginBegin, user: UserName, peer: Peer, mandatory: Bool) -> Step {
+        func plainVerdict() -> Step {
+            let (result, reason): (VerdictResult, String) = mandatory ? (.denied, "not enrolled, mode required")
+                                                                     : (.ignore, "not enrolled, mode optional")
+            logDecision(request, user: user.value, peer: peer, result: result, reason: reason)
+            return .finish(.verdict(result, reason: reason))
+        }
+        // PAM_SILENT drops info text: the user could not see the QR code or the key.
+        if request.silent { return plainVerdict() }
+        let secret: [UInt8]
+        do { secret = try environment.randomBytes(20) } catch {
+            logger.error("\(error)")
+            return plainVerdict()
+        }
+        let uri = otpauthURI(user: user, method: .totp, secret: secret, counter: 0)
+        var messages: [ConversationMessage] = [ConversationMessage(.textInfo, mandatory
+            ? "\(user.value), this login needs a second factor and you have none yet. Scan this QR code with an authenticator app:"
+            : "\(user.value), you can protect this account with a second factor now. Scan this QR code with an authenticator app:")]
+        if let qr = try? TerminalQR.render(uri, style: .halfBlocks) { messages.append(ConversationMessage(.textInfo, qr)) }
+        messages.append(ConversationMessage(.textInfo, "Or enter this key by hand (time-based, 6 digits): \(Self.grouped(Base32.encode(secret)))"))
+        if !mandatory { messages.append(ConversationMessage(.textInfo, "Press Enter without a code to skip this for now.")) }
+        messages.append(ConversationMessage(.promptEchoOff, Authority.prompt))
+        var session = LoginSession(request: request, user: user, peer: peer)
+        session.purpose = .enrolling(LoginEnrollment(mandatory: mandatory, secret: secret, attemptsLeft: Self.loginEnrollmentAttempts))
+        logger.info("enrollment offered at login", metadata: ["user": "\(user)", "mandatory": "\(mandatory)"])
+        return .ask(.converse(messages), session)
+    }
+
+    func continueEnrollment(_ typed: String, in session: LoginSession, _ state: LoginEnrollment) -> Step {
+        func verdict(_ result: VerdictResult, _ reason: String) -> Step {
+            logDecision(session.request, user: session.user.value, peer: session.peer, result: result, reason: reason)
+            return .finish(.verdict(result, reason: reason))
+        }
+        var state = state
+        var next = session
+        switch state.stage {
+        case .showingRecoveryCodes:
+            books.recordSuccess(user: session.user.value, config: config, now: environment.now())
+            return verdict(.success, "enrolled at login")
+        case .awaitingCode:
+            let trimmed = typed.filter { $0 != " " && $0 != "\t" }
+            if trimmed.isEmpty && !state.mandatory { return verdict(.ignore, "enrollment skipped, mode optional") }
+            let now = environment.now()
+            let candidate = UserRecord(user: session.user, parameters: .standard, secret: state.secret, created: now, recoveryCodes: [])
+            guard case .accepted(var record, _, false) = checkFactor(typed, against: candidate, now: now, allowRecoveryCode: false) else {
+                state.attemptsLeft -= 1
+                if state.attemptsLeft <= 0 { return verdict(.denied, "wrong enrollment code") }
+                next.purpose = .enrolling(state)
+                return .ask(.converse([
+                    ConversationMessage(.errorMessage, "That code is not right (check the phone's clock). \(state.attemptsLeft) tries left."),
+                    ConversationMessage(.promptEchoOff, Authority.prompt)]), next)
+            }
+            do {
+                // Another login may have enrolled this user meanwhile: never replace an active enrollment.
+                if try store.load(session.user) != nil { return verdict(.denied, "enrolled by another login meanwhile") }
+                let codes = try makeRecoveryCodes()
+                record.recoveryCodes = codes.hashed
+                try store.save(record)
+                notifier.notify(.enrolled, user: session.user, command: config.notifyCommand, metadata: ["by": "login", "service": "\(loggable(session.request.service))"])
+                state.stage = .showingRecoveryCodes
+                next.purpose = .enrolling(state)
+                return .ask(.converse([
+                    ConversationMessage(.textInfo, "Enrolled. These recovery codes let you in once each if you lose the phone. They are shown only now:"),
+                    ConversationMessage(.textInfo, codes.shown.map { "  " + $0 }.joined(separator: "\n")),
+                    ConversationMessage(.promptEchoOn, Authority.savedPrompt)]), next)
+            } catch {
+                logger.error("\(error)")
+                return verdict(.unavailable, "could not save the enrollment")
+            }
+        }
+    }
+
+    /// `ABCD EFGH ...`: groups of four are easier to type from a screen.
+    static func grouped(_ key: String) -> String {
+        var out = ""
+        for (i, ch) in key.enumerated() {
+            if i > 0 && i % 4 == 0 { out.append(" ") }
+            out.append(ch)
+        }
+        return out
+    }
+}

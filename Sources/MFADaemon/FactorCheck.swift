@@ -1,0 +1,55 @@
+import MFACore
+import MFAStore
+
+/// The result of checking one typed answer against a user's factors.
+enum FactorCheck {
+    /// Right: `record` carries the new replay state (last step, next counter, one code fewer) and
+    /// must be saved before anything is granted.
+    case accepted(UserRecord, reason: String, usedRecoveryCode: Bool)
+    case rejected(reason: String)
+}
+
+extension Authority {
+    /// Checks a typed OTP code (TOTP or HOTP, spaces allowed) or recovery code. Pure apart from reading
+    /// the clock: the caller saves the returned record. `allowRecoveryCode: false` asks for a code from
+    /// the device itself (regenerating recovery codes must not be possible with a recovery code).
+    func checkFactor(_ typed: String, against original: UserRecord, now: Int64, allowRecoveryCode: Bool = true) -> FactorCheck {
+        var record = original
+        let compact = typed.filter { $0 != " " && $0 != "\t" }
+        let digitsOnly = !compact.isEmpty && compact.allSatisfy { $0.isASCII && $0.isNumber }
+        if digitsOnly {
+            switch record.method {
+            case .totp:
+                let window = record.window ?? config.window
+                if let step = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
+                                            window: window, lastUsedStep: record.lastUsedStep, drift: record.drift) {
+                    record.lastUsedStep = step
+                    record.lastSuccess = now
+                    record.drift = OTP.learntDrift(acceptedStep: step, unixTime: now, period: record.parameters.period)
+                    return .accepted(record, reason: "totp", usedRecoveryCode: false)
+                }
+            case .hotp:
+                if let counter = OTP.matchHOTP(code: compact, secret: record.secret, nextCounter: record.counter,
+                                               parameters: record.parameters) {
+                    let skipped = counter - record.counter
+                    record.counter = counter &+ 1
+                    record.lastSuccess = now
+                    return .accepted(record, reason: skipped == 0 ? "hotp" : "hotp, resynchronised \(skipped) ahead",
+                                     usedRecoveryCode: false)
+                }
+            }
+        }
+        // Digits that are not a current code may still be an imported 8-digit scratch code.
+        if allowRecoveryCode, let index = RecoveryCodes.match(typed: typed, stored: record.recoveryCodes) {
+            record.recoveryCodes.remove(at: index)
+            record.lastSuccess = now
+            return .accepted(record, reason: "recovery code, \(record.recoveryCodes.count) left", usedRecoveryCode: true)
+        }
+        if digitsOnly && record.method == .totp {
+            let replay = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
+                                       window: record.window ?? config.window, lastUsedStep: nil, drift: record.drift) != nil
+            return .rejected(reason: replay ? "replayed code" : "wrong code")
+        }
+        return .rejected(reason: "wrong code")
+    }
+}

@@ -1,0 +1,319 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import CMFASys
+import MFACore
+import MFAProtocol
+import MFATerminalQR
+
+/// Sends a request and returns the daemon's answer, errors included (for commands that retry);
+/// only an unreachable daemon ends the command (exit 3).
+func ask(_ message: ClientMessage, with options: GlobalOptions) throws -> DaemonMessage {
+    do {
+        return try options.client.request(message)
+    } catch {
+        mfa_write_stderr("mfagate: \(error)\n")
+        throw ExitCode(3)
+    }
+}
+
+/// Prints `prompt` and reads one line from the terminal (nil at end of input).
+func readAnswer(_ prompt: String) -> String? {
+    print(prompt, terminator: "")
+    fflush(nil)  // every output stream: the prompt has no newline
+    guard let line = readLine(strippingNewline: true) else { return nil }
+    return line.trimmingSpaces
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var view = self[...]
+        while let f = view.first, f == " " || f == "\t" || f == "\r" { view = view.dropFirst() }
+        while let l = view.last, l == " " || l == "\t" || l == "\r" { view = view.dropLast() }
+        return String(view)
+    }
+}
+
+/// `ABCD EFGH ...`: a key is easier to type from a screen in groups of four.
+func groupedInFours(_ key: String) -> String {
+    var out = ""
+    for (i, ch) in key.enumerated() {
+        if i > 0 && i % 4 == 0 { out.append(" ") }
+        out.append(ch)
+    }
+    return out
+}
+
+/// Whether the terminal's locale is UTF-8 (LC_ALL, then LC_CTYPE, then LANG, as setlocale does).
+func localeIsUTF8() -> Bool {
+    for name in ["LC_ALL", "LC_CTYPE", "LANG"] {
+        guard let raw = getenv(name) else { continue }
+        let value = String(cString: raw)
+        if value.isEmpty { continue }
+        let lower = value.lowercased()
+        return lower.contains("utf-8") || lower.contains("utf8")
+    }
+    return false
+}
+
+func formatTime(_ t: Int64?) -> String { t.map(UTCTime.format) ?? "never" }
+
+extension MFAGate {
+    struct Enroll: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enroll yourself (QR code, then a code from the app), or provision a user (root, --user).",
+            discussion: """
+                Self-service: shows a QR code, the key in groups of four and the otpauth:// URI, asks for a \
+                code from the app and only then makes the enrollment active (a pending enrollment expires \
+                after 10 minutes). Then it shows 10 recovery codes, once. Replacing an active enrollment \
+                (a new phone) needs a current code or a recovery code (--code, or type it when asked). \
+                Root with --user NAME provisions an enrollment that is active at once and prints the \
+                secret, the URI and the recovery codes (--json: user, secret, otpauth_uri, recovery_codes).
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(name: .long, help: "Root: provision this user, active at once.")
+        var user: String?
+
+        @Option(name: .long, help: ArgumentHelp("Use this base32 secret (e.g. a hardware token's) instead of a new 160-bit one.", valueName: "base32"))
+        var secret: String?
+
+        @Flag(name: .long, help: "A counter-based (HOTP) token instead of a time-based app.")
+        var hotp = false
+
+        @Option(name: .long, help: ArgumentHelp("HOTP: the token's next counter value.", valueName: "n"))
+        var counter: UInt64?
+
+        @Option(name: .long, help: ArgumentHelp("Re-enrolling: a current code or an unused recovery code.", valueName: "code"))
+        var code: String?
+
+        @Flag(name: .customLong("no-qr"), help: "Do not draw the QR code.")
+        var noQR = false
+
+        @Flag(name: .long, help: "Root: replace an existing enrollment.")
+        var force = false
+
+        @Flag(name: .long, help: "Root provisioning: print one JSON object: user, secret, otpauth_uri, recovery_codes.")
+        var json = false
+
+        func validate() throws {
+            if counter != nil && !hotp { throw ValidationError("--counter needs --hotp") }
+            if (json || force) && user == nil {
+                throw ValidationError("--json and --force are for root provisioning (--user NAME); self-service enrollment is interactive")
+            }
+        }
+
+        func run() throws {
+            // --json/--force from a non-root user reach the daemon, which says that only root may provision.
+            if let user, getuid() == 0 || json || force { return try provision(user) }
+            try selfService()
+        }
+
+        func provision(_ user: String) throws {
+            let request = EnrollRequest(user: user, secret: secret ?? "", replaceExisting: force,
+                                        method: hotp ? .hotp : .totp, counter: counter.map { String($0) } ?? "")
+            let reply = try perform(.enroll(request), with: global)
+            guard case .enrolled(let e) = reply else { throw unexpected(reply) }
+            if json {
+                print(JSONValue.object([
+                    ("user", .string(e.user)), ("secret", .string(e.secret)), ("otpauth_uri", .string(e.otpauthURI)),
+                    ("recovery_codes", .array(e.recoveryCodes.map { .string($0) })),
+                ]).text)
+                return
+            }
+            print("Enrolled \(e.user) (\(hotp ? "HOTP" : "TOTP: SHA1, 6 digits, 30 s")). Give the user these, once:")
+            print("  key for manual entry: \(groupedInFours(e.secret))")
+            print("  URI for the app:      \(e.otpauthURI)")
+            printRecoveryCodes(e.recoveryCodes)
+        }
+
+        func selfService() throws {
+            var proof = code ?? ""
+            if proof.isEmpty, getuid() != 0,
+               case .status(let s) = try ask(.status(version: WireProtocol.version, user: user ?? ""), with: global), s.enrolled {
+                print("\(s.user) is already enrolled. Replacing the enrollment (a new phone) needs proof that it is you.")
+                guard let typed = readAnswer("Current code or a recovery code: "), !typed.isEmpty else {
+                    mfa_write_stderr("mfagate: no code given; the enrollment is unchanged\n")
+                    throw ExitCode(1)
+                }
+                proof = typed
+            }
+            let begin = EnrollBeginRequest(user: user ?? "", method: hotp ? .hotp : .totp, counter: counter.map { String($0) } ?? "",
+                                           secret: secret ?? "", proof: proof)
+            let reply = try perform(.enrollBegin(begin), with: global)
+            guard case .pending(let p) = reply else { throw unexpected(reply) }
+            if !noQR {
+                print("Scan this QR code with your authenticator app:")
+                if let qr = try? TerminalQR.render(p.otpauthURI, style: localeIsUTF8() ? .halfBlocks : .ascii) { print(qr) }
+            }
+            print("Or enter this key by hand (\(hotp ? "counter-based" : "time-based"), 6 digits): \(groupedInFours(p.secret))")
+            print("URI: \(p.otpauthURI)")
+            print("This enrollment becomes active only when you type a code from the app (within \(p.secondsValid / 60) minutes).")
+            while true {
+                guard let typed = readAnswer("Code from the app: "), !typed.isEmpty else {
+                    mfa_write_stderr("mfagate: no code given; nothing was changed (the pending enrollment expires by itself)\n")
+                    throw ExitCode(1)
+                }
+                let answer = try ask(.enrollConfirm(UserCodeRequest(user: user ?? "", code: typed)), with: global)
+                switch answer {
+                case .enrolled(let e):
+                    print("Enrolled \(e.user). From now on, logins ask for a code from this app.")
+                    printRecoveryCodes(e.recoveryCodes)
+                    return
+                case .error(.wrongCode, let text):
+                    print("Not right: \(text)")
+                case .error(_, let text):
+                    mfa_write_stderr("mfagate: \(text)\n")
+                    throw ExitCode(1)
+                default:
+                    throw unexpected(answer)
+                }
+            }
+        }
+    }
+
+    struct RecoveryCodesCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "recovery-codes",
+            abstract: "Make a new set of 10 recovery codes; the old set stops working.",
+            discussion: "Needs a current code from your authenticator (not a recovery code). The new codes are shown only now.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(name: .long, help: "Required: make a new set.")
+        var regenerate = false
+
+        @Option(name: .long, help: "Root: act for this user (no code needed).")
+        var user: String?
+
+        @Option(name: .long, help: ArgumentHelp("A current code from your authenticator (else asked for).", valueName: "code"))
+        var code: String?
+
+        func validate() throws {
+            if !regenerate { throw ValidationError("give --regenerate: it replaces every recovery code (the old ones stop working)") }
+        }
+
+        func run() throws {
+            var typed = code ?? ""
+            if typed.isEmpty && getuid() != 0 {
+                guard let answer = readAnswer("Current code from your authenticator: "), !answer.isEmpty else {
+                    mfa_write_stderr("mfagate: no code given; the recovery codes are unchanged\n")
+                    throw ExitCode(1)
+                }
+                typed = answer
+            }
+            let reply = try perform(.regenerateRecoveryCodes(UserCodeRequest(user: user ?? "", code: typed)), with: global)
+            guard case .recoveryCodes(let name, let codes) = reply else { throw unexpected(reply) }
+            print("New recovery codes for \(name); the old ones no longer work.")
+            printRecoveryCodes(codes)
+        }
+    }
+
+    struct Disable: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove your second factor and recovery codes (needs a current code or a recovery code).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(name: .long, help: "Root: act for this user (no code needed; same as reset).")
+        var user: String?
+
+        @Option(name: .long, help: ArgumentHelp("A current code or an unused recovery code (else asked for).", valueName: "code"))
+        var code: String?
+
+        func run() throws {
+            var typed = code ?? ""
+            if typed.isEmpty && getuid() != 0 {
+                guard let answer = readAnswer("Current code or a recovery code: "), !answer.isEmpty else {
+                    mfa_write_stderr("mfagate: no code given; nothing was changed\n")
+                    throw ExitCode(1)
+                }
+                typed = answer
+            }
+            let reply = try perform(.disable(UserCodeRequest(user: user ?? "", code: typed)), with: global)
+            guard case .changed(_, let text) = reply else { throw unexpected(reply) }
+            print(text)
+        }
+    }
+
+    struct Reset: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a user's enrollment without a code (root), e.g. after a lost phone and lost recovery codes.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(name: .long, help: "The user to reset.")
+        var user: String
+
+        func run() throws {
+            let reply = try perform(.disable(UserCodeRequest(user: user, code: "")), with: global)
+            guard case .changed(_, let text) = reply else { throw unexpected(reply) }
+            print(text)
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show your enrollment (root: anyone's with --user).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(name: .long, help: "The user to ask about (root may ask about anyone).")
+        var user: String?
+
+        @Flag(name: .long, help: "Print one JSON object: user, enrolled, recovery_codes_left, method, enrolled_since, last_success, pending.")
+        var json = false
+
+        func run() throws {
+            let reply = try perform(.status(version: WireProtocol.version, user: user ?? ""), with: global)
+            guard case .status(let s) = reply else { throw unexpected(reply) }
+            print(json ? statusJSON(s).text : statusLine(s))
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List every enrollment (root).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(name: .long, help: "Print a JSON array of the objects `status --json` prints.")
+        var json = false
+
+        func run() throws {
+            let reply = try perform(.list(version: WireProtocol.version), with: global)
+            guard case .list(let entries) = reply else { throw unexpected(reply) }
+            if json {
+                print(JSONValue.array(entries.map(statusJSON)).text)
+            } else if entries.isEmpty {
+                print("nobody is enrolled")
+            } else {
+                for entry in entries { print(statusLine(entry)) }
+            }
+        }
+    }
+}
+
+func printRecoveryCodes(_ codes: [String]) {
+    print("Recovery codes: each works once at the Verification code prompt if you lose the device.")
+    print("Save them now (a password manager, or on paper); they are not shown again:")
+    for code in codes { print("  \(code)") }
+}
+
+/// The stable JSON of one enrollment (README, "The CLI"). Times are Unix seconds or null.
+func statusJSON(_ s: StatusReply) -> JSONValue {
+    .object([
+        ("user", .string(s.user)), ("enrolled", .bool(s.enrolled)), ("recovery_codes_left", .int(s.recoveryCodesLeft)),
+        ("method", s.method.isEmpty ? .null : .string(s.method)),
+        ("enrolled_since", s.enrolledSince.map { .int(Int($0)) } ?? .null),
+        ("last_success", s.lastSuccess.map { .int(Int($0)) } ?? .null),
+        ("pending", .bool(s.pending)),
+    ])
+}
+
+func statusLine(_ s: StatusReply) -> String {
+    guard s.enrolled else { return "\(s.user): not enrolled" + (s.pending ? " (an enrollment is waiting for its code)" : "") }
+    if s.method == "unreadable" { return "\(s.user): enrollment file unreadable (see the daemon's log; mfagate reset --user \(s.user))" }
+    return "\(s.user): enrolled since \(formatTime(s.enrolledSince)) (\(s.method.uppercased())), "
+        + "\(s.recoveryCodesLeft) recovery code(s) left, last success \(formatTime(s.lastSuccess))"
+}
