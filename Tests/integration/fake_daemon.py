@@ -211,11 +211,13 @@ class FakeDaemon:
     def _recv_exact(self, conn, n):
         buf = b""
         while len(buf) < n:
-            if self._stop.is_set():
-                return None
             try:
                 chunk = conn.recv(n - len(buf))
             except socket.timeout:
+                # Stop only when nothing is pending: what the shim sent before it finished (a
+                # CANCEL, say) must still be read and recorded after the test asks us to stop.
+                if self._stop.is_set():
+                    return None
                 continue
             if not chunk:
                 return None
