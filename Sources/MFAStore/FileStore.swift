@@ -186,7 +186,7 @@ public final class FileStore {
         defer { mfa_wipe(&bytes, bytes.count) }
         let record: UserRecord
         do {
-            record = try UserFileFormat.parse(String(decoding: bytes, as: UTF8.self), expectedUser: user)
+            record = try UserFileFormat.parse(utf8: bytes, expectedUser: user)
         } catch {
             throw .damagedFile(path: display, detail: error.description)
         }
