@@ -110,6 +110,15 @@ def rss_kb(pid: int) -> int:
     return -1
 
 
+def anonymous_kb(pid: int) -> int:
+    """Anonymous memory (heap, stacks, relocated data): what the daemon costs the host beyond
+    file pages the kernel can drop and share (the binary's text, libcrypto, libc)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Anonymous:"):
+            return int(line.split()[1])
+    return -1
+
+
 def run_driver(confdir: Path, specs: list[str], *flags: str) -> list[dict]:
     out = subprocess.run([str(DRIVER), "auth", str(confdir), *flags, *specs], capture_output=True, text=True,
                          timeout=600)
@@ -328,6 +337,7 @@ def phase_scale_memory_flood(work: Path, sz: Sizes) -> dict:
     daemon.enroll_files(users, users.grow(target))
     daemon.start()
     result["memory_kb"]["idle_10_users"] = rss_kb(daemon.pid)
+    result["memory_kb"]["idle_10_users_anonymous"] = anonymous_kb(daemon.pid)
     for n in sz.scale:
         if n > len(users.secrets):
             daemon.enroll_files(users, users.grow(n - len(users.secrets)))
