@@ -25,11 +25,17 @@ public enum Base32 {
     /// Accepts what people paste: any case, spaces and dashes between groups, optional `=` padding.
     /// Returns nil for any other character or for trailing bits that are not zero-padding.
     public static func decode(_ text: String) -> [UInt8]? {
+        decode(utf8: Array(text.utf8)[...])
+    }
+
+    /// `decode` over the text's UTF-8 bytes (the daemon parses user files as bytes).
+    public static func decode(utf8 text: ArraySlice<UInt8>) -> [UInt8]? {
         var out: [UInt8] = []
+        out.reserveCapacity(text.count * 5 / 8)
         var buffer: UInt32 = 0
         var bits = 0
         var sawPadding = false
-        for ch in text.utf8 {
+        for ch in text {
             if ch == UInt8(ascii: " ") || ch == UInt8(ascii: "-") { continue }
             if ch == UInt8(ascii: "=") { sawPadding = true; continue }
             if sawPadding { return nil }

@@ -14,9 +14,29 @@ public enum Crypto {
         }
     }
 
+    /// Template contexts for `mfa_hmac`, made once per digest (nil if OpenSSL refused: the slow
+    /// one-shot path is then used). Shared read-only: each HMAC works on its own duplicate.
+    nonisolated(unsafe) static let hmacTemplates: [Digest: OpaquePointer?] = [
+        .sha1: mfa_hmac_template("SHA1"), .sha256: mfa_hmac_template("SHA256"), .sha512: mfa_hmac_template("SHA512"),
+    ]
+
     /// HMAC of `message` under `key`. libcrypto's one-shot HMAC never fails for these digests.
     public static func hmac(_ digest: Digest, key: [UInt8], message: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        if let template = hmacTemplates[digest] ?? nil {
+            var length = 0
+            let ok = key.withUnsafeBufferPointer { k in
+                message.withUnsafeBufferPointer { m in
+                    out.withUnsafeMutableBufferPointer { o in
+                        mfa_hmac(template, k.baseAddress, k.count, m.baseAddress, m.count, o.baseAddress, o.count, &length)
+                    }
+                }
+            }
+            if ok == 1 {
+                out.removeLast(out.count - length)
+                return out
+            }
+        }
         var outLength: UInt32 = 0
         key.withUnsafeBufferPointer { k in
             message.withUnsafeBufferPointer { m in

@@ -44,10 +44,9 @@ public final class FileStore {
     let journal: ReplayJournal
     /// Parsed user files, each valid while the file keeps the same inode, size, times, owner and
     /// mode (the daemon replaces files, never edits them, so its own writes always show).
-    var cache: [String: CachedFile] = [:]
-    /// Bounds the cache's memory (≈ 3 kB a user). A login needs its entry only from its first
-    /// request to its answer, so a few hundred cover every login in flight.
-    public var cacheLimit = 512
+    /// Bounded (≈ 3 kB a user): a login needs its entry only from its first request to its
+    /// answer, so a few hundred cover every login in flight.
+    var cache = RecordCache<CachedFile>(limit: 512)
     /// When true, `save` leaves replay records unflushed until `syncJournal()`: the caller then
     /// flushes once for every login answered in one round (group commit) and must not send any
     /// SUCCESS before that call returns.
@@ -186,7 +185,7 @@ public final class FileStore {
         defer { mfa_wipe(&bytes, bytes.count) }
         let record: UserRecord
         do {
-            record = try UserFileFormat.parse(String(decoding: bytes, as: UTF8.self), expectedUser: user)
+            record = try UserFileFormat.parse(utf8: bytes, expectedUser: user)
         } catch {
             throw .damagedFile(path: display, detail: error.description)
         }
@@ -195,7 +194,6 @@ public final class FileStore {
     }
 
     func remember(_ user: UserName, _ file: CachedFile) {
-        if cache.count >= cacheLimit { cache.remove(at: cache.startIndex) }
         cache[user.value] = file
     }
 
@@ -289,15 +287,17 @@ public final class FileStore {
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
         var total = 0
         while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
+            let wanted = bytes.count - total
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, wanted) }
             if n < 0 {
                 if errno == EINTR { continue }
                 let e = errno
                 mfa_wipe(&bytes, bytes.count)
                 throw .system(path: display, operation: "reading", errno: e)
             }
-            if n == 0 { break }
             total += n
+            // A regular file reads short only at its end: no second read to see 0.
+            if n < wanted { break }
         }
         if total > maximumSize {
             mfa_wipe(&bytes, bytes.count)

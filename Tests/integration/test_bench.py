@@ -26,4 +26,6 @@ def test_bench_runs_on_tiny_sizes_and_writes_every_figure(tmp_path):
     assert all(r["fail"] == 0 for r in res["scale"].values())
     assert {"idle_10_users", "during_flood_peak"} <= set(res["memory_kb"])
     assert len(res["start"]["runs_us"]) >= 1 and res["shim"]["file_bytes"] > 0
+    # the daemon takes LISTEN_FDS, so the start figure is measured through socket activation
+    assert res["start"]["method"].startswith("socket activation"), res["start"]
     assert "p50/GA" in run.stdout
