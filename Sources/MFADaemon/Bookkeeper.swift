@@ -83,7 +83,9 @@ final class Bookkeeper {
 
     private func saveLockouts(config: DaemonConfig, now: Int64) {
         lockouts.prune(now: now, window: config.failureWindow)
-        do { try store.saveState(.lockout, lockouts.serialize()) } catch {
+        // Not fsynced: a lockout must survive a restart or crash of the daemon, which the page
+        // cache gives; a power cut may forget the last few wrong codes, which costs little.
+        do { try store.saveState(.lockout, lockouts.serialize(), durable: false) } catch {
             // The in-memory state still applies; only a restart would forget it.
             logger.error("\(error)")
         }

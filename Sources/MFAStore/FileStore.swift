@@ -254,9 +254,11 @@ public final class FileStore {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Replaces a bookkeeping file atomically and durably.
-    public func saveState(_ file: StateFile, _ text: String) throws(StoreError) {
-        try writeAtomically(dirFD: rootFD, dirDisplay: path, name: file.rawValue, bytes: Array(text.utf8))
+    /// Replaces a bookkeeping file atomically. `durable: false` skips the fsyncs: the new file
+    /// survives a crash of the daemon (it is in the page cache) but perhaps not of the machine, which
+    /// is the right price for counts of wrong codes written at every failure during a flood.
+    public func saveState(_ file: StateFile, _ text: String, durable: Bool = true) throws(StoreError) {
+        try writeAtomically(dirFD: rootFD, dirDisplay: path, name: file.rawValue, bytes: Array(text.utf8), durable: durable)
     }
 
     /// Reads a whole file after checking, on the open descriptor, that it is a regular file owned by
@@ -310,7 +312,7 @@ public final class FileStore {
 
     /// Temp file in `tmp/`, write, fsync, rename over `name`, fsync the directory: a crash at any
     /// point leaves the old or the new file, never a mix, and the new one survives power loss.
-    func writeAtomically(dirFD: Int32, dirDisplay: String, name: String, bytes: [UInt8]) throws(StoreError) {
+    func writeAtomically(dirFD: Int32, dirDisplay: String, name: String, bytes: [UInt8], durable: Bool = true) throws(StoreError) {
         let display = "\(dirDisplay)/\(name)"
         tempCounter &+= 1
         let tempName = "\(name).\(getpid()).\(tempCounter)"
@@ -330,13 +332,13 @@ public final class FileStore {
             }
             written += n
         }
-        if fsync(fd) != 0 { let e = errno; close(fd); throw .system(path: display, operation: "syncing", errno: e) }
+        if durable && fsync(fd) != 0 { let e = errno; close(fd); throw .system(path: display, operation: "syncing", errno: e) }
         if close(fd) != 0 { throw .system(path: display, operation: "closing", errno: errno) }
         if renameat(tmpFD, tempName, dirFD, name) != 0 {
             throw .system(path: display, operation: "replacing", errno: errno)
         }
         renamed = true
-        if fsync(dirFD) != 0 { throw .system(path: dirDisplay, operation: "syncing", errno: errno) }
+        if durable && fsync(dirFD) != 0 { throw .system(path: dirDisplay, operation: "syncing", errno: errno) }
     }
 
     /// Removes the user's file (no error if there is none).
