@@ -61,3 +61,30 @@ fuzz-shim:
 		Tests/integration/fuzz/shim_frame_fuzz.c -o $(BUILD)/shim_frame_fuzz
 	rm -rf $(BUILD)/shim_fuzz_corpus && cp -r Tests/integration/fuzz/corpus $(BUILD)/shim_fuzz_corpus
 	$(BUILD)/shim_frame_fuzz -max_total_time=$${FUZZ_SECONDS:-30} $(BUILD)/shim_fuzz_corpus
+
+# libFuzzer runs of the Swift parsers that read hostile bytes (Tests/fuzz/README.md): the daemon's
+# frame decoder, the config parser, the user-file parser. Each target compiles the few sources it
+# needs with swiftc directly (-sanitize=fuzzer,address), so Package.swift stays as it is.
+SWIFTC ?= swiftc
+SWIFT_FUZZ_FLAGS := -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -suppress-warnings
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?= 30
+
+$(BUILD)/fuzz/frame_fuzz: $(wildcard Sources/MFAProtocol/*.swift) Tests/fuzz/FrameFuzz.swift
+	@mkdir -p $(@D)
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFAProtocol $^ -o $@
+
+$(BUILD)/fuzz/config_fuzz: Sources/MFACore/Config.swift Sources/MFACore/Policy.swift Tests/fuzz/ConfigFuzz.swift
+	@mkdir -p $(@D)
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore $^ -o $@
+
+$(BUILD)/fuzz/userfile_fuzz: $(wildcard Sources/MFACore/*.swift) Sources/MFAStore/UserRecord.swift Tests/fuzz/UserFileFuzz.swift
+	@mkdir -p $(@D)
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lcrypto -o $@
+
+.PHONY: fuzz-build fuzz-swift stress
+fuzz-build: $(BUILD)/fuzz/frame_fuzz $(BUILD)/fuzz/config_fuzz $(BUILD)/fuzz/userfile_fuzz
+
+# FUZZ_RUNS executions (default 10 million) or FUZZ_SECONDS per target, whichever comes first.
+fuzz-swift: fuzz-build
+	for t in frame config userfile; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(FUZZ_SECONDS) || exit 1; done

@@ -58,7 +58,9 @@ public enum UserFileFormat {
         var recovery: [RecoveryCodes.Hashed] = []
         var lineNumber = 0
         var sawVersion = false
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Lines end at the `\n` byte: a CR LF pair is one Swift Character and must not merge lines.
+        for rawBytes in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            let raw = Substring(rawBytes)
             lineNumber += 1
             if raw.isEmpty || raw.hasPrefix("#") { continue }
             guard let space = raw.firstIndex(of: " ") else { throw fail(lineNumber, "expected `key value`") }
