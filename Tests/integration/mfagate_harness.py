@@ -78,6 +78,8 @@ class Daemon:
         os.chmod(self.confdir, 0o755)
         self.log_path = self.dir / "mfagated.log"
         self.proc: subprocess.Popen | None = None
+        # A command prefix that execs the daemon in the end (same PID), e.g. a private mount namespace.
+        self.wrap: list[str] = []
         self.write_config(mode, extra_config)
 
     def write_config(self, mode: str, extra: str = "") -> None:
@@ -90,7 +92,7 @@ class Daemon:
         cmd = [str(self.readable_copy(MFAGATED) if self.run_as else MFAGATED), "--config", str(self.config)]
         if self.run_as:
             cmd = as_account(self.run_as, cmd)
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(self.wrap + cmd, stdout=log, stderr=log)
         log.close()
         if expect_ready:
             deadline = time.monotonic() + 10

@@ -458,3 +458,64 @@ def test_a_refused_peer_learns_nothing_and_uses_up_no_code(daemon):
     raw = subprocess.run(as_account("nobody", ["/usr/bin/python3", "-c", script]), capture_output=True, text=True, timeout=30)
     reply = bytes.fromhex(raw.stdout.strip())
     assert reply[4] == 0x82 and reply[5] == 1, "a DENIED verdict, no prompt"
+
+
+# --------------------------------------------------------------------------------------------------
+# Full disk
+
+
+def test_a_full_disk_refuses_clearly_keeps_the_old_state_and_recovers(daemon_factory):
+    """The state dir is a 256 KiB tmpfs in the daemon's private mount namespace (nothing mounted on
+    the host); the test reaches it through /proc/PID/root."""
+    d = daemon_factory("required", extra_config=f"window = {WINDOW}\n", start=False)
+    d.wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+              'mount -n -t tmpfs -o size=256k,mode=0700 mfagate-full "$0" && exec "$@"', str(d.state)]
+    d.start()
+    state = f"/proc/{d.proc.pid}/root{d.state}"
+    assert os.path.ismount(state) or os.stat(state).st_dev != os.stat(d.state).st_dev, "the state dir is the tmpfs"
+    e = d.enroll("alice", new_secret())
+    d.service()
+    step = now_step() - WINDOW + 1
+    assert timed_login(d, e["secret"], step)[0] == "PAM_SUCCESS"
+    user_file = f"{state}/users/alice"
+    before = open(user_file, "rb").read()
+
+    filler = f"{state}/filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as err:
+            assert err.errno == 28, err  # ENOSPC
+        try:
+            while True:
+                f.write(b"\0")
+        except OSError:
+            pass
+    # A login that cannot record its code is refused clearly (UNAVAILABLE), not accepted unrecorded.
+    code = totp_at(e["secret"], step + 1)
+    out = subprocess.run(pam_command(d, "alice", code), capture_output=True, text=True, timeout=30).stdout
+    assert result_of(out) == "PAM_AUTHINFO_UNAVAIL"
+    assert "could not record the used code" in d.log() and "No space left on device" in d.log()
+    # A recovery code too, and a replacement enrollment fails with a sentence naming the cause.
+    out = subprocess.run(pam_command(d, "alice", e["recovery_codes"][0]), capture_output=True, text=True, timeout=30).stdout
+    assert result_of(out) == "PAM_AUTHINFO_UNAVAIL"
+    again = d.cli("enroll", "--user", "alice", "--force", "--secret", new_secret(), "--json")
+    assert again.returncode == 1 and "No space left on device" in again.stderr
+    assert d.cli("enroll", "--user", "bob", "--json").returncode == 1
+    # The old state is intact, nothing half-written is left, and reading still works.
+    assert open(user_file, "rb").read() == before
+    assert os.listdir(f"{state}/tmp") == [] and sorted(os.listdir(f"{state}/users")) == ["alice"]
+    assert '"enrolled": true' in d.cli("status", "--user", "alice", "--json").stdout
+
+    os.unlink(filler)
+    # Space is back: the same code (never recorded) and the recovery code now work, once.
+    out = subprocess.run(pam_command(d, "alice", code), capture_output=True, text=True, timeout=30).stdout
+    assert result_of(out) == "PAM_SUCCESS"
+    out = subprocess.run(pam_command(d, "alice", code), capture_output=True, text=True, timeout=30).stdout
+    assert result_of(out) == "PAM_AUTH_ERR"
+    assert d.pam("alice", e["recovery_codes"][0]).result == "PAM_SUCCESS"
+    assert d.pam("alice", e["recovery_codes"][0]).result == "PAM_AUTH_ERR"
+    read_user_file(type(d.state)(user_file))
+    report("full disk: login and recovery code refused with UNAVAILABLE, enroll refused naming ENOSPC, "
+           "old file byte-identical, no temp left; service resumed when space returned")
