@@ -88,3 +88,13 @@ fuzz-build: $(BUILD)/fuzz/frame_fuzz $(BUILD)/fuzz/config_fuzz $(BUILD)/fuzz/use
 # FUZZ_RUNS executions (default 10 million) or FUZZ_SECONDS per target, whichever comes first.
 fuzz-swift: fuzz-build
 	for t in frame config userfile; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(FUZZ_SECONDS) || exit 1; done
+
+# The long robustness run (docs/robustness.md): 10 million libFuzzer executions per parser (Swift
+# targets and the shim's), then the robustness tests at full scale (1,000 SIGKILLs, 1,000 idle
+# connections, ...), with MFAGATE_STRESS=1. Figures go to build/robustness-figures.txt.
+# `make check` runs the same tests small.
+STRESS_FUZZ_SECONDS ?= 1800
+stress: build test-helpers fuzz-build
+	FUZZ_SECONDS=1 $(MAKE) -s fuzz-shim >/dev/null
+	for t in frame config userfile shim; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(STRESS_FUZZ_SECONDS) | tee -a $(BUILD)/robustness-figures.txt || exit 1; done
+	MFAGATE_STRESS=1 python3 -m pytest -q -s Tests/integration/test_robustness.py Tests/integration/test_zz_secret_hygiene.py
