@@ -31,7 +31,7 @@ def report(line: str) -> None:
     path = Path(__file__).resolve().parents[2] / "build" / "robustness-figures.txt"
     path.parent.mkdir(exist_ok=True)
     with open(path, "a") as f:
-        f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
+        f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + ("[stress] " if STRESS else "[check] ") + line + "\n")
 
 
 def new_secret() -> str:
