@@ -96,5 +96,5 @@ fuzz-swift: fuzz-build
 STRESS_FUZZ_SECONDS ?= 1800
 stress: build test-helpers fuzz-build
 	FUZZ_SECONDS=1 $(MAKE) -s fuzz-shim >/dev/null
-	for t in frame config userfile shim; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(STRESS_FUZZ_SECONDS) | tee -a $(BUILD)/robustness-figures.txt || exit 1; done
+	set -o pipefail; for t in frame config userfile shim; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(STRESS_FUZZ_SECONDS) | tee -a $(BUILD)/robustness-figures.txt || exit 1; done
 	MFAGATE_STRESS=1 python3 -m pytest -q -s Tests/integration/test_robustness.py Tests/integration/test_zz_secret_hygiene.py
