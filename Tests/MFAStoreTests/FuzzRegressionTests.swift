@@ -31,4 +31,17 @@ final class UserFileFuzzRegressionTests: XCTestCase {
         }
         XCTAssertEqual(try UserFileFormat.parse(UserFileFormat.serialize(record), expectedUser: alice), record)
     }
+
+    /// UserFileFuzz.swift, userfile/period-1-clock-at-int64-max: a file with `period 1` (accepted,
+    /// 1...300 s) and a clock at Int64.max made `now + offset` overflow and trap in matchTOTP.
+    func testOneSecondPeriodAtTheEndOfTimeDoesNotTrap() throws {
+        let text = body.replacingOccurrences(of: "period 30", with: "period 1")
+        let record = try UserFileFormat.parse(text, expectedUser: alice)
+        XCTAssertEqual(record.parameters.period, 1)
+        XCTAssertNil(OTP.matchTOTP(code: "123456", secret: record.secret, unixTime: Int64.max, parameters: record.parameters,
+                                   window: 10, lastUsedStep: nil))
+        let code = OTP.hotp(secret: record.secret, counter: UInt64(Int64.max - 1))
+        XCTAssertEqual(OTP.matchTOTP(code: code, secret: record.secret, unixTime: Int64.max, parameters: record.parameters,
+                                     window: 1, lastUsedStep: nil), Int64.max - 1)
+    }
 }
