@@ -24,6 +24,6 @@ if ! SWIFT_BACKTRACE=enable=no "$binary" -runs="$runs" -max_total_time="$seconds
     exit 1
 fi
 elapsed=$(( $(date +%s) - start ))
-executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")
+executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
+rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n1)
 echo "fuzz $target: $executions executions in $elapsed s ($(( executions / (elapsed > 0 ? elapsed : 1) ))/s), peak RSS $rss MB, no finding"
