@@ -80,3 +80,40 @@ bench: build $(BUILD)/bench_driver
 $(BUILD)/bench_driver: bench/bench_driver.c
 	@mkdir -p $(BUILD)
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpam -lcrypto
+
+# libFuzzer runs of the Swift parsers that read hostile bytes (Tests/fuzz/README.md): the daemon's
+# frame decoder, the config parser, the user-file parser. Each target compiles the few sources it
+# needs with swiftc directly (-sanitize=fuzzer,address), so Package.swift stays as it is.
+SWIFTC ?= swiftc
+SWIFT_FUZZ_FLAGS := -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -suppress-warnings
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?= 30
+
+$(BUILD)/fuzz/frame_fuzz: $(wildcard Sources/MFAProtocol/*.swift) Tests/fuzz/FrameFuzz.swift
+	@mkdir -p $(@D)
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFAProtocol $^ -o $@
+
+$(BUILD)/fuzz/config_fuzz: $(wildcard Sources/MFACore/*.swift) Tests/fuzz/ConfigFuzz.swift
+	@mkdir -p $(@D)
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lcrypto -o $@
+
+$(BUILD)/fuzz/userfile_fuzz: $(wildcard Sources/MFACore/*.swift) Sources/MFAStore/UserRecord.swift Tests/fuzz/UserFileFuzz.swift
+	@mkdir -p $(@D)
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lcrypto -o $@
+
+.PHONY: fuzz-build fuzz-swift stress
+fuzz-build: $(BUILD)/fuzz/frame_fuzz $(BUILD)/fuzz/config_fuzz $(BUILD)/fuzz/userfile_fuzz
+
+# FUZZ_RUNS executions (default 10 million) or FUZZ_SECONDS per target, whichever comes first.
+fuzz-swift: fuzz-build
+	for t in frame config userfile; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(FUZZ_SECONDS) || exit 1; done
+
+# The long robustness run (docs/robustness.md): 10 million libFuzzer executions per parser (Swift
+# targets and the shim's), then the robustness tests at full scale (1,000 SIGKILLs, 1,000 idle
+# connections, ...), with MFAGATE_STRESS=1. Figures go to build/robustness-figures.txt.
+# `make check` runs the same tests small.
+STRESS_FUZZ_SECONDS ?= 1800
+stress: build test-helpers fuzz-build
+	FUZZ_SECONDS=1 $(MAKE) -s fuzz-shim >/dev/null
+	set -o pipefail; for t in frame config userfile shim; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(STRESS_FUZZ_SECONDS) | tee -a $(BUILD)/robustness-figures.txt || exit 1; done
+	MFAGATE_STRESS=1 python3 -m pytest -q -s Tests/integration/test_robustness.py Tests/integration/test_zz_secret_hygiene.py

@@ -77,9 +77,12 @@ public enum ConfigParser {
             throw ConfigError(file: file, line: 0, message: "the file is larger than 1 MiB")
         }
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Split on the byte, not the Character: Swift reads CR LF as one Character, so a file saved
+        // with CR LF line ends would otherwise be one long line (a setting after a comment line
+        // silently ignored). Found by Tests/fuzz/ConfigFuzz.swift.
+        for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
-            if rawLine.utf8.contains(0) {
+            if rawLine.contains(0) {
                 throw ConfigError(file: file, line: lineNumber, message: "the line contains a NUL byte")
             }
             let line = trim(Substring(rawLine))

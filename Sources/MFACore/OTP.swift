@@ -57,8 +57,10 @@ public enum OTP {
         let now = timeStep(unixTime: unixTime, period: parameters.period) + Int64(max(-maximumDrift, min(maximumDrift, drift)))
         var matched: Int64? = nil
         for offset in -window...window {
-            let step = now + Int64(offset)
-            if step < 0 { continue }
+            // Overflow-checked: with a 1 s period a clock near Int64.max would trap (found by
+            // Tests/fuzz/UserFileFuzz.swift); such a step does not exist.
+            let (step, overflow) = now.addingReportingOverflow(Int64(offset))
+            if overflow || step < 0 { continue }
             let expected = Array(hotp(secret: secret, counter: UInt64(step), digest: parameters.digest,
                                       digits: parameters.digits).utf8)
             let fresh = lastUsedStep.map { step > $0 } ?? true

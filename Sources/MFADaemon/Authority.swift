@@ -184,7 +184,7 @@ public final class Authority {
                 notifier.notify(.recoveryCodeUsed, user: session.user, command: config.notifyCommand,
                                 metadata: ["service": "\(loggable(session.request.service))"])
             }
-            return persist(updated, then: succeeded(verdict(.success, reason), session, now), else: verdict)
+            return persist(updated, learntFrom: record, then: succeeded(verdict(.success, reason), session, now), else: verdict)
         case .rejected(let reason):
             denial = reason
         }
@@ -198,12 +198,20 @@ public final class Authority {
         return message
     }
 
-    func persist(_ record: UserRecord, then success: @autoclosure () -> DaemonMessage,
+    /// Saves the new replay state before success is granted. Learnt drift is a comfort, the replay
+    /// state a guarantee: if the whole record cannot be written (a full disk), the replay state alone
+    /// is tried (it goes to the pre-allocated journal), keeping the old drift.
+    func persist(_ record: UserRecord, learntFrom original: UserRecord? = nil, then success: @autoclosure () -> DaemonMessage,
                  else failure: (VerdictResult, String) -> DaemonMessage) -> DaemonMessage {
         do {
             try store.save(record)
         } catch {
             logger.error("\(error)")
+            if let original, original.drift != record.drift {
+                var replayOnly = record
+                replayOnly.drift = original.drift
+                if (try? store.save(replayOnly)) != nil { return success() }
+            }
             return failure(.unavailable, "could not record the used code")
         }
         return success()

@@ -19,6 +19,11 @@ public struct ServerError: Error, CustomStringConvertible {
 public struct ServerLimits: Sendable {
     /// Connections served at once; more are closed at accept.
     public var maximumConnections = 1024
+    /// Connections one non-root uid may hold at once, and slots only root peers (the PAM module in
+    /// sshd, sudo, su) may take: without both, one local user holding 1,024 idle connections made
+    /// every login fail (found by test_robustness.py's flood test).
+    public var maximumConnectionsPerUser = 16
+    public var reservedForRoot = 64
     /// Seconds a client has to send its request (and the shim to send a reply frame once typed).
     public var requestTimeout: Int64 = 10
     /// Seconds a login may wait for the user to type a code (sshd's LoginGraceTime is 120 by default).
@@ -67,6 +72,14 @@ public final class Server {
     /// Connections whose reply waits for the replay journal's flush (group commit): every login
     /// answered in one poll round shares one fdatasync, and no SUCCESS leaves before it.
     var awaitingSync: [Connection] = []
+    /// Open connections per non-root uid (root's are not counted here).
+    var connectionsPerUID: [uid_t: Int] = [:]
+    var nonRootConnections = 0
+    /// Refusals since the last log line about them: a flood must not become a flood of log lines.
+    var refusedSinceLog = 0
+    var lastRefusalLog: Int64 = 0
+    /// `maximumConnections`, lowered if the descriptor limit could not be raised to fit it.
+    var connectionCapacity: Int
     var draining = false
     var drainDeadline: Int64 = 0
     /// Called on SIGHUP; returns the new config or nil (the error already logged) to keep the old one.
@@ -79,6 +92,7 @@ public final class Server {
         self.logger = logger
         self.limits = limits
         watchdogPingInterval = ServiceManager.watchdogPingInterval()
+        connectionCapacity = Server.fitDescriptorLimit(to: limits.maximumConnections)
         signalFD = mfa_signalfd_for_lifecycle()
         guard signalFD >= 0 else { throw ServerError.system("setting up signal handling for", "mfagated") }
         if let inheritedSocket {
@@ -95,6 +109,22 @@ public final class Server {
             self.socketPath = socketPath
         }
         authority.store.defersJournalSync = true
+    }
+
+    /// Raises the soft descriptor limit so every connection slot has a descriptor (systemd's default
+    /// soft limit is 1,024): otherwise accept fails with EMFILE while the listening socket stays
+    /// readable. Returns the number of connections the limit allows.
+    static func fitDescriptorLimit(to connections: Int) -> Int {
+        let spare = 32  // listening socket, signalfd, state directories, stdio, a user file being read
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return connections }
+        let wanted = rlim_t(connections + spare)
+        if limit.rlim_cur < wanted {
+            var raised = limit
+            raised.rlim_cur = min(wanted, limit.rlim_max)
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return max(1, min(connections, Int(limit.rlim_cur) - spare))
     }
 
     static func monotonicNow() -> Int64 {
@@ -219,13 +249,32 @@ public final class Server {
         while true {
             let fd = mfa_accept_nonblocking(listenFD)
             if fd < 0 { return }
-            guard connections.count < limits.maximumConnections, let peer = Peer.of(socket: fd) else {
-                logger.warning("connection refused: too many connections or no peer credentials")
+            guard let peer = Peer.of(socket: fd), admits(peer) else {
                 close(fd)
+                refusedSinceLog += 1
+                let now = Server.monotonicNow()
+                if now - lastRefusalLog >= 1000 {
+                    logger.warning("connections refused: too many at once (or no peer credentials)",
+                                   metadata: ["refused": "\(refusedSinceLog)"])
+                    refusedSinceLog = 0
+                    lastRefusalLog = now
+                }
                 continue
+            }
+            if !peer.isRoot {
+                connectionsPerUID[peer.uid, default: 0] += 1
+                nonRootConnections += 1
             }
             connections[fd] = Connection(fd: fd, peer: peer, deadline: Server.monotonicNow() + limits.requestTimeout * 1000)
         }
+    }
+
+    /// Root may use every slot; another uid only its own few, and never the slots kept for root.
+    func admits(_ peer: Peer) -> Bool {
+        guard connections.count < connectionCapacity else { return false }
+        if peer.isRoot { return true }
+        return connectionsPerUID[peer.uid, default: 0] < limits.maximumConnectionsPerUser
+            && nonRootConnections < connectionCapacity - min(limits.reservedForRoot, connectionCapacity / 2)
     }
 
     func service(_ connection: Connection, revents: Int16) {
@@ -379,6 +428,11 @@ public final class Server {
 
     func drop(_ connection: Connection) {
         guard connections.removeValue(forKey: connection.fd) != nil else { return }
+        if !connection.peer.isRoot {
+            nonRootConnections -= 1
+            let left = connectionsPerUID[connection.peer.uid, default: 1] - 1
+            connectionsPerUID[connection.peer.uid] = left > 0 ? left : nil
+        }
         connection.splitter.wipe()
         close(connection.fd)
     }

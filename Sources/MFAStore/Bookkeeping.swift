@@ -42,7 +42,8 @@ public struct LockoutBook: Sendable, Equatable {
         var book = LockoutBook()
         var lineNumber = 0
         var sawVersion = false
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for rawBytes in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            let raw = Substring(rawBytes)
             lineNumber += 1
             if raw.isEmpty || raw.hasPrefix("#") { continue }
             let fields = raw.split(separator: " ", omittingEmptySubsequences: false)
@@ -98,7 +99,8 @@ public struct FirstSeenBook: Sendable, Equatable {
         var book = FirstSeenBook()
         var lineNumber = 0
         var sawVersion = false
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for rawBytes in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            let raw = Substring(rawBytes)
             lineNumber += 1
             if raw.isEmpty || raw.hasPrefix("#") { continue }
             let fields = raw.split(separator: " ")

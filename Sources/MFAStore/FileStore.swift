@@ -230,7 +230,8 @@ public final class FileStore {
 
     /// Replaces the user's file with `record`, durably, before returning.
     func replaceFile(_ record: UserRecord) throws(StoreError) {
-        cache[record.user.value] = nil
+        // The cached entry stays valid if the write fails (the old file is untouched) and is checked
+        // against the file's identity on every use, so it is only replaced once the new file exists.
         var bytes = Array(UserFileFormat.serialize(record).utf8)
         defer { mfa_wipe(&bytes, bytes.count) }
         try writeAtomically(dirFD: usersFD, dirDisplay: "\(path)/users", name: record.user.value, bytes: bytes)

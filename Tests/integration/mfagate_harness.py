@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import hygiene
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"
 MFAGATED = BUILD / "mfagated"
@@ -36,7 +38,9 @@ def oathtool_totp(secret_b32: str, at: str | None = None, digits: int = 6) -> st
     cmd = ["oathtool", "--totp", "-b", "-d", str(digits)]
     if at:
         cmd += ["--now", at]
-    return subprocess.run(cmd + [secret_b32], check=True, capture_output=True, text=True).stdout.strip()
+    code = subprocess.run(cmd + [secret_b32], check=True, capture_output=True, text=True).stdout.strip()
+    hygiene.register("TOTP code", code)
+    return code
 
 
 def as_account(name: str, cmd: list[str]) -> list[str]:
@@ -47,7 +51,9 @@ def as_account(name: str, cmd: list[str]) -> list[str]:
 
 
 def wrong_code(code: str) -> str:
-    return f"{(int(code) + 500_000) % 1_000_000:06d}"
+    wrong = f"{(int(code) + 500_000) % 1_000_000:06d}"
+    hygiene.register("wrong code", wrong)
+    return wrong
 
 
 class Daemon:
@@ -77,6 +83,8 @@ class Daemon:
         os.chmod(self.confdir, 0o755)
         self.log_path = self.dir / "mfagated.log"
         self.proc: subprocess.Popen | None = None
+        # A command prefix that execs the daemon in the end (same PID), e.g. a private mount namespace.
+        self.wrap: list[str] = []
         self.write_config(mode, extra_config)
 
     def write_config(self, mode: str, extra: str = "") -> None:
@@ -96,7 +104,7 @@ class Daemon:
             cmd = as_account(self.run_as, cmd)
         if self.accounts:
             cmd = self._with_accounts(cmd)
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(self.wrap + cmd, stdout=log, stderr=log)
         log.close()
         if expect_ready:
             deadline = time.monotonic() + 10
@@ -146,6 +154,7 @@ class Daemon:
 
     def close(self) -> None:
         self.stop()
+        hygiene.capture(f"daemon log {self.dir.name}", self.log())
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self) -> str:
@@ -159,12 +168,21 @@ class Daemon:
         cmd = [str(self.readable_copy(MFAGATE) if user else MFAGATE), "--socket", self.socket, *args]
         if user:
             cmd = as_account(user, cmd)
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=check)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        hygiene.capture(f"mfagate {args[0] if args else ''} stderr", out.stderr)
+        if not args or args[0] != "enroll":  # enroll shows the admin the new secret and codes, on purpose
+            hygiene.capture(f"mfagate {args[0] if args else ''} stdout", out.stdout)
+        if check:
+            out.check_returncode()
+        return out
 
     def enroll(self, name: str, secret: str | None = None) -> dict:
         import json
         args = ["enroll", "--user", name, "--json"] + (["--secret", secret] if secret else [])
-        return json.loads(self.cli(*args, check=True).stdout)
+        enrolled = json.loads(self.cli(*args, check=True).stdout)
+        hygiene.register("TOTP secret", enrolled["secret"])
+        hygiene.register("recovery code", *enrolled["recovery_codes"])
+        return enrolled
 
     def service(self, name: str = "mfa-test", args: str = "", module: Path = SHIM) -> str:
         """Writes a PAM service file for pam_start_confdir and returns its name."""
@@ -202,6 +220,7 @@ class Daemon:
         if as_user:
             cmd = as_account(as_user, cmd)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        hygiene.capture("pam_driver output", out.stdout + out.stderr)
         return PamResult(out.stdout)
 
     def raw(self, data: bytes, read: bool = True, timeout: float = 5) -> bytes:

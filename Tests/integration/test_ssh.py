@@ -2,6 +2,8 @@
 pam_unix + pam_mfagate.so + mfagated, with codes from oathtool."""
 import pytest
 
+import hygiene
+
 from mfagate_harness import SHIM, oathtool_totp, wrong_code
 from sshd_sandbox import SshdSandbox, ssh_login
 
@@ -14,7 +16,11 @@ def sshd(daemon_factory, tmp_path):
     stack = ["auth required pam_unix.so",
              f"auth required {SHIM} socket={d.socket} timeout=5"]
     with SshdSandbox(stack, [("mfauser", PASSWORD), ("plainuser", PASSWORD)], tmp_path) as box:
-        yield d, box
+        try:
+            yield d, box
+        finally:  # for test_zz_secret_hygiene.py: no code in sshd's log or what PAM sent to syslog
+            hygiene.capture("sshd log", box.log_text())
+            hygiene.capture("syslog in the sshd sandbox", box.syslog_text())
 
 
 def answers(code):

@@ -1,0 +1,118 @@
+"""Shared pieces of the robustness tests (test_robustness.py): scale, a strict reader of user files
+that does not trust the daemon's own parser, the state a test expects, and non-blocking clients.
+
+Scale: `make check` runs each test small; `make stress` sets MFAGATE_STRESS=1 for the figures of
+docs/robustness.md (1,000 kills, 1,000 connections, ...). Single figures can be overridden with
+MFAGATE_KILLS etc."""
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets as random_source
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hygiene
+from mfagate_harness import PAM_DRIVER, Daemon
+
+STRESS = os.environ.get("MFAGATE_STRESS") == "1"
+
+
+def scale(name: str, check: int, stress: int) -> int:
+    return int(os.environ.get(f"MFAGATE_{name}", stress if STRESS else check))
+
+
+def report(line: str) -> None:
+    """A figure for docs/robustness.md: printed (pytest -s) and appended to build/robustness-figures.txt."""
+    print(line)
+    path = Path(__file__).resolve().parents[2] / "build" / "robustness-figures.txt"
+    path.parent.mkdir(exist_ok=True)
+    with open(path, "a") as f:
+        f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + ("[stress] " if STRESS else "[check] ") + line + "\n")
+
+
+def new_secret() -> str:
+    s = base64.b32encode(random_source.token_bytes(20)).decode().rstrip("=")
+    hygiene.register("TOTP secret", s)
+    return s
+
+
+REQUIRED = ("user", "method", "algorithm", "digits", "period", "secret", "created")
+
+
+def read_user_file(path: Path) -> dict:
+    """The user file format (Sources/MFAStore/UserRecord.swift), read strictly and independently:
+    raises ValueError for anything half-written, truncated or foreign."""
+    data = path.read_bytes()
+    text = data.decode("ascii")
+    if not text.endswith("\n"):
+        raise ValueError(f"{path}: does not end with a newline (truncated)")
+    fields: dict = {"recovery": []}
+    lines = [l for l in text.split("\n")[:-1] if l and not l.startswith("#")]
+    if not lines or lines[0] != "version 1":
+        raise ValueError(f"{path}: first field is not `version 1`")
+    for line in lines[1:]:
+        key, _, value = line.partition(" ")
+        if key == "recovery":
+            if not re.fullmatch(r"[0-9a-f]{32}:[0-9a-f]{64}", value):
+                raise ValueError(f"{path}: bad recovery entry")
+            fields["recovery"].append(value)
+        elif key in REQUIRED or key in ("last_step", "last_success", "drift", "counter", "window"):
+            if key in fields:
+                raise ValueError(f"{path}: {key} twice")
+            fields[key] = value
+        else:
+            raise ValueError(f"{path}: unknown field {key}")
+    for key in REQUIRED:
+        if key not in fields:
+            raise ValueError(f"{path}: missing {key}")
+    if fields["user"] != path.name:
+        raise ValueError(f"{path}: belongs to {fields['user']}")
+    if os.stat(path).st_mode & 0o777 != 0o600:
+        raise ValueError(f"{path}: mode is not 0600")
+    return fields
+
+
+@dataclass
+class Expected:
+    """What one user's file may hold. `secrets` has one element once the test knows which write
+    won; two after an interrupted replacement (old or new, never anything else); None in it means
+    "no file" is allowed (an interrupted first enrollment)."""
+    secrets: set = field(default_factory=set)
+    unused_recovery: list = field(default_factory=list)
+    accepted_recovery: list = field(default_factory=list)
+    accepted_totp: list = field(default_factory=list)   # (secret, step, code)
+    next_step: int = 0
+    pending: str | None = None                          # secret of an interrupted enrollment
+
+
+def pam_command(daemon: Daemon, user: str, *answers: str, service: str = "mfa-test") -> list[str]:
+    cmd = [str(PAM_DRIVER), str(daemon.confdir), service, user]
+    for a in answers:
+        cmd += ["--answer", a]
+    return cmd
+
+
+def result_of(stdout: str) -> str:
+    hygiene.capture("pam_driver output", stdout)
+    for line in stdout.splitlines():
+        if line.startswith("RESULT: "):
+            return line[len("RESULT: "):]
+    return "NO_RESULT"
+
+
+def elapsed_of(stdout: str) -> int:
+    m = re.search(r"^ELAPSED_MS: (\d+)$", stdout, re.M)
+    return int(m.group(1)) if m else -1
+
+
+def rss_kib(pid: int) -> int:
+    m = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+    return int(m.group(1)) if m else -1
+
+
+def popen_pam(daemon: Daemon, user: str, *answers: str) -> subprocess.Popen:
+    return subprocess.Popen(pam_command(daemon, user, *answers), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
