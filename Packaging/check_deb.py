@@ -3,7 +3,7 @@
 works there, then removes and purges it and checks that nothing is left.
 
 The root comes from debootstrap (minbase + systemd, openssh, sudo, oathtool), made once from the
-mirror apt already uses and cached in ~/.cache/mfagate-check-deb/base; every run works on a fresh
+mirror apt already uses and cached in ~/.cache/mfagate-check-deb/base-HASH; every run works on a fresh
 copy in a temp dir. Everything runs in a private mount namespace (`unshare -m`, `mount -n`), so the
 host's /etc/pam.d, account files and package database are never touched. The root has no Swift
 toolchain, so the installed binaries and module prove they need none.
@@ -34,7 +34,10 @@ import pexpect
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("MFAGATE_CHECK_DEB_CACHE", Path.home() / ".cache" / "mfagate-check-deb"))
 MIRROR = os.environ.get("MFAGATE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-INCLUDE = "systemd,openssh-server,openssh-client,sudo,oathtool,libpam-runtime,procps,login,passwd"
+# The package's runtime dependencies are pre-installed here (the install runs with --no-download):
+# keep this list in step with what dpkg-shlibdeps puts in Depends.
+INCLUDE = ("systemd,openssh-server,openssh-client,sudo,oathtool,libpam-runtime,procps,login,passwd,"
+           "libc6,libqrencode4,libssl3,libsystemd0,libpam0g,libstdc++6,libgcc-s1")
 USER, PASSWORD = "mfacheck", "correct horse battery staple 7"
 MULTIARCH = "x86_64-linux-gnu"
 
@@ -44,11 +47,13 @@ def log(message: str) -> None:
 
 
 def base_root() -> Path:
-    base = CACHE / "base"
+    # The cache is keyed by the package list, so a new dependency builds a new root.
+    import hashlib
+    base = CACHE / ("base-" + hashlib.sha256(INCLUDE.encode()).hexdigest()[:12])
     if base.is_dir():
         return base
     CACHE.mkdir(parents=True, exist_ok=True)
-    staging = CACHE / "base.new"
+    staging = CACHE / (base.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     log(f"debootstrap bookworm from {MIRROR} (once; cached in {base})")
     subprocess.run(["debootstrap", "--variant=minbase", f"--include={INCLUDE}", "bookworm", str(staging), MIRROR],
@@ -148,6 +153,11 @@ def main() -> int:
     debs = sorted((ROOT / "build").glob("mfagate_*_amd64.deb"))
     assert debs, "no build/mfagate_*_amd64.deb: run make deb"
     deb = debs[-1]
+    depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True, text=True, check=True).stdout
+    wanted = {alt.split("(")[0].strip() for dep in depends.split(",") for alt in dep.split("|")[:1]}
+    included = set(INCLUDE.split(","))
+    missing = sorted(p for p in wanted if p not in included and not p.startswith("systemd-sysusers"))
+    assert not missing, f"the package depends on {missing}, which INCLUDE in {__file__} does not pre-install: add them"
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="mfagate-check-deb-"))
     root = sshd = daemon = None
