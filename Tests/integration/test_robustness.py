@@ -655,3 +655,113 @@ def test_a_full_disk_refuses_clearly_keeps_the_old_state_and_recovers(daemon_fac
     report("full disk: TOTP login recorded in the pre-allocated journal and single-use; recovery code refused "
            "with UNAVAILABLE, enroll refused naming ENOSPC, old file byte-identical, no temp left; service resumed "
            "when space returned")
+
+
+# --------------------------------------------------------------------------------------------------
+# Floods of wrong codes and the lockout policy (Sources/MFACore/Policy.swift, MFADaemon/Bookkeeper.swift)
+
+
+def run_pool(commands: list[list[str]], width: int) -> list[str]:
+    """Runs the commands `width` at a time; returns each one's PAM result."""
+    results: list = [None] * len(commands)
+    lock = threading.Lock()
+    todo = list(range(len(commands)))
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i = todo.pop(0)
+            results[i] = result_of(subprocess.run(commands[i], capture_output=True, text=True, timeout=60).stdout)
+
+    threads = [threading.Thread(target=worker) for _ in range(width)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def wrong_codes(count: int, rng: random.Random) -> list[str]:
+    codes = [f"{rng.randrange(10**6):06d}" for _ in range(count)]
+    hygiene.register("wrong code", *codes)
+    return codes
+
+
+def test_a_flood_of_wrong_codes_locks_its_user_and_does_not_slow_other_users(daemon_factory):
+    flood = scale("WRONG_FLOOD", 100, 1000)
+    limit = 5
+    d = daemon_factory("required", extra_config=f"window = {WINDOW}\nmax_failures = {limit}\nfailure_window = 15m\n"
+                                                "lockout = 15m\nmax_failures_per_rhost = 0\n")
+    victim = d.enroll("victim", new_secret())
+    others = {f"other{i}": d.enroll(f"other{i}", new_secret())["secret"] for i in range(8)}
+    d.service()
+    fresh = [(u, s, step) for step in range(now_step() - WINDOW + 1, now_step() + WINDOW) for u, s in others.items()]
+    rng = random.Random()
+    attack = [pam_command(d, "victim", c) + ["--rhost", f"203.0.113.{i % 250 + 1}"]
+              for i, c in enumerate(wrong_codes(flood, rng))]
+    timings: list[int] = []
+    stop = threading.Event()
+
+    def legitimate_logins():
+        while not stop.is_set() and fresh:
+            user, secret, step = fresh.pop(0)
+            result, elapsed, _ = timed_login(d, secret, step, user)
+            assert result == "PAM_SUCCESS", f"{user}: {result} during the flood"
+            timings.append(elapsed)
+
+    t = threading.Thread(target=legitimate_logins)
+    t.start()
+    started = time.monotonic()
+    try:
+        results = run_pool(attack, 16)
+    finally:
+        seconds = time.monotonic() - started
+        stop.set()
+        t.join()
+    # Exactly `limit` wrong codes were checked; every later attempt got PAM_MAXTRIES unchecked.
+    assert results.count("PAM_AUTH_ERR") == limit, {r: results.count(r) for r in set(results)}
+    assert results.count("PAM_MAXTRIES") == flood - limit
+    assert d.pam("victim", oathtool_totp(victim["secret"])).result == "PAM_MAXTRIES", "the right code too, while locked"
+    assert d.check("victim")["decision"] == "locked"
+    assert timings, "other users logged in during the flood"
+    for u in others:
+        assert d.check(u)["decision"] == "code", f"{u} is not locked by another user's flood"
+    timings.sort()
+    p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
+    if STRESS:
+        assert p99 < 1000, f"other users' p99 {p99} ms during a flood of wrong codes"
+    read_lockout_file(d.state / "lockout")
+    report(f"flood: {flood} wrong codes against one user in {seconds:.1f} s (16 at a time): {limit} checked, "
+           f"{flood - limit} PAM_MAXTRIES; {len(timings)} other users' logins meanwhile, median {timings[len(timings) // 2]} ms, "
+           f"p99 {p99} ms, slowest {timings[-1]} ms")
+
+
+def test_a_flood_from_one_address_blocks_it_and_locks_no_user_beyond_its_budget(daemon_factory):
+    users = scale("RHOST_USERS", 20, 100)
+    per_user, per_rhost = 3, 10
+    d = daemon_factory("required", extra_config=f"window = {WINDOW}\nmax_failures = {per_user}\n"
+                                                f"max_failures_per_rhost = {per_rhost}\nfailure_window = 15m\nlockout = 15m\n")
+    secrets = {f"u{i}": d.enroll(f"u{i}", new_secret())["secret"] for i in range(users)}
+    d.service()
+    attacker, legit = "192.0.2.66", "198.51.100.7"
+    # Enough wrong codes to lock every user (per_user each), user after user, 8 at a time.
+    targets = [u for u in secrets for _ in range(per_user + 1)]
+    attack = [pam_command(d, u, c) + ["--rhost", attacker] for u, c in zip(targets, wrong_codes(len(targets), random.Random()))]
+    results = run_pool(attack, 8)
+    assert results.count("PAM_AUTH_ERR") == per_rhost, {r: results.count(r) for r in set(results)}
+    assert results.count("PAM_MAXTRIES") == len(attack) - per_rhost
+    locked = [u for u in secrets if d.check(u, rhost=legit)["decision"] == "locked"]
+    assert len(locked) <= per_rhost // per_user, f"{len(locked)} users locked by one address's {per_rhost} failures"
+    assert d.check("u0", rhost=attacker)["decision"] == "locked"
+    step = now_step()
+    for u in secrets:
+        if u not in locked:
+            code = totp_at(secrets[u], step)
+            assert d.pam(u, code, rhost=legit).result == "PAM_SUCCESS", f"{u} from another address"
+    book = read_lockout_file(d.state / "lockout")
+    assert book[("rhost", attacker)][0] is not None, "the address is recorded as blocked"
+    report(f"flood: {len(attack)} wrong codes from one address across {users} users: {per_rhost} checked "
+           f"(max_failures_per_rhost), {len(attack) - per_rhost} PAM_MAXTRIES, {len(locked)} users locked "
+           f"(≤ {per_rhost // per_user}); every other user logs in from another address")
