@@ -553,8 +553,22 @@ def test_a_flood_of_connections_from_one_user_cannot_lock_out_logins(daemon_fact
 # Peer authorisation (what test_daemon.py does not cover yet)
 
 
-ADMIN_VERBS = [  # issue 4 adds regenerate and disable here
+ADMIN_VERBS = [
     ("enroll", ["enroll", "--user", "{user}", "--force", "--json"]),
+]
+
+# Verbs that act on another user's state or tell about it; each run by `nobody` against alice, with
+# alice's right current code where the verb takes one ({code}), so only the peer check can refuse.
+OTHER_USER_VERBS = [
+    ("regenerate", ["recovery-codes", "--regenerate", "--user", "alice", "--code", "{code}"]),
+    ("disable", ["disable", "--user", "alice", "--code", "{code}"]),
+    ("disable with a recovery code", ["disable", "--user", "alice", "--code", "{recovery}"]),
+    ("reset", ["reset", "--user", "alice"]),
+    ("list", ["list", "--json"]),
+    ("import", ["import-google-authenticator", "--user", "alice", "--force", "{gafile}"]),
+    ("check", ["check", "--user", "alice", "--service", "sshd", "--json"]),
+    ("unlock", ["unlock", "--user", "alice"]),
+    ("unlock address", ["unlock", "--rhost", "192.0.2.9"]),
 ]
 
 
@@ -567,6 +581,39 @@ def test_admin_verbs_refuse_non_root_peers_and_change_nothing(daemon, verb, args
     out = daemon.cli(*[a.format(user=target) for a in args], user="nobody")
     assert out.returncode == 1 and "only root" in out.stderr
     assert {u: (daemon.state / "users" / u).read_bytes() for u in ("alice", "nobody")} == before
+
+
+@pytest.mark.parametrize("verb,args", OTHER_USER_VERBS, ids=[v for v, _ in OTHER_USER_VERBS])
+def test_a_non_root_peer_cannot_act_on_another_users_state(daemon_factory, verb, args):
+    d = daemon_factory("optional", "max_failures = 3\nmax_failures_per_rhost = 3\n")
+    e = d.enroll("alice", new_secret())
+    d.enroll("nobody")
+    for _ in range(3):   # alice and an address locked, so unlock has something to clear
+        assert d.pam("alice", "000000", rhost="192.0.2.9").result == "PAM_AUTH_ERR"
+    hygiene.register("wrong code", "000000")
+    gafile = d.dir / "google_authenticator"
+    gafile.write_text(f"{new_secret()}\n\" TOTP_AUTH\n")
+    os.chmod(gafile, 0o644)
+    os.chmod(d.dir, 0o755)
+    state = d.state
+
+    def snapshot():
+        files = {p.relative_to(state): p.read_bytes() for p in state.rglob("*") if p.is_file()}
+        return files
+
+    before = snapshot()
+    code = oathtool_totp(e["secret"])
+    out = d.cli(*[a.format(code=code, recovery=e["recovery_codes"][0], gafile=gafile) for a in args], user="nobody")
+    hygiene.capture(f"mfagate {verb} as nobody", out.stdout + out.stderr)
+    assert out.returncode != 0, f"{verb} for alice by nobody: {out.stdout}"
+    assert "alice" not in out.stdout, out.stdout
+    assert snapshot() == before, f"{verb} by nobody changed the state directory"
+    # Nothing was used up: alice is still locked, and once unlocked by root her code and recovery code work.
+    assert d.check("alice")["decision"] == "locked"
+    assert d.cli("unlock", "--user", "alice", "--rhost", "192.0.2.9").returncode == 0
+    assert d.pam("alice", code).result == "PAM_SUCCESS"
+    assert d.pam("alice", e["recovery_codes"][0]).result == "PAM_SUCCESS"
+    report(f"peer authorisation: `{verb}` for alice by nobody refused ({out.stderr.strip()!r}), state unchanged")
 
 
 def test_a_refused_peer_learns_nothing_and_uses_up_no_code(daemon):
