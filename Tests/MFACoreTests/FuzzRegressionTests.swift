@@ -33,7 +33,7 @@ final class GoogleAuthenticatorFuzzRegressionTests: XCTestCase {
         let parsed = try GoogleAuthenticatorFile.parse(file)
         XCTAssertEqual(parsed.lastUsedStep, 58012345)
         XCTAssertEqual(parsed.scratchCodes, ["12345678", "87654321"])
-        let mixed = "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\u{FFFD}\r\n05678103\n\" RATE_LIMIT 3 30\r\n\" DISALLOW_REUSE 7\n"
+        let mixed = "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" X\u{FFFD}\r\n05678103\n\" RATE_LIMIT 3 30\r\n\" DISALLOW_REUSE 7\n"
         let m = try GoogleAuthenticatorFile.parse(mixed)
         XCTAssertEqual(m.scratchCodes, ["05678103"])
         XCTAssertEqual(m.lastUsedStep, 7)
