@@ -33,7 +33,10 @@ public struct GoogleAuthenticatorFile: Sendable, Equatable {
         func fail(_ line: Int, _ message: String) -> ParseError { ParseError(line: line, message: message) }
         guard text.utf8.count <= maximumSize else { throw fail(0, "the file is larger than \(maximumSize) bytes") }
         guard !text.utf8.contains(0) else { throw fail(0, "the file contains a NUL byte") }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+        // Split on the `\n` byte: Swift reads "\r\n" as one Character, so splitting on the Character
+        // "\n" would merge a CR LF line with the next (found by Tests/fuzz/GoogleAuthenticatorFuzz.swift).
+        let lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .map { Substring($0) }.map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
         guard let first = lines.first, !first.isEmpty else { throw fail(1, "the first line must be the base32 secret") }
         guard let secret = Base32.decode(String(first)), secret.count >= 10, secret.count <= 128 else {
             throw fail(1, "the first line is not a base32 secret of 80 to 1024 bits")
@@ -44,8 +47,10 @@ public struct GoogleAuthenticatorFile: Sendable, Equatable {
         for (index, raw) in lines.enumerated().dropFirst() {
             let number = index + 1
             if raw.isEmpty { continue }
-            if raw.hasPrefix("\" ") {
-                let words = raw.dropFirst(2).split(separator: " ").map(String.init)
+            // Option lines are split on bytes too: a space followed by a combining mark is one
+            // Character, so a Character split would read `" DISALLOW_REUSE` + U+0365… as one unknown word.
+            if raw.utf8.starts(with: "\" ".utf8) {
+                let words = raw.utf8.dropFirst(2).split(separator: UInt8(ascii: " ")).map { String(Substring($0)) }
                 guard let option = words.first else { continue }
                 let args = Array(words.dropFirst())
                 switch option {

@@ -21,3 +21,32 @@ final class ConfigFuzzRegressionTests: XCTestCase {
         }
     }
 }
+
+final class GoogleAuthenticatorFuzzRegressionTests: XCTestCase {
+    /// GoogleAuthenticatorFuzz.swift, corpus/gafile/crlf-hides-used-step: the same CR LF merge as
+    /// in the config parser. The file was split on the Character "\n", and "\r\n" is one Character,
+    /// so a line ending in CR LF swallowed the next one: a `DISALLOW_REUSE` line (the time steps
+    /// already used there) or a scratch code after it was silently dropped on import, and a code
+    /// already used under google-authenticator could be used once more under mfagate.
+    func testCRLFLineEndsDoNotHideUsedStepsOrScratchCodes() throws {
+        let file = "JBSWY3DPEHPK3PXP\r\n\" RATE_LIMIT 3 30\r\n\" DISALLOW_REUSE 58012345\r\n\" TOTP_AUTH\r\n12345678\r\n87654321\r\n"
+        let parsed = try GoogleAuthenticatorFile.parse(file)
+        XCTAssertEqual(parsed.lastUsedStep, 58012345)
+        XCTAssertEqual(parsed.scratchCodes, ["12345678", "87654321"])
+        let mixed = "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" X\u{FFFD}\r\n05678103\n\" RATE_LIMIT 3 30\r\n\" DISALLOW_REUSE 7\n"
+        let m = try GoogleAuthenticatorFile.parse(mixed)
+        XCTAssertEqual(m.scratchCodes, ["05678103"])
+        XCTAssertEqual(m.lastUsedStep, 7)
+    }
+
+    /// corpus/gafile/combining-mark-hides-option: option lines were split into words on the
+    /// Character " ", and a space followed by a combining mark (U+0365) is one Character, so
+    /// `" DISALLOW_REUSE` + U+0365 read as one unknown option and was ignored instead of refused.
+    func testAnOptionFollowedByACombiningMarkIsReadAsThatOption() {
+        let file = "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" DISALLOW_REUSE \u{365}x 30\n"
+        XCTAssertThrowsError(try GoogleAuthenticatorFile.parse(file)) { error in
+            XCTAssertEqual((error as? GoogleAuthenticatorFile.ParseError)?.line, 3)
+        }
+        XCTAssertEqual(try GoogleAuthenticatorFile.parse("JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" DISALLOW_REUSE 30 \n").lastUsedStep, 30)
+    }
+}

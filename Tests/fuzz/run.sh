@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target of build/fuzz/ on a fresh copy of its committed seed corpus.
-#   Tests/fuzz/run.sh TARGET RUNS SECONDS      (TARGET: frame, config, userfile or shim)
+#   Tests/fuzz/run.sh TARGET RUNS SECONDS      (TARGET: frame, config, userfile, gafile or shim)
 # Stops at RUNS executions or after SECONDS, whichever comes first, and prints one summary line:
 #   fuzz TARGET: EXECUTIONS executions in SECONDS s (RATE/s), peak RSS MB, no finding
 # A crash, sanitizer report, hang (> 5 s per input) or leak exits non-zero and leaves the input in

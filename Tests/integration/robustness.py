@@ -116,3 +116,90 @@ def rss_kib(pid: int) -> int:
 
 def popen_pam(daemon: Daemon, user: str, *answers: str) -> subprocess.Popen:
     return subprocess.Popen(pam_command(daemon, user, *answers), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Strict, independent readers of the daemon's other state files (Sources/MFAStore/Bookkeeping.swift,
+# Sources/MFAStore/ReplayJournal.swift): each raises ValueError on anything half-written or foreign.
+
+USER_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?")
+
+
+def _state_lines(path: Path) -> list[str]:
+    text = path.read_bytes().decode("ascii")
+    if not text.endswith("\n"):
+        raise ValueError(f"{path}: does not end with a newline (truncated)")
+    if os.stat(path).st_mode & 0o777 != 0o600:
+        raise ValueError(f"{path}: mode is not 0600")
+    lines = [l for l in text.split("\n")[:-1] if l and not l.startswith("#")]
+    if not lines or lines[0] != "version 1":
+        raise ValueError(f"{path}: first field is not `version 1`")
+    return lines[1:]
+
+
+def read_lockout_file(path: Path) -> dict:
+    """STATE/lockout: `user|rhost KEY UNTIL TIMES` lines → {("user"|"rhost", key): (until, [times])}."""
+    book = {}
+    for line in _state_lines(path):
+        m = re.fullmatch(r"(user|rhost) (\S+) (-|-?\d+) (-|-?\d+(?:,-?\d+)*)", line)
+        if not m:
+            raise ValueError(f"{path}: bad line {line!r}")
+        kind, key, until, times = m.groups()
+        if kind == "user" and not USER_NAME.fullmatch(key):
+            raise ValueError(f"{path}: bad user name {key!r}")
+        if kind == "rhost" and not re.fullmatch(r"[0-9A-Za-z.:%-]{1,255}", key):
+            raise ValueError(f"{path}: bad address {key!r}")
+        if (kind, key) in book:
+            raise ValueError(f"{path}: {kind} {key} twice")
+        book[(kind, key)] = (None if until == "-" else int(until), [] if times == "-" else [int(t) for t in times.split(",")])
+    return book
+
+
+def read_seen_file(path: Path) -> dict:
+    """STATE/seen: `USER TIME` lines → {user: time}."""
+    seen = {}
+    for line in _state_lines(path):
+        m = re.fullmatch(r"(\S+) (\d+)", line)
+        if not m or not USER_NAME.fullmatch(m.group(1)) or m.group(1) in seen:
+            raise ValueError(f"{path}: bad line {line!r}")
+        seen[m.group(1)] = int(m.group(2))
+    return seen
+
+
+JOURNAL_SLOT = 96
+NO_VALUE = -(1 << 63)
+
+
+def read_journal(path: Path) -> dict:
+    """STATE/journal: a header slot and 96-byte record slots; records of the header's generation
+    with a valid checksum count, merged by maximum → {user: (created, step, success)}."""
+    import hashlib
+    import struct
+    data = path.read_bytes()
+    if len(data) < 2 * JOURNAL_SLOT or len(data) % JOURNAL_SLOT:
+        raise ValueError(f"{path}: size {len(data)} is not a whole number of slots")
+    if os.stat(path).st_mode & 0o777 != 0o600:
+        raise ValueError(f"{path}: mode is not 0600")
+
+    def sum_ok(slot: bytes) -> bool:
+        return hashlib.sha256(slot[:88]).digest()[:8] == slot[88:]
+
+    header = data[:JOURNAL_SLOT]
+    if header[:8] != b"MFAGJRN1" or not sum_ok(header):
+        raise ValueError(f"{path}: damaged header")
+    generation = struct.unpack_from("<I", header, 8)[0]
+    entries: dict = {}
+    for offset in range(JOURNAL_SLOT, len(data), JOURNAL_SLOT):
+        slot = data[offset:offset + JOURNAL_SLOT]
+        if struct.unpack_from("<I", slot, 0)[0] != generation or not 1 <= slot[28] <= 32 or not sum_ok(slot):
+            continue
+        step, success, created = struct.unpack_from("<qqq", slot, 4)
+        name = slot[29:29 + slot[28]].decode("ascii")
+        step = None if step == NO_VALUE else step
+        success = None if success == NO_VALUE else success
+        old = entries.get(name)
+        if old and old[0] == created:
+            step = max(x for x in (old[1], step) if x is not None) if (old[1], step) != (None, None) else None
+            success = max(x for x in (old[2], success) if x is not None) if (old[2], success) != (None, None) else None
+        entries[name] = (created, step, success)
+    return entries

@@ -19,8 +19,8 @@ import pytest
 
 import hygiene
 from mfagate_harness import MFAGATE, Daemon, as_account, oathtool_totp, wrong_code
-from robustness import (Expected, STRESS, elapsed_of, new_secret, pam_command, popen_pam, read_user_file, report,
-                        result_of, rss_kib, scale)
+from robustness import (Expected, STRESS, elapsed_of, new_secret, pam_command, popen_pam, read_journal,
+                        read_lockout_file, read_seen_file, read_user_file, report, result_of, rss_kib, scale)
 
 WINDOW = 10          # steps either side: room for many fresh TOTP codes per user within a test
 PERIOD = 30
@@ -47,6 +47,10 @@ class CrashModel:
         self.users: dict[str, Expected] = {}
         self.outcomes: dict[str, int] = {}
 
+        self.journal_only: set[str] = set()   # users whose newest accepted step is only in the journal
+        self.revoked_recovery: list[tuple[str, str]] = []   # (user, code) a regenerate or disable made void
+        self.ghosts = 0
+
     def enroll_now(self, user: str) -> None:
         secret = new_secret()
         e = self.daemon.enroll(user, secret)
@@ -57,12 +61,13 @@ class CrashModel:
         self.outcomes[what] = self.outcomes.get(what, 0) + 1
 
     # Each verb starts a client and returns a function that records what the client saw.
-    # Issue 4 adds `regenerate` and `disable` here: start the CLI, then record in `Expected` which
-    # states the file may be in (old or new) and which codes the client saw accepted or revoked.
+
+    def enrolled(self) -> list[str]:
+        return [u for u, x in self.users.items() if len(x.secrets) == 1 and None not in x.secrets]
 
     def verb_enroll(self):
-        enrolled = [u for u, x in self.users.items() if None not in x.secrets]
-        user = (self.rng.choice(enrolled) if enrolled and self.rng.random() < 0.8
+        # Re-enrolls a known user (enrolled, disabled or half-enrolled) or enrolls a new one.
+        user = (self.rng.choice(list(self.users)) if self.users and self.rng.random() < 0.8
                 else f"crash{len(self.users)}")
         secret = new_secret()
         proc = subprocess.Popen([str(MFAGATE), "--socket", self.daemon.socket, "enroll", "--user", user, "--force",
@@ -84,6 +89,90 @@ class CrashModel:
                 x.pending = secret
                 self.count("enroll interrupted")
             return user, old
+        return done
+
+    def recovery_entries(self, user: str) -> list[str]:
+        return read_user_file(self.daemon.state / "users" / user)["recovery"]
+
+    def verb_regenerate(self):
+        """`mfagate recovery-codes --regenerate --user U` (root): the file holds the old set or the
+        new one, the same secret either way; once the new set is in, every old code is void."""
+        candidates = self.enrolled()
+        if not candidates:
+            return None
+        user = self.rng.choice(candidates)
+        x = self.users[user]
+        before = self.recovery_entries(user)
+        proc = subprocess.Popen([str(MFAGATE), "--socket", self.daemon.socket, "recovery-codes", "--regenerate",
+                                 "--user", user], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def done():
+            out, err = proc.communicate(timeout=30)   # stdout shows the new codes on purpose: not captured
+            hygiene.capture("mfagate recovery-codes stderr", err)
+            old_unused = x.unused_recovery
+            if proc.returncode == 0:
+                codes = [l.strip() for l in out.splitlines() if l.startswith("  ")]
+                assert len(codes) == 10, "ten new recovery codes shown"
+                hygiene.register("recovery code", *codes)
+                x.unused_recovery = codes
+                self.revoked_recovery += [(user, c) for c in old_unused]
+                self.count("regenerate confirmed")
+                return user, None
+            self.count("regenerate interrupted")
+            x.unused_recovery = []   # either set may be on disk: offer none of them again
+            if os.path.exists(self.daemon.state / "users" / user) and self.recovery_entries(user) != before:
+                self.revoked_recovery += [(user, c) for c in old_unused]   # the new set won
+            return None
+        return done
+
+    def verb_disable(self):
+        """`mfagate disable --user U` (root, same as reset): the file is there whole or gone."""
+        candidates = self.enrolled()
+        if not candidates:
+            return None
+        user = self.rng.choice(candidates)
+        x = self.users[user]
+        proc = subprocess.Popen([str(MFAGATE), "--socket", self.daemon.socket, "disable", "--user", user],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def done():
+            out, err = proc.communicate(timeout=30)
+            hygiene.capture("mfagate disable output", out + err)
+            if proc.returncode == 0:
+                self.revoked_recovery += [(user, c) for c in x.unused_recovery]
+                self.users[user] = Expected(secrets={None})
+                self.count("disable confirmed")
+            else:
+                x.secrets = set(x.secrets) | {None}
+                self.count("disable interrupted")
+            return None
+        return done
+
+    def verb_wrong(self):
+        """A wrong code from an address: rewrites STATE/lockout (counts per user and per rhost)."""
+        candidates = self.enrolled()
+        if not candidates:
+            return None
+        user = self.rng.choice(candidates)
+        code = f"{self.rng.randrange(10**6):06d}"
+        hygiene.register("wrong code", code)
+        proc = subprocess.Popen(pam_command(self.daemon, user, code) + ["--rhost", f"192.0.2.{self.rng.randrange(1, 255)}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        def done():
+            result = result_of(proc.communicate(timeout=30)[0])
+            self.count(f"wrong code {result}")
+            return None
+        return done
+
+    def verb_ghost(self):
+        """A login of a never-enrolled user: starts a grace period, rewrites STATE/seen."""
+        self.ghosts += 1
+        proc = popen_pam(self.daemon, f"ghost{self.ghosts}", "")
+
+        def done():
+            self.count(f"ghost {result_of(proc.communicate(timeout=30)[0])}")
+            return None
         return done
 
     def verb_totp(self):
@@ -110,7 +199,7 @@ class CrashModel:
         return done
 
     def verb_recovery(self):
-        candidates = [u for u, x in self.users.items() if len(x.secrets) == 1 and x.unused_recovery]
+        candidates = [u for u in self.enrolled() if self.users[u].unused_recovery]
         if not candidates:
             return None
         user = self.rng.choice(candidates)
@@ -129,20 +218,43 @@ class CrashModel:
             return None
         return done
 
-    VERBS = ("enroll", "totp", "recovery")
+    VERBS = ("enroll", "totp", "recovery", "regenerate", "disable", "wrong", "ghost")
 
     # After each restart ------------------------------------------------------------------------
     def check_files(self) -> None:
         state = self.daemon.state
         assert os.listdir(state / "tmp") == [], "temp files of interrupted writes are removed at start"
+        journal = read_journal(state / "journal")               # each raises on a half-written file
+        if (state / "lockout").exists():
+            read_lockout_file(state / "lockout")
+            self.count("lockout file parsed")
+        if (state / "seen").exists():
+            ghosts = read_seen_file(state / "seen")
+            assert set(ghosts) <= {f"ghost{i}" for i in range(1, self.ghosts + 1)} | set(self.users)
+            self.count("seen file parsed")
         present = set(os.listdir(state / "users"))
         for user, x in self.users.items():
             if user not in present:
                 assert None in x.secrets, f"enrollment of {user} lost"
-                x.secrets, x.pending = {None}, None
+                if x.secrets != {None}:
+                    self.revoked_recovery += [(user, c) for c in x.unused_recovery]
+                x.secrets, x.pending, x.unused_recovery = {None}, None, []
                 continue
             fields = read_user_file(state / "users" / user)   # raises on a half-written file
             assert fields["secret"] in x.secrets, f"{user}'s file holds a secret no enrollment wrote"
+            if fields["secret"] != x.pending:
+                # Every TOTP code accepted for this enrollment is on disk: in the file's last_step or
+                # only in the replay journal (a record of this enrollment, named by its created time).
+                entry = journal.get(user)
+                journal_step = entry[1] if entry and entry[0] == int(fields["created"]) else None
+                durable = max(int(fields.get("last_step", -1)), journal_step if journal_step is not None else -1)
+                for secret, step, _ in x.accepted_totp:
+                    if secret == fields["secret"]:
+                        assert step <= durable, f"{user}: an accepted TOTP step is in neither the file nor the journal"
+                self.journal_only = {u for u in self.journal_only if u != user}
+                if x.accepted_totp and x.accepted_totp[-1][0] == fields["secret"] \
+                        and x.accepted_totp[-1][1] > int(fields.get("last_step", -1)):
+                    self.journal_only.add(user)
             if x.pending is not None:
                 # The interrupted enrollment lost or won; from now on the file tells which.
                 if fields["secret"] == x.pending:
@@ -160,9 +272,11 @@ class CrashModel:
 def test_sigkill_at_random_moments_loses_nothing_and_never_accepts_a_code_twice(daemon_factory):
     kills = scale("KILLS", 30, 1000)
     rng = random.Random(int(os.environ.get("MFAGATE_SEED", "0")) or None)
-    # Lockout off: the replays this test makes on purpose would otherwise lock the users, and a
-    # PAM_MAXTRIES would hide whether the code itself was refused.
-    d = daemon_factory("required", extra_config=f"window = {WINDOW}\nmax_failures = 0\n")
+    # Lockout on but out of reach (so every wrong code and replay rewrites STATE/lockout, and a
+    # PAM_MAXTRIES never hides whether a code itself was refused); a grace period, so every login of
+    # a never-enrolled user rewrites STATE/seen.
+    d = daemon_factory("required", extra_config=f"window = {WINDOW}\nmax_failures = 1000\nfailure_window = 1m\n"
+                                                "max_failures_per_rhost = 100000\ngrace_period = 7d\n")
     d.service()
     model = CrashModel(d, rng)
     for i in range(4):
@@ -191,11 +305,16 @@ def test_sigkill_at_random_moments_loses_nothing_and_never_accepts_a_code_twice(
         if seen and isinstance(seen[1], str):
             user, code = seen
             model.assert_refused(user, code, "code")
+            x = model.users[user]
+            if user in model.journal_only and x.accepted_totp and x.accepted_totp[-1][2] == code:
+                model.count("TOTP replay refused, its step only in the journal")
     # At the end: every accepted code whose enrollment is still current is refused, and the daemon
     # itself reads every file.
     replays = 0
     for user, x in model.users.items():
         current = next(iter(x.secrets))
+        if current is None:
+            continue   # not enrolled (disabled): no code is asked for, a grace period applies
         for code in x.accepted_recovery:
             model.assert_refused(user, code, "recovery code")
             replays += 1
@@ -203,13 +322,20 @@ def test_sigkill_at_random_moments_loses_nothing_and_never_accepts_a_code_twice(
             if secret == current and step > now_step() - WINDOW:
                 model.assert_refused(user, code, "TOTP code")
                 replays += 1
-        if current is not None:
-            status = d.cli("status", "--user", user, "--json")
-            assert status.returncode == 0 and '"enrolled": true' in status.stdout, status.stderr
+        status = d.cli("status", "--user", user, "--json")
+        assert status.returncode == 0 and '"enrolled": true' in status.stdout, status.stderr
+    for user, code in model.revoked_recovery:
+        if next(iter(model.users[user].secrets)) is not None:
+            model.assert_refused(user, code, "recovery code made void by regenerate or disable")
+            replays += 1
     elapsed = time.monotonic() - started
     report(f"crash consistency: {kills} SIGKILLs in {elapsed:.0f} s, {len(model.users)} users, "
            f"outcomes {dict(sorted(model.outcomes.items()))}, {replays} final replays refused")
     assert model.outcomes.get("totp PAM_SUCCESS", 0) + model.outcomes.get("recovery PAM_SUCCESS", 0) > 0
+    if STRESS:
+        for what in ("regenerate confirmed", "disable confirmed", "lockout file parsed", "seen file parsed",
+                     "TOTP replay refused, its step only in the journal"):
+            assert model.outcomes.get(what, 0) > 0, f"no kill exercised {what!r}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -427,8 +553,22 @@ def test_a_flood_of_connections_from_one_user_cannot_lock_out_logins(daemon_fact
 # Peer authorisation (what test_daemon.py does not cover yet)
 
 
-ADMIN_VERBS = [  # issue 4 adds regenerate and disable here
+ADMIN_VERBS = [
     ("enroll", ["enroll", "--user", "{user}", "--force", "--json"]),
+]
+
+# Verbs that act on another user's state or tell about it; each run by `nobody` against alice, with
+# alice's right current code where the verb takes one ({code}), so only the peer check can refuse.
+OTHER_USER_VERBS = [
+    ("regenerate", ["recovery-codes", "--regenerate", "--user", "alice", "--code", "{code}"]),
+    ("disable", ["disable", "--user", "alice", "--code", "{code}"]),
+    ("disable with a recovery code", ["disable", "--user", "alice", "--code", "{recovery}"]),
+    ("reset", ["reset", "--user", "alice"]),
+    ("list", ["list", "--json"]),
+    ("import", ["import-google-authenticator", "--user", "alice", "--force", "{gafile}"]),
+    ("check", ["check", "--user", "alice", "--service", "sshd", "--json"]),
+    ("unlock", ["unlock", "--user", "alice"]),
+    ("unlock address", ["unlock", "--rhost", "192.0.2.9"]),
 ]
 
 
@@ -441,6 +581,39 @@ def test_admin_verbs_refuse_non_root_peers_and_change_nothing(daemon, verb, args
     out = daemon.cli(*[a.format(user=target) for a in args], user="nobody")
     assert out.returncode == 1 and "only root" in out.stderr
     assert {u: (daemon.state / "users" / u).read_bytes() for u in ("alice", "nobody")} == before
+
+
+@pytest.mark.parametrize("verb,args", OTHER_USER_VERBS, ids=[v for v, _ in OTHER_USER_VERBS])
+def test_a_non_root_peer_cannot_act_on_another_users_state(daemon_factory, verb, args):
+    d = daemon_factory("optional", "max_failures = 3\nmax_failures_per_rhost = 3\n")
+    e = d.enroll("alice", new_secret())
+    d.enroll("nobody")
+    for _ in range(3):   # alice and an address locked, so unlock has something to clear
+        assert d.pam("alice", "000000", rhost="192.0.2.9").result == "PAM_AUTH_ERR"
+    hygiene.register("wrong code", "000000")
+    gafile = d.dir / "google_authenticator"
+    gafile.write_text(f"{new_secret()}\n\" TOTP_AUTH\n")
+    os.chmod(gafile, 0o644)
+    os.chmod(d.dir, 0o755)
+    state = d.state
+
+    def snapshot():
+        files = {p.relative_to(state): p.read_bytes() for p in state.rglob("*") if p.is_file()}
+        return files
+
+    before = snapshot()
+    code = oathtool_totp(e["secret"])
+    out = d.cli(*[a.format(code=code, recovery=e["recovery_codes"][0], gafile=gafile) for a in args], user="nobody")
+    hygiene.capture(f"mfagate {verb} as nobody", out.stdout + out.stderr)
+    assert out.returncode != 0, f"{verb} for alice by nobody: {out.stdout}"
+    assert "alice" not in out.stdout, out.stdout
+    assert snapshot() == before, f"{verb} by nobody changed the state directory"
+    # Nothing was used up: alice is still locked, and once unlocked by root her code and recovery code work.
+    assert d.check("alice")["decision"] == "locked"
+    assert d.cli("unlock", "--user", "alice", "--rhost", "192.0.2.9").returncode == 0
+    assert d.pam("alice", code).result == "PAM_SUCCESS"
+    assert d.pam("alice", e["recovery_codes"][0]).result == "PAM_SUCCESS"
+    report(f"peer authorisation: `{verb}` for alice by nobody refused ({out.stderr.strip()!r}), state unchanged")
 
 
 def test_a_refused_peer_learns_nothing_and_uses_up_no_code(daemon):
@@ -529,3 +702,113 @@ def test_a_full_disk_refuses_clearly_keeps_the_old_state_and_recovers(daemon_fac
     report("full disk: TOTP login recorded in the pre-allocated journal and single-use; recovery code refused "
            "with UNAVAILABLE, enroll refused naming ENOSPC, old file byte-identical, no temp left; service resumed "
            "when space returned")
+
+
+# --------------------------------------------------------------------------------------------------
+# Floods of wrong codes and the lockout policy (Sources/MFACore/Policy.swift, MFADaemon/Bookkeeper.swift)
+
+
+def run_pool(commands: list[list[str]], width: int) -> list[str]:
+    """Runs the commands `width` at a time; returns each one's PAM result."""
+    results: list = [None] * len(commands)
+    lock = threading.Lock()
+    todo = list(range(len(commands)))
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i = todo.pop(0)
+            results[i] = result_of(subprocess.run(commands[i], capture_output=True, text=True, timeout=60).stdout)
+
+    threads = [threading.Thread(target=worker) for _ in range(width)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def wrong_codes(count: int, rng: random.Random) -> list[str]:
+    codes = [f"{rng.randrange(10**6):06d}" for _ in range(count)]
+    hygiene.register("wrong code", *codes)
+    return codes
+
+
+def test_a_flood_of_wrong_codes_locks_its_user_and_does_not_slow_other_users(daemon_factory):
+    flood = scale("WRONG_FLOOD", 100, 1000)
+    limit = 5
+    d = daemon_factory("required", extra_config=f"window = {WINDOW}\nmax_failures = {limit}\nfailure_window = 15m\n"
+                                                "lockout = 15m\nmax_failures_per_rhost = 0\n")
+    victim = d.enroll("victim", new_secret())
+    others = {f"other{i}": d.enroll(f"other{i}", new_secret())["secret"] for i in range(8)}
+    d.service()
+    fresh = [(u, s, step) for step in range(now_step() - WINDOW + 1, now_step() + WINDOW) for u, s in others.items()]
+    rng = random.Random()
+    attack = [pam_command(d, "victim", c) + ["--rhost", f"203.0.113.{i % 250 + 1}"]
+              for i, c in enumerate(wrong_codes(flood, rng))]
+    timings: list[int] = []
+    stop = threading.Event()
+
+    def legitimate_logins():
+        while not stop.is_set() and fresh:
+            user, secret, step = fresh.pop(0)
+            result, elapsed, _ = timed_login(d, secret, step, user)
+            assert result == "PAM_SUCCESS", f"{user}: {result} during the flood"
+            timings.append(elapsed)
+
+    t = threading.Thread(target=legitimate_logins)
+    t.start()
+    started = time.monotonic()
+    try:
+        results = run_pool(attack, 16)
+    finally:
+        seconds = time.monotonic() - started
+        stop.set()
+        t.join()
+    # Exactly `limit` wrong codes were checked; every later attempt got PAM_MAXTRIES unchecked.
+    assert results.count("PAM_AUTH_ERR") == limit, {r: results.count(r) for r in set(results)}
+    assert results.count("PAM_MAXTRIES") == flood - limit
+    assert d.pam("victim", oathtool_totp(victim["secret"])).result == "PAM_MAXTRIES", "the right code too, while locked"
+    assert d.check("victim")["decision"] == "locked"
+    assert timings, "other users logged in during the flood"
+    for u in others:
+        assert d.check(u)["decision"] == "code", f"{u} is not locked by another user's flood"
+    timings.sort()
+    p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
+    if STRESS:
+        assert p99 < 1000, f"other users' p99 {p99} ms during a flood of wrong codes"
+    read_lockout_file(d.state / "lockout")
+    report(f"flood: {flood} wrong codes against one user in {seconds:.1f} s (16 at a time): {limit} checked, "
+           f"{flood - limit} PAM_MAXTRIES; {len(timings)} other users' logins meanwhile, median {timings[len(timings) // 2]} ms, "
+           f"p99 {p99} ms, slowest {timings[-1]} ms")
+
+
+def test_a_flood_from_one_address_blocks_it_and_locks_no_user_beyond_its_budget(daemon_factory):
+    users = scale("RHOST_USERS", 20, 100)
+    per_user, per_rhost = 3, 10
+    d = daemon_factory("required", extra_config=f"window = {WINDOW}\nmax_failures = {per_user}\n"
+                                                f"max_failures_per_rhost = {per_rhost}\nfailure_window = 15m\nlockout = 15m\n")
+    secrets = {f"u{i}": d.enroll(f"u{i}", new_secret())["secret"] for i in range(users)}
+    d.service()
+    attacker, legit = "192.0.2.66", "198.51.100.7"
+    # Enough wrong codes to lock every user (per_user each), user after user, 8 at a time.
+    targets = [u for u in secrets for _ in range(per_user + 1)]
+    attack = [pam_command(d, u, c) + ["--rhost", attacker] for u, c in zip(targets, wrong_codes(len(targets), random.Random()))]
+    results = run_pool(attack, 8)
+    assert results.count("PAM_AUTH_ERR") == per_rhost, {r: results.count(r) for r in set(results)}
+    assert results.count("PAM_MAXTRIES") == len(attack) - per_rhost
+    locked = [u for u in secrets if d.check(u, rhost=legit)["decision"] == "locked"]
+    assert len(locked) <= per_rhost // per_user, f"{len(locked)} users locked by one address's {per_rhost} failures"
+    assert d.check("u0", rhost=attacker)["decision"] == "locked"
+    step = now_step()
+    for u in secrets:
+        if u not in locked:
+            code = totp_at(secrets[u], step)
+            assert d.pam(u, code, rhost=legit).result == "PAM_SUCCESS", f"{u} from another address"
+    book = read_lockout_file(d.state / "lockout")
+    assert book[("rhost", attacker)][0] is not None, "the address is recorded as blocked"
+    report(f"flood: {len(attack)} wrong codes from one address across {users} users: {per_rhost} checked "
+           f"(max_failures_per_rhost), {len(attack) - per_rhost} PAM_MAXTRIES, {len(locked)} users locked "
+           f"(≤ {per_rhost // per_user}); every other user logs in from another address")
