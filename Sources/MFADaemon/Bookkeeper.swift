@@ -81,6 +81,15 @@ final class Bookkeeper {
         return now
     }
 
+    /// Marks the user's grace period as used up (first seen at time 0).
+    func forgetGrace(_ user: String) {
+        guard firstSeen.users[user] != 0 else { return }
+        firstSeen.users[user] = 0
+        do { try store.saveState(.seen, firstSeen.serialize()) } catch {
+            logger.error("\(error)")
+        }
+    }
+
     private func saveLockouts(config: DaemonConfig, now: Int64) {
         lockouts.prune(now: now, window: config.failureWindow)
         // Not fsynced: a lockout must survive a restart or crash of the daemon, which the page

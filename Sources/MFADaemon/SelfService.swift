@@ -227,6 +227,10 @@ extension Authority {
             }
             pending.remove(user)
             try store.delete(user)
+            // A grace period is for users MFA is new to: someone who had a factor and removed it gets
+            // none (first seen at time 0, so it is over); under `required` they enroll again at the
+            // next login, or are refused.
+            books.forgetGrace(user.value)
         } catch {
             return storageError(error)
         }

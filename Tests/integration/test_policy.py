@@ -216,3 +216,14 @@ def test_sighup_does_not_drop_a_login_in_progress(daemon_factory):
         s.sendall(fd.reply(oathtool_totp(e["secret"])))
         verdict = read_frame()
         assert verdict[0] == 0x82 and verdict[1] == 0, verdict
+
+
+def test_no_fresh_grace_period_after_a_factor_is_removed(daemon_factory):
+    d = daemon_factory("required", "grace_period = 7d\n")
+    d.enroll("alice")
+    assert d.cli("reset", "--user", "alice").returncode == 0
+    c = d.check("alice")
+    assert c["decision"] == "refuse", c
+    assert d.pam("alice", "").result == "PAM_AUTH_ERR"
+    # A user MFA is new to still gets the grace period.
+    assert d.check("bob")["decision"] == "grace"
