@@ -10,7 +10,7 @@ Environment: LOGINS (4000), DRIVERS (1), BIN (daemon binary), SHIM (pam_mfagate.
   output directory must be writable by it), IDLE=1 (no logins: VmRSS and the binary's resident
   pages by section and module, bench/resident_pages.py), KEEP=1 (keep the temp dir).
 """
-import os, sys, time, shutil, tempfile, subprocess, json
+import os, sys, time, shutil, signal, tempfile, subprocess, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench
 from pathlib import Path
@@ -18,6 +18,7 @@ wrapper = os.environ.get("WRAP", "").split()
 logins = int(os.environ.get("LOGINS", "4000"))
 drivers = int(os.environ.get("DRIVERS", "1"))
 work = Path(tempfile.mkdtemp(prefix="mfagate-profile.", dir="/var/tmp"))
+d = None
 try:
     shutil.copy2(os.environ.get("BIN", str(bench.BUILD / "mfagated")), work / "mfagated"); os.chmod(work / "mfagated", 0o755)
     os.chmod(work, 0o755)
@@ -66,5 +67,17 @@ try:
     d.stop()
     print(open(d.log_path, errors="replace").read()[-3000:] if os.environ.get("SHOWLOG") else "")
 finally:
+    if d is not None and d.proc is not None:
+        d.stop()
+    # A wrapper (strace) may exit on SIGTERM and leave the daemon running: stop it by its pid,
+    # found by the temp dir on its command line (nothing else runs from there).
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                args = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if args and args[0] == str(work / "mfagated").encode():
+                os.kill(int(entry), signal.SIGTERM)
     if os.environ.get("KEEP"): print("kept", work)
     else: shutil.rmtree(work)
