@@ -69,6 +69,8 @@ public final class Server {
     let watchdogPingInterval: Int64?
     var nextWatchdogPing: Int64 = 0
     var connections: [Int32: Connection] = [:]
+    /// The poll array, kept between rounds so a round rebuilds it without allocating.
+    var pollSet: [pollfd] = []
     /// Connections whose reply waits for the replay journal's flush (group commit): every login
     /// answered in one poll round shares one fdatasync, and no SUCCESS leaves before it.
     var awaitingSync: [Connection] = []
@@ -182,7 +184,9 @@ public final class Server {
                 ServiceManager.notify("WATCHDOG=1")
                 nextWatchdogPing = now + watchdogPingInterval
             }
-            var fds: [pollfd] = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+            var fds = pollSet
+            fds.removeAll(keepingCapacity: true)
+            fds.append(pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0))
             if !draining { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
             var nextDeadline = draining ? drainDeadline : now + 60_000
             if watchdogPingInterval != nil { nextDeadline = min(nextDeadline, nextWatchdogPing) }
@@ -209,6 +213,7 @@ public final class Server {
                     service(connection, revents: entry.revents)
                 }
             }
+            pollSet = fds
             commitJournal()
             expireConnections(now: Server.monotonicNow())
         }
@@ -286,9 +291,13 @@ public final class Server {
     /// more than the read. Only the bytes a read filled are wiped afterwards.
     var readBuffer = [UInt8](repeating: 0, count: 4096)
 
+    /// Reads what has arrived, up to the buffer's size: a frame's header and body arrive together
+    /// (the shim sends each frame with one send), so one read and one poll round take a whole
+    /// frame, where reading the 4-byte header first cost a second read and a second poll. Every
+    /// complete frame read is handled at once, so the splitter holds at most one partial frame
+    /// plus one buffer's worth: memory stays bounded as before.
     func readAvailable(_ connection: Connection) {
-        let wanted = min(readBuffer.count, max(1, connection.splitter.wantedBytes))
-        let n = readBuffer.withUnsafeMutableBytes { read(connection.fd, $0.baseAddress, wanted) }
+        let n = readBuffer.withUnsafeMutableBytes { read(connection.fd, $0.baseAddress, $0.count) }
         defer { if n > 0 { readBuffer.withUnsafeMutableBytes { mfa_wipe($0.baseAddress, n) } } }
         if n < 0 {
             if errno == EAGAIN || errno == EINTR { return }
@@ -306,6 +315,7 @@ public final class Server {
             while let payload = try connection.splitter.nextPayload() {
                 var bytes = payload
                 defer { mfa_wipe(&bytes, bytes.count) }
+                authority.store.forgetLastCheck()
                 handle(try FrameCodec.decodeClient(bytes), on: connection)
                 if case .closing = connection.state { break }
             }

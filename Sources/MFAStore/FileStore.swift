@@ -51,6 +51,11 @@ public final class FileStore {
     /// flushes once for every login answered in one round (group commit) and must not send any
     /// SUCCESS before that call returns.
     public var defersJournalSync = false
+    /// The user whose file `loadFile` checked last, with the identity it found: a login's answer
+    /// loads the record and then saves it in the same call, so `save` need not `fstatat` the file
+    /// a second time microseconds later (one system call per login). Consumed by `save`, cleared
+    /// before each request (`forgetLastCheck`).
+    var lastChecked: (user: String, identity: FileIdentity)?
 
     struct FileIdentity: Equatable {
         var device: UInt64, inode: UInt64, size: Int64, mode: UInt32, uid: UInt32
@@ -172,9 +177,11 @@ public final class FileStore {
     /// The record as the user's file holds it: from the cache if the file is still the one
     /// read, else read, checked and parsed again.
     func loadFile(_ user: UserName) throws(StoreError) -> UserRecord? {
+        lastChecked = nil
         if let cached = cache[user.value] {
             var st = stat()
             if fstatat(usersFD, user.value, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == cached.identity {
+                lastChecked = (user.value, cached.identity)
                 return cached.record
             }
             cache[user.value] = nil
@@ -190,6 +197,7 @@ public final class FileStore {
             throw .damagedFile(path: display, detail: error.description)
         }
         remember(user, CachedFile(identity: FileIdentity(st), record: record))
+        lastChecked = (user.value, FileIdentity(st))
         return record
     }
 
@@ -201,16 +209,26 @@ public final class FileStore {
     /// `syncJournal()`). A change of replay state alone (a login) goes to the journal; any other
     /// change replaces the user's file.
     public func save(_ record: UserRecord) throws(StoreError) {
-        if let cached = cache[record.user.value], Self.differsOnlyInReplayState(cached.record, record) {
-            var st = stat()
-            if fstatat(usersFD, record.user.value, &st, AT_SYMLINK_NOFOLLOW) == 0, FileIdentity(st) == cached.identity {
-                try journal.append(user: record.user.value, entry: .init(created: record.created, step: record.lastUsedStep,
-                                                                         success: record.lastSuccess))
-                if !defersJournalSync { try journal.sync() }
-                return
-            }
+        let checked = lastChecked
+        lastChecked = nil
+        if let cached = cache[record.user.value], Self.differsOnlyInReplayState(cached.record, record),
+           checked.map({ $0.user == record.user.value && $0.identity == cached.identity }) == true
+            || fileIdentity(record.user) == cached.identity {
+            try journal.append(user: record.user.value, entry: .init(created: record.created, step: record.lastUsedStep,
+                                                                     success: record.lastSuccess))
+            if !defersJournalSync { try journal.sync() }
+            return
         }
         try replaceFile(record)
+    }
+
+    /// Forgets which file `loadFile` checked last: called before each request, so only a load in
+    /// the same request lets `save` skip its own check.
+    public func forgetLastCheck() { lastChecked = nil }
+
+    func fileIdentity(_ user: UserName) -> FileIdentity? {
+        var st = stat()
+        return fstatat(usersFD, user.value, &st, AT_SYMLINK_NOFOLLOW) == 0 ? FileIdentity(st) : nil
     }
 
     /// Flushes replay records appended since the last flush (one fdatasync for all).

@@ -257,7 +257,9 @@ static int read_message(const struct login *l, struct mfg_daemon_msg *msg)
     uint32_t len = 0;
     int err;
 
-    st = read_exact(l, frame, MFG_HEADER_LEN, deadline);
+    /* The daemon answers after it has worked (and, for a verdict, flushed its journal): a recv
+     * now would almost always fail with EAGAIN, so wait first (one system call fewer a frame). */
+    st = wait_fd(l->fd, POLLIN, deadline) == 0 ? read_exact(l, frame, MFG_HEADER_LEN, deadline) : READ_FAIL;
     if (st == READ_OK) {
         len = mfg_decode_header(frame);
         if (len == 0 || len > MFG_MAX_PAYLOAD)

@@ -155,6 +155,25 @@ final class ReplayJournalTests: XCTestCase {
         XCTAssertEqual(try store.load(try UserName(validating: "alice"))?.created, 1_700_000_777)
     }
 
+    /// `save` skips its own identity check only right after a load in the same request: once the
+    /// server has begun another request (`forgetLastCheck`), a file replaced from outside since the
+    /// load is noticed, and the save replaces it rather than journaling against the old file.
+    func testASaveInALaterRequestChecksTheFileAgain() throws {
+        let store = try FileStore(path: root)
+        try store.save(try record())
+        var loaded = try XCTUnwrap(try store.load(try UserName(validating: "alice")))
+        store.forgetLastCheck()
+        let other = try record(created: 1_700_000_777)
+        let tmp = root + "/restore"
+        XCTAssertTrue(FileManager.default.createFile(atPath: tmp, contents: Data(UserFileFormat.serialize(other).utf8),
+                                                     attributes: [.posixPermissions: 0o600]))
+        XCTAssertEqual(rename(tmp, root + "/users/alice"), 0)
+        let restored = inode("alice")
+        loaded.lastUsedStep = 42
+        try store.save(loaded)
+        XCTAssertNotEqual(inode("alice"), restored, "the save went to the journal against a file that was replaced")
+    }
+
     /// Anything but a replay-state change (a recovery code used up) still replaces the file atomically.
     func testOtherChangesStillReplaceTheFile() throws {
         let store = try FileStore(path: root)

@@ -39,6 +39,10 @@ final class UserFileFormatTests: XCTestCase {
             (good + "drift 11\n", "bad drift"),
             (good + "secret AAAA\n", "`secret` appears twice"),
             (good + "recovery 00:11\n", "bad recovery code entry"),
+            // right lengths (16-byte salt, 32-byte hash), one digit that is not lowercase hex
+            (good + "recovery " + String(repeating: "ab", count: 15) + "aG:" + String(repeating: "cd", count: 32) + "\n", "bad recovery code entry"),
+            (good + "recovery " + String(repeating: "ab", count: 16) + ":" + String(repeating: "cd", count: 31) + "Cd\n", "bad recovery code entry"),
+            (good + "recovery " + String(repeating: "ab", count: 16) + ":" + String(repeating: "cd", count: 31) + "c/\n", "bad recovery code entry"),
             (good.replacingOccurrences(of: "method totp", with: "method sms"), "line 4: unknown method `sms`"),
             (good.replacingOccurrences(of: "method totp", with: "method hotp"), "missing `counter`"),
             (good + "counter 5\n", "`counter` belongs to method hotp only"),

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Profiling harness for the daemon (docs/performance.md, "Fewer system calls per login"). Root only.
+
+One build/mfagated as `nobody` in a temp dir under /var/tmp, LOGINS fresh users, DRIVERS concurrent
+bench_drivers; prints auths/s, the daemon's CPU per login and the machine's idle share. No mount
+namespace: only mfagate is driven (the shim does not need /dev/log).
+Environment: LOGINS (4000), DRIVERS (1), BIN (daemon binary), SHIM (pam_mfagate.so),
+  WRAP (command the daemon runs under, e.g. "strace -f -o /tmp/x/st.txt" or
+  "valgrind --tool=callgrind --callgrind-out-file=/tmp/x/cg.out"; the daemon runs as nobody, so the
+  output directory must be writable by it), IDLE=1 (no logins: VmRSS and the binary's resident
+  pages by section and module, bench/resident_pages.py), KEEP=1 (keep the temp dir).
+"""
+import os, sys, time, shutil, signal, tempfile, subprocess, json
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench
+from pathlib import Path
+wrapper = os.environ.get("WRAP", "").split()
+logins = int(os.environ.get("LOGINS", "4000"))
+drivers = int(os.environ.get("DRIVERS", "1"))
+work = Path(tempfile.mkdtemp(prefix="mfagate-profile.", dir="/var/tmp"))
+d = None
+try:
+    shutil.copy2(os.environ.get("BIN", str(bench.BUILD / "mfagated")), work / "mfagated"); os.chmod(work / "mfagated", 0o755)
+    os.chmod(work, 0o755)
+    d = bench.Daemon(work, "main")
+    confdir = bench.configure_modules(work, d)
+    if os.environ.get("SHIM"): shutil.copy2(os.environ["SHIM"], work / "pam_mfagate.so")
+    users = bench.Users("mf", work / "users.txt"); users.grow(logins)
+    d.enroll_files(users, range(logins))
+    cmd = d.command()
+    if wrapper:
+        cmd = cmd[:4] + wrapper + cmd[4:]
+    logf = open(d.log_path, "ab")
+    d.proc = subprocess.Popen(cmd, stdout=logf, stderr=logf)
+    bench.wait_for(lambda: "ready" in d.log_path.read_text(errors="replace"), "ready", timeout=60)
+    if os.environ.get("IDLE"):
+        time.sleep(0.5); subprocess.run(["sync"])
+        pid = d.proc.pid
+        print(open(f"/proc/{pid}/status").read().split("VmRSS:")[1].split("\n")[0])
+        cur=None; agg={}
+        for line in open(f"/proc/{pid}/smaps"):
+            p=line.split()
+            if "-" in p[0] and len(p)>=5 and ":" not in p[0]:
+                cur = p[5] if len(p)>5 else "[anon]"
+            elif p[0]=="Rss:" and cur: agg[cur]=agg.get(cur,0)+int(p[1])
+        for k,v in sorted(agg.items(), key=lambda x:-x[1])[:15]: print(v, k)
+        if os.environ.get("FLAGS"):
+            sm = open(f"/proc/{pid}/smaps").read().split("\n")
+            print([l for l in sm if "mfagated" in l or l.startswith("VmFlags")][:4])
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "resident_pages.py"), str(pid), str(work / "mfagated")])
+        d.stop(); sys.exit(0)
+    per = logins // drivers
+    t0 = time.monotonic()
+    cpu0 = open(f"/proc/{d.proc.pid}/stat").read().split()
+    sys0 = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    lists = [[bench.spec("pam_mfagate", users, i * per, (i + 1) * per)] for i in range(drivers)]
+    res = bench.collect(bench.start_drivers(confdir, lists, "--count", str(per)))
+    el = time.monotonic() - t0
+    cpu1 = open(f"/proc/{d.proc.pid}/stat").read().split()
+    sys1 = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    dl = [b - a for a, b in zip(sys0, sys1)]; tot = sum(dl)
+    machine = {"idle": round(dl[3] / tot, 2), "iowait": round(dl[4] / tot, 2)}
+    hz = os.sysconf("SC_CLK_TCK")
+    ut = (int(cpu1[13]) - int(cpu0[13])) / hz; st_ = (int(cpu1[14]) - int(cpu0[14])) / hz
+    ok = sum(r["ok"] for r in res)
+    print(json.dumps({"ok": ok, "fail": sum(r["fail"] for r in res), "per_s": round(ok / el), "cpu_us_per_login": round((ut + st_) * 1e6 / max(ok, 1)), "user": round(ut * 1e6 / max(ok, 1)), "sys": round(st_ * 1e6 / max(ok, 1)), "busy": round((ut + st_) / el, 2), **machine}))
+    d.stop()
+    print(open(d.log_path, errors="replace").read()[-3000:] if os.environ.get("SHOWLOG") else "")
+finally:
+    if d is not None and d.proc is not None:
+        d.stop()
+    # A wrapper (strace) may exit on SIGTERM and leave the daemon running: stop it by its pid,
+    # found by the temp dir on its command line (nothing else runs from there).
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                args = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if args and args[0] == str(work / "mfagated").encode():
+                os.kill(int(entry), signal.SIGTERM)
+    if os.environ.get("KEEP"): print("kept", work)
+    else: shutil.rmtree(work)
