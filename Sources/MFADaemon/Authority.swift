@@ -241,15 +241,7 @@ public final class Authority {
             if !request.replaceExisting { return .error(.storageFailure, message: "\(error); pass --force to replace it") }
         }
         do {
-            let secret: [UInt8]
-            if request.secret.isEmpty {
-                secret = try environment.randomBytes(20)
-            } else {
-                guard let decoded = Base32.decode(request.secret), decoded.count >= 10, decoded.count <= 128 else {
-                    return .error(.invalidSecret, message: "the secret must be base32 (A-Z, 2-7) of 80 to 1024 bits")
-                }
-                secret = decoded
-            }
+            guard let secret = try secretBytes(request.secret) else { return Authority.invalidSecret }
             let method: OTPMethod = request.method == .hotp ? .hotp : .totp
             var counter: UInt64 = 0
             if method == .hotp && !request.counter.isEmpty {
@@ -347,6 +339,16 @@ public final class Authority {
     }
 
     // MARK: helpers
+
+    static let invalidSecret = DaemonMessage.error(.invalidSecret, message: "the secret must be base32 (A-Z, 2-7) of 80 to 1024 bits")
+
+    /// A new 160-bit secret when `text` is empty, else the given base32 one; nil if that is not
+    /// base32 of 80 to 1024 bits.
+    func secretBytes(_ text: String) throws -> [UInt8]? {
+        if text.isEmpty { return try environment.randomBytes(20) }
+        guard let decoded = Base32.decode(text), decoded.count >= 10, decoded.count <= 128 else { return nil }
+        return decoded
+    }
 
     /// Root may act for anyone; anyone else only for the account whose uid they run as.
     func mayActFor(_ user: UserName, peer: Peer) -> Bool {

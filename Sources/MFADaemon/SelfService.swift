@@ -123,14 +123,8 @@ extension Authority {
         }
         let secret: [UInt8]
         do {
-            if request.secret.isEmpty {
-                secret = try environment.randomBytes(20)
-            } else {
-                guard let decoded = Base32.decode(request.secret), decoded.count >= 10, decoded.count <= 128 else {
-                    return .error(.invalidSecret, message: "the secret must be base32 (A-Z, 2-7) of 80 to 1024 bits")
-                }
-                secret = decoded
-            }
+            guard let bytes = try secretBytes(request.secret) else { return Authority.invalidSecret }
+            secret = bytes
         } catch { return storageError(error) }
         pending.sweep(now: now)
         pending.put(PendingEnrollment(user: user, method: method, secret: secret, counter: counter,

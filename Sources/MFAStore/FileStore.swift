@@ -292,15 +292,7 @@ public final class FileStore {
             throw .system(path: display, operation: "opening", errno: e)
         }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .system(path: display, operation: "checking", errno: errno) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unsafeFile(path: display, reason: "it is not a regular file") }
-        guard st.st_uid == owner else {
-            throw .unsafeFile(path: display, reason: "it is owned by uid \(st.st_uid), not by the daemon's uid \(owner)")
-        }
-        guard st.st_mode & 0o077 == 0 else {
-            throw .unsafeFile(path: display, reason: "its mode \(String(st.st_mode & 0o777, radix: 8)) lets others read or write it (must be 0600)")
-        }
+        let st = try FileStore.checkPrivateFile(fd, owner: owner, display: display)
         guard st.st_size <= maximumSize else {
             throw .damagedFile(path: display, detail: "larger than \(maximumSize) bytes")
         }
@@ -327,6 +319,21 @@ public final class FileStore {
         let content = Array(bytes[0..<total])
         mfa_wipe(&bytes, bytes.count)
         return (content, st)
+    }
+
+    /// Checks, on the open descriptor (not the name, which may have been swapped), that a file is
+    /// a regular file owned by the daemon and private to it (no group or other bits).
+    static func checkPrivateFile(_ fd: Int32, owner: uid_t, display: String) throws(StoreError) -> stat {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .system(path: display, operation: "checking", errno: errno) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unsafeFile(path: display, reason: "it is not a regular file") }
+        guard st.st_uid == owner else {
+            throw .unsafeFile(path: display, reason: "it is owned by uid \(st.st_uid), not by the daemon's uid \(owner)")
+        }
+        guard st.st_mode & 0o077 == 0 else {
+            throw .unsafeFile(path: display, reason: "its mode \(String(st.st_mode & 0o777, radix: 8)) lets others read or write it (must be 0600)")
+        }
+        return st
     }
 
     /// Temp file in `tmp/`, write, fsync, rename over `name`, fsync the directory: a crash at any

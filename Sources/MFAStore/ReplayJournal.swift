@@ -86,15 +86,7 @@ public final class ReplayJournal {
     // MARK: reading
 
     private func readAll() throws(StoreError) {
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .system(path: displayPath, operation: "checking", errno: errno) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unsafeFile(path: displayPath, reason: "it is not a regular file") }
-        guard st.st_uid == owner else {
-            throw .unsafeFile(path: displayPath, reason: "it is owned by uid \(st.st_uid), not by the daemon's uid \(owner)")
-        }
-        guard st.st_mode & 0o077 == 0 else {
-            throw .unsafeFile(path: displayPath, reason: "its mode \(String(st.st_mode & 0o777, radix: 8)) lets others read or write it (must be 0600)")
-        }
+        let st = try FileStore.checkPrivateFile(fd, owner: owner, display: displayPath)
         let size = Int(st.st_size)
         guard size >= 2 * ReplayJournal.slotSize, size % ReplayJournal.slotSize == 0, size <= 1 << 30 else {
             throw .damagedFile(path: displayPath, detail: "its size \(size) is not a whole number of slots")
