@@ -329,23 +329,9 @@ public final class Server {
     func handle(_ message: ClientMessage, on connection: Connection) {
         switch (connection.state, message) {
         case (.awaitingRequest, .loginBegin(let request)):
-            switch authority.beginLogin(request, peer: connection.peer) {
-            case .ask(let frame, let session):
-                connection.state = .awaitingReply(session)
-                connection.deadline = Server.monotonicNow() + limits.answerTimeout * 1000
-                enqueue(frame, on: connection)
-            case .finish(let frame):
-                finish(frame, on: connection)
-            }
+            apply(authority.beginLogin(request, peer: connection.peer), on: connection)
         case (.awaitingReply(let session), .reply(let answer)):
-            switch authority.continueLogin(answer, in: session) {
-            case .ask(let frame, let next):
-                connection.state = .awaitingReply(next)
-                connection.deadline = Server.monotonicNow() + limits.answerTimeout * 1000
-                enqueue(frame, on: connection)
-            case .finish(let frame):
-                finish(frame, on: connection)
-            }
+            apply(authority.continueLogin(answer, in: session), on: connection)
         case (.awaitingReply(let session), .cancel):
             authority.cancelled(session)
             drop(connection)
@@ -376,7 +362,19 @@ public final class Server {
         }
     }
 
-    func enqueue(_ message: DaemonMessage, on connection: Connection) {
+    /// Sends a login step: another round (the user has `answerTimeout` to answer) or the verdict.
+    func apply(_ step: Step, on connection: Connection) {
+        switch step {
+        case .ask(let frame, let session):
+            connection.state = .awaitingReply(session)
+            connection.deadline = Server.monotonicNow() + limits.answerTimeout * 1000
+            enqueue(frame, on: connection)
+        case .finish(let frame):
+            finish(frame, on: connection)
+        }
+    }
+
+        func enqueue(_ message: DaemonMessage, on connection: Connection) {
         do {
             connection.output.append(contentsOf: try FrameCodec.encode(message))
         } catch {

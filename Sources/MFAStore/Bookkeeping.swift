@@ -40,20 +40,7 @@ public struct LockoutBook: Sendable, Equatable {
 
     public static func parse(_ text: String) throws(UserFileFormatError) -> LockoutBook {
         var book = LockoutBook()
-        var lineNumber = 0
-        var sawVersion = false
-        for rawBytes in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            let raw = Substring(rawBytes)
-            lineNumber += 1
-            if raw.isEmpty || raw.hasPrefix("#") { continue }
-            let fields = raw.split(separator: " ", omittingEmptySubsequences: false)
-            if !sawVersion {
-                guard fields.count == 2, fields[0] == "version", fields[1] == "1" else {
-                    throw UserFileFormatError(line: lineNumber, message: "expected `version 1`")
-                }
-                sawVersion = true
-                continue
-            }
+        try forEachVersionedLine(text, omittingEmptyFields: false) { (lineNumber, fields) throws(UserFileFormatError) in
             guard fields.count == 4, fields[0] == "user" || fields[0] == "rhost" else {
                 throw UserFileFormatError(line: lineNumber, message: "expected `user|rhost KEY UNTIL TIMES`")
             }
@@ -80,7 +67,6 @@ public struct LockoutBook: Sendable, Equatable {
                 throw UserFileFormatError(line: lineNumber, message: "more than \(maximumEntries) entries")
             }
         }
-        if !sawVersion && !text.isEmpty { throw UserFileFormatError(line: 0, message: "no `version` line") }
         return book
     }
 }
@@ -97,20 +83,7 @@ public struct FirstSeenBook: Sendable, Equatable {
 
     public static func parse(_ text: String) throws(UserFileFormatError) -> FirstSeenBook {
         var book = FirstSeenBook()
-        var lineNumber = 0
-        var sawVersion = false
-        for rawBytes in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            let raw = Substring(rawBytes)
-            lineNumber += 1
-            if raw.isEmpty || raw.hasPrefix("#") { continue }
-            let fields = raw.split(separator: " ")
-            if !sawVersion {
-                guard fields.count == 2, fields[0] == "version", fields[1] == "1" else {
-                    throw UserFileFormatError(line: lineNumber, message: "expected `version 1`")
-                }
-                sawVersion = true
-                continue
-            }
+        try forEachVersionedLine(text, omittingEmptyFields: true) { (lineNumber, fields) throws(UserFileFormatError) in
             guard fields.count == 2, let t = Int64(fields[1]), (try? UserName(validating: String(fields[0]))) != nil else {
                 throw UserFileFormatError(line: lineNumber, message: "expected `USER TIME`")
             }
@@ -119,7 +92,29 @@ public struct FirstSeenBook: Sendable, Equatable {
                 throw UserFileFormatError(line: lineNumber, message: "more than \(LockoutBook.maximumEntries) entries")
             }
         }
-        if !sawVersion && !text.isEmpty { throw UserFileFormatError(line: 0, message: "no `version` line") }
         return book
     }
+}
+
+/// Walks a bookkeeping file: comment and blank lines skipped, the first line must be `version 1`,
+/// every other line handed over split at spaces, with its number (lines end at the `\n` byte).
+func forEachVersionedLine(_ text: String, omittingEmptyFields: Bool,
+                          _ body: (_ line: Int, _ fields: [Substring]) throws(UserFileFormatError) -> Void) throws(UserFileFormatError) {
+    var lineNumber = 0
+    var sawVersion = false
+    for rawBytes in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        let raw = Substring(rawBytes)
+        lineNumber += 1
+        if raw.isEmpty || raw.hasPrefix("#") { continue }
+        let fields = raw.split(separator: " ", omittingEmptySubsequences: omittingEmptyFields)
+        if !sawVersion {
+            guard fields.count == 2, fields[0] == "version", fields[1] == "1" else {
+                throw UserFileFormatError(line: lineNumber, message: "expected `version 1`")
+            }
+            sawVersion = true
+            continue
+        }
+        try body(lineNumber, fields)
+    }
+    if !sawVersion && !text.isEmpty { throw UserFileFormatError(line: 0, message: "no `version` line") }
 }
