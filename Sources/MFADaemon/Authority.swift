@@ -213,6 +213,7 @@ public final class Authority {
                 attemptsLeft -= 1
                 guard let message = persist(updated, learntFrom: record, retryingConflict: attemptsLeft > 0,
                                             then: succeeded(verdict(.success, reason), session, now), else: verdict) else {
+                    logger.info("another host changed the record meanwhile; checking the code again", metadata: ["user": "\(session.user)"])
                     continue checking
                 }
                 if usedRecoveryCode, case .verdict(.success, _) = message { notifyRecoveryCodeUsed(session) }
