@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "MFACoreTests", dependencies: ["MFACore"]),
         .testTarget(name: "MFAProtocolTests", dependencies: ["MFAProtocol"]),
         .testTarget(name: "MFAStoreTests", dependencies: ["MFAStore", "MFACore"]),
-        .testTarget(name: "MFAFleetStoreTests", dependencies: ["MFAFleetStore", "MFAStore", "MFACore"]),
+        .testTarget(name: "MFAFleetStoreTests", dependencies: ["MFAFleetStore", "MFAStore", "MFACore", "CMFAFleetCrypto"]),
         .testTarget(name: "MFATerminalQRTests", dependencies: ["MFATerminalQR"]),
         .testTarget(name: "MFADaemonTests", dependencies: ["MFADaemon", "MFACore", "MFAProtocol", "MFAStore",
                                                            .product(name: "Logging", package: "swift-log")]),
