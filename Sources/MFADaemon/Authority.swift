@@ -119,7 +119,8 @@ public final class Authority {
         do {
             outcome = try evaluate(user: user, service: request.service, rhost: request.rhost, sideEffects: true).outcome
         } catch {
-            logger.error("\(error)")
+            // A database outage is logged once by the store, not at every login.
+            if !store.backendFailedInRequest { logger.error("\(error)") }
             return verdict(.unavailable, "user file unusable", user: user.value)
         }
         let session = LoginSession(request: request, user: user, peer: peer)
@@ -204,7 +205,7 @@ public final class Authority {
             do {
                 record = try store.load(session.user)
             } catch {
-                logger.error("\(error)")
+                if !store.backendFailedInRequest { logger.error("\(error)") }
                 return verdict(.unavailable, "user file unusable")
             }
             guard let record else { return verdict(.denied, "enrollment removed during login") }
@@ -252,7 +253,7 @@ public final class Authority {
             logger.warning("\(user): changed by other hosts at every try; refusing this login's code")
             return failure(.denied, "record changed by another host")
         } catch {
-            logger.error("\(error)")
+            if !store.backendFailedInRequest { logger.error("\(error)") }
             if let original, original.drift != record.drift {
                 var replayOnly = record
                 replayOnly.drift = original.drift
@@ -408,6 +409,8 @@ public final class Authority {
     }
 
     func logDecision(_ request: LoginBegin, user: String, peer: Peer, result: VerdictResult, reason: String) {
+        // Such a verdict is never sent: the login is logged as abandoned instead (abandonedIfBackendFailed).
+        if store.backendFailedInRequest { return }
         let level: Logger.Level = result == .success || result == .ignore ? .info : .notice
         logger.log(level: level, "login", metadata: [
             "user": "\(user)", "service": "\(loggable(request.service))", "rhost": "\(loggable(request.rhost))",

@@ -71,6 +71,9 @@ final class DatabaseConnection {
         }
         guard let started else { throw .connect("out of memory") }
         conn = started
+        // libpq prints server notices (e.g. "relation already exists, skipping") to stderr by
+        // default; the daemon logs what matters itself.
+        PQsetNoticeProcessor(started, { _, _ in }, nil)
         if PQstatus(started) == CONNECTION_BAD {
             let message = DatabaseConnection.message(started)
             close()

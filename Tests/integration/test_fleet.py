@@ -210,7 +210,7 @@ def test_a_host_with_another_fleet_key_is_told_and_follows_failmode(fleet):
     os.chmod(b.key, 0o600)
     b.key.write_text(os.urandom(32).hex() + "\n")
     b.start()
-    assert "is not the key this fleet database was sealed with" in b.log()
+    assert "is not the key this fleet database was sealed with" in b.log(), b.log()
     assert str(b.key) in b.log()
     assert b.pam("alice", "123456", args="failmode=secure").result == "PAM_AUTHINFO_UNAVAIL"
 
@@ -246,8 +246,10 @@ def test_database_stopped_mid_run_follows_failmode_logs_once_and_recovers(fleet,
     finally:
         cluster.start()
     for host in (a, b):
-        assert host.log().count("fleet database unreachable") == 1, host.log()
-        assert "result=abandoned" in host.log()
+        # One line for the outage, not one per login (each login still gets its decision line).
+        assert host.log().count("unreachable") == 1, host.log()
+        assert host.log().count("result=abandoned") >= 3
+        assert "result=unavailable" not in host.log()
     time.sleep(1.2)
     code = oathtool_totp(e["secret"], at="now + 30 seconds")
     assert b.pam("alice", code).result == "PAM_SUCCESS"
@@ -270,7 +272,7 @@ def test_hung_database_is_bounded_by_database_timeout(fleet, cluster):
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
     assert "no answer within the timeout" in a.log()
-    assert a.log().count("fleet database unreachable") == 1
+    assert a.log().count("unreachable") == 1
     time.sleep(1.2)
     assert a.pam("alice", oathtool_totp(e["secret"], at="now + 30 seconds")).result == "PAM_SUCCESS"
 
