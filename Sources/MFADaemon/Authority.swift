@@ -380,6 +380,9 @@ public final class Authority {
             return .error(.badRequest, message: "\"\(loggable(rhost))\" is not an address")
         }
         let cleared = books.unlock(user: user, rhost: rhost.isEmpty ? nil : rhost, config: config, now: environment.now())
+        if store.backendFailedInRequest {
+            return .error(.storageFailure, message: "the fleet database is unreachable; nothing was unlocked (try again when it is back)")
+        }
         let what = cleared.isEmpty ? "nothing was locked" : "unlocked " + cleared.joined(separator: " and ")
         logger.notice("unlock", metadata: ["user": "\(user ?? "-")", "rhost": "\(loggable(rhost))", "peer": "\(peer)", "result": "\(what)"])
         return .done(message: what)

@@ -34,6 +34,12 @@ extension Bookkeeper {
         } catch {
             // Logged by the store once per outage; the request ends without a verdict.
         }
+        // Records that lock and count nothing any more are removed now and then (at most every
+        // 10 minutes per host), so a flood of addresses does not grow the table without end.
+        if now - lastFleetPrune >= 600 {
+            lastFleetPrune = now
+            try? shared.pruneFailureRecords(now: now, window: config.failureWindow)
+        }
     }
 
     func fleetRecordSuccess(_ shared: any SharedLedger, user: String) {

@@ -12,6 +12,8 @@ final class Bookkeeper {
     let logger: Logger
     private(set) var lockouts = LockoutBook()
     private(set) var firstSeen = FirstSeenBook()
+    /// Fleet mode: when stale failure records were last removed from the shared ledger.
+    var lastFleetPrune: Int64 = 0
 
     init(store factorStore: any FactorStore, logger: Logger) throws(StoreError) {
         self.logger = logger

@@ -295,6 +295,15 @@ public final class PostgresStore: FactorStore, SharedLedger {
         throw .conflict(user: key)
     }
 
+    public func pruneFailureRecords(now: Int64, window: Int64) throws(StoreError) {
+        _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            try db.run("""
+                DELETE FROM mfagate_failures WHERE coalesce(locked_until, 0) <= $1::bigint
+                AND NOT EXISTS (SELECT 1 FROM unnest(string_to_array(nullif(failures, ''), ',')::bigint[]) AS f WHERE f > $1::bigint - $2::bigint)
+                """, [.text(String(now)), .text(String(window))])
+        }
+    }
+
     public func removeFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> Bool {
         let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
             try db.run("DELETE FROM mfagate_failures WHERE kind = $1 AND key = $2", [.text(kind.rawValue), .text(key)])

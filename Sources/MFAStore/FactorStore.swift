@@ -46,6 +46,8 @@ public protocol SharedLedger: AnyObject {
     /// returns what `change` returned for the version that was stored.
     func updateFailureRecord(_ kind: LedgerKind, _ key: String,
                              _ change: (inout FailureRecord) -> Bool) throws(StoreError) -> Bool
+    /// Removes records that neither lock nor count anything at `now` (see FailureRecord.isStale).
+    func pruneFailureRecords(now: Int64, window: Int64) throws(StoreError)
     /// Removes the record; true if there was one.
     func removeFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> Bool
     func firstSeen(_ user: String) throws(StoreError) -> Int64?
