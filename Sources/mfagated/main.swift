@@ -84,10 +84,10 @@ struct MFAGated: ParsableCommand {
         }
         let logger = Logger(label: "mfagated")
         _ = mfa_set_not_dumpable()
+        umask(0o077)
         if migrateStore {
             throw ExitCode(FleetCommands.migrate(settings, hostName: DaemonEnvironment.live.hostName, logger: logger))
         }
-        umask(0o077)
         if geteuid() == 0 {
             logger.warning("running as root; run mfagated as its own unprivileged user (see README)")
         }

@@ -203,6 +203,17 @@ def test_fleet_key_readable_by_others_is_refused(fleet):
     assert f"refusing {a.key}: its mode 644 lets others read the fleet key (chmod 0400 it)" in a.log()
 
 
+def test_password_file_readable_by_others_is_refused(fleet, cluster):
+    (a,) = fleet(1, start=False)
+    loose = a.dir / "database.password"
+    shutil.copy(cluster.password_file, loose)
+    os.chmod(loose, 0o640)
+    a.write_config("optional", fleet_config(cluster, a.database, a.key).replace(str(cluster.password_file), str(loose)))
+    a.start(expect_ready=False)
+    assert a.proc.wait(timeout=10) == 1
+    assert f"refusing {loose}: its mode 640 lets others read the database password file (chmod 0400 it)" in a.log()
+
+
 def test_a_host_with_another_fleet_key_is_told_and_follows_failmode(fleet):
     a, b = fleet(2, start=False)
     a.start()
