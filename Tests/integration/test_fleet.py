@@ -334,3 +334,30 @@ def test_config_keeps_the_password_out_and_needs_a_database(tmp_path):
         conf.write_text(text)
         out = subprocess.run([str(MFAGATED), "--config", str(conf), "--check-config"], capture_output=True, text=True)
         assert out.returncode == 2 and message in out.stderr, (text, out.stderr)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None or not Path("/lib/systemd/system/sysinit.target").exists(),
+                    reason="systemd-analyze and the stock units (package systemd) are needed")
+def test_systemd_drop_in_for_fleet_mode_verifies_and_stays_sandboxed(tmp_path):
+    """systemd/fleet.conf.example on top of the shipped unit: `systemd-analyze verify` prints nothing,
+    the unit may reach the network (the database) and the offline exposure stays at most 2.0."""
+    from mfagate_harness import ROOT
+    root = tmp_path / "root"
+    units = root / "lib/systemd/system"
+    shutil.copytree("/lib/systemd/system", units, symlinks=True)
+    for unit in ("mfagated.service", "mfagated.socket"):
+        shutil.copy(ROOT / "systemd" / unit, units / unit)
+    (units / "mfagated.service.d").mkdir()
+    shutil.copy(ROOT / "systemd/fleet.conf.example", units / "mfagated.service.d/fleet.conf")
+    (root / "usr/sbin").mkdir(parents=True)
+    shutil.copy(MFAGATED, root / "usr/sbin/mfagated")
+    (root / "bin").mkdir()
+    shutil.copy("/bin/kill", root / "bin/kill")
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no", f"--root={root}", "mfagated.service"],
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0 and verify.stdout == "" and verify.stderr == "", verify
+    security = subprocess.run(["systemd-analyze", "security", "--offline=yes", f"--root={root}", "--no-pager",
+                               "mfagated.service"], capture_output=True, text=True, timeout=120)
+    assert "Service has access to the host's network" in security.stdout
+    exposure = float(re.search(r"Overall exposure level for mfagated.service: ([0-9.]+)", security.stdout).group(1))
+    assert exposure <= 2.0, security.stdout
