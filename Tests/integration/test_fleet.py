@@ -195,6 +195,21 @@ def test_a_database_dump_holds_no_secret(fleet, cluster):
     assert "JBSWY3DP" not in dump and "otpauth" not in dump
 
 
+def test_a_row_copied_onto_another_user_does_not_open(fleet, cluster):
+    """Someone with write access to the database copies bob's sealed row onto alice's name (to log
+    in as alice with bob's codes): the row is bound to bob's name, so it does not open, and the
+    login is refused as for a damaged user file (PAM_AUTHINFO_UNAVAIL, even with failmode=safe)."""
+    (a,) = fleet(1)
+    a.enroll("alice")
+    bob = a.enroll("bob")
+    cluster.psql("UPDATE mfagate_users SET sealed = (SELECT sealed FROM mfagate_users WHERE name = 'bob') "
+                 "WHERE name = 'alice'", fleet.database)
+    r = a.pam("alice", oathtool_totp(bob["secret"]), args="failmode=safe")
+    assert r.result == "PAM_AUTHINFO_UNAVAIL", r
+    assert "fleet database row of alice: it does not open with this host's fleet key" in a.log()
+    assert a.pam("bob", oathtool_totp(bob["secret"])).result == "PAM_SUCCESS"
+
+
 def test_fleet_key_readable_by_others_is_refused(fleet):
     (a,) = fleet(1, start=False)
     os.chmod(a.key, 0o644)
