@@ -148,6 +148,21 @@ final class DatabaseConnection {
         }
     }
 
+    /// False when the server has closed this idle connection (a restart, an admin's
+    /// pg_terminate_backend, an idle timeout): it then sent its farewell and closed the socket, which
+    /// poll shows at once. Checked before each use, so nothing is sent on a dead connection and no
+    /// statement has to be re-run after an unknown outcome.
+    func isAlive() -> Bool {
+        guard let conn, PQstatus(conn) == CONNECTION_OK else { return false }
+        let fd = PQsocket(conn)
+        guard fd >= 0 else { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, 0) > 0 else { return true }
+        if PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK { return false }
+        while PQisBusy(conn) == 0, let stray = PQgetResult(conn) { PQclear(stray) }
+        return PQstatus(conn) == CONNECTION_OK && p.revents & Int16(POLLHUP | POLLERR) == 0
+    }
+
     /// Runs one statement with parameters ($1, $2, ...) within the timeout.
     func run(_ sql: String, _ parameters: [DatabaseValue] = []) throws(DatabaseError) -> DatabaseResult {
         guard let conn, PQstatus(conn) == CONNECTION_OK else { throw .connectionLost("not connected") }

@@ -92,6 +92,14 @@ public final class PostgresStore: FactorStore, SharedLedger {
     /// Runs `body` on a live connection. While the database is down (and until the next retry is
     /// due) it fails at once, without waiting: logins then end quickly per the module's failmode.
     func withDatabase<T>(_ body: (DatabaseConnection) throws(DatabaseError) -> T) throws(StoreError) -> T {
+        if let open = connection, !open.isAlive() {
+            // Closed by the server while idle (e.g. it restarted): open a new one now, without
+            // waiting for the retry period, since nothing has failed yet.
+            open.close()
+            connection = nil
+            nextAttempt = 0
+            logger.notice("fleet database closed the idle connection; reconnecting", metadata: ["fleet": "reconnect"])
+        }
         if connection == nil {
             if downSince != nil && now < nextAttempt {
                 failedInRequest = true
