@@ -69,6 +69,7 @@ extension PostgresStore {
     /// First sightings (grace periods) the database does not know yet.
     public func migrateFirstSeen(_ book: FirstSeenBook) throws(StoreError) {
         for (user, time) in book.users.sorted(by: { $0.key < $1.key }) {
+            forgetLastCheck()  // a fresh database time budget for each
             _ = try noteFirstSeen(user, at: time)
         }
     }

@@ -41,6 +41,8 @@ enum FleetSchema {
 extension PostgresStore {
     /// Brings the schema up to `schemaVersion` and checks the fleet key against the database's.
     func prepareSchema(_ db: DatabaseConnection) throws(DatabaseError) {
+        // Records are read as text: bytea must come as \x hex whatever the server's or role's default.
+        _ = try db.run("SET bytea_output = 'hex'")
         _ = try db.run("CREATE TABLE IF NOT EXISTS mfagate_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
         var current = try schemaVersion(db)
         if current > PostgresStore.schemaVersion {

@@ -52,6 +52,9 @@ struct DatabaseResult {
 final class DatabaseConnection {
     private var conn: OpaquePointer?
     let timeoutMilliseconds: Int64
+    /// When set (monotonic ms), no statement may run past it: the store sets it to the start of a
+    /// request plus the timeout, so a request's database work is bounded in total, not per statement.
+    var deadline: Int64?
 
     static func monotonicMilliseconds() -> Int64 {
         var ts = timespec()
@@ -60,9 +63,9 @@ final class DatabaseConnection {
     }
 
     /// Connects within `timeoutMilliseconds`. `conninfo`: a URI or `key=value` string.
-    init(conninfo: String, password: String?, timeoutMilliseconds: Int64) throws(DatabaseError) {
+    init(conninfo: String, password: String?, timeoutMilliseconds: Int64, deadline overall: Int64? = nil) throws(DatabaseError) {
         self.timeoutMilliseconds = timeoutMilliseconds
-        let deadline = DatabaseConnection.monotonicMilliseconds() + timeoutMilliseconds
+        let deadline = min(DatabaseConnection.monotonicMilliseconds() + timeoutMilliseconds, overall ?? .max)
         var keys = ["dbname", "connect_timeout", "application_name", "client_encoding"]
         var values = [conninfo, String(max(2, (timeoutMilliseconds + 999) / 1000)), "mfagated", "UTF8"]
         if let password { keys.append("password"); values.append(password) }
@@ -166,7 +169,7 @@ final class DatabaseConnection {
     /// Runs one statement with parameters ($1, $2, ...) within the timeout.
     func run(_ sql: String, _ parameters: [DatabaseValue] = []) throws(DatabaseError) -> DatabaseResult {
         guard let conn, PQstatus(conn) == CONNECTION_OK else { throw .connectionLost("not connected") }
-        let deadline = DatabaseConnection.monotonicMilliseconds() + timeoutMilliseconds
+        let deadline = min(DatabaseConnection.monotonicMilliseconds() + timeoutMilliseconds, self.deadline ?? .max)
         // Parameters are copied by libpq into its output buffer before PQsendQueryParams returns.
         var buffers: [UnsafeMutablePointer<CChar>?] = []
         var lengths: [Int32] = []

@@ -61,6 +61,8 @@ public final class PostgresStore: FactorStore, SharedLedger {
     var lastFailure = ""
     var nextAttempt: Int64 = 0
     var failedInRequest = false
+    /// Monotonic ms by which the current request's database work must be done (nil: no request).
+    var requestDeadline: Int64?
     /// Versions this request read, by user (0: read as absent), for compare-and-swap saves.
     var versionsRead: [String: Int64] = [:]
     public var defersJournalSync = false
@@ -107,7 +109,8 @@ public final class PostgresStore: FactorStore, SharedLedger {
             }
             do {
                 let fresh = try DatabaseConnection(conninfo: settings.conninfo, password: password,
-                                                   timeoutMilliseconds: settings.timeoutMilliseconds)
+                                                   timeoutMilliseconds: settings.timeoutMilliseconds, deadline: requestDeadline)
+                fresh.deadline = requestDeadline
                 try prepareSchema(fresh)
                 connection = fresh
             } catch {
@@ -117,6 +120,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
             markUp()
         }
         do {
+            connection!.deadline = requestDeadline
             return try body(connection!)
         } catch {
             if error.connectionIsGone {
@@ -166,6 +170,9 @@ public final class PostgresStore: FactorStore, SharedLedger {
     public func forgetLastCheck() {
         versionsRead.removeAll(keepingCapacity: true)
         failedInRequest = false
+        // Every request gets `database_timeout` for all its statements together (a login makes
+        // about eight): a slow database cannot add up to more than the PAM module waits.
+        requestDeadline = now + settings.timeoutMilliseconds
     }
 
     public var backendFailedInRequest: Bool { failedInRequest }
@@ -177,10 +184,14 @@ public final class PostgresStore: FactorStore, SharedLedger {
         let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
             try db.run("SELECT version, sealed FROM mfagate_users WHERE name = $1", [.text(user.value)])
         }
-        guard let row = result.rows.first, let versionText = row[0], let version = Int64(versionText),
-              let sealedText = row[1], let sealed = DatabaseConnection.bytea(sealedText) else {
+        guard let row = result.rows.first else {
             versionsRead[user.value] = 0
             return nil
+        }
+        // A row that is there but unreadable is damage, never "not enrolled" (which could skip MFA).
+        guard let versionText = row[0], let version = Int64(versionText),
+              let sealedText = row[1], let sealed = DatabaseConnection.bytea(sealedText) else {
+            throw .damagedFile(path: "fleet database row of \(user.value)", detail: "its version or sealed record is not readable")
         }
         versionsRead[user.value] = version
         return try unseal(sealed, user: user)

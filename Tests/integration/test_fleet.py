@@ -127,6 +127,18 @@ def forced_race(cluster, database, a, b, user, code) -> tuple[list[str], int]:
     return results, waiting
 
 
+def test_records_read_right_whatever_the_servers_bytea_output(fleet, cluster):
+    """A database (or role) set to bytea_output = escape must not make enrolled users look unenrolled
+    (which would skip MFA under mode = optional): the daemon asks for hex on every connection."""
+    (a,) = fleet(1, start=False)
+    cluster.psql(f"ALTER DATABASE {fleet.database} SET bytea_output = 'escape'")
+    a.start()
+    e = a.enroll("alice")
+    code = oathtool_totp(e["secret"])
+    assert a.pam("alice", code).result == "PAM_SUCCESS"
+    assert a.pam("alice", wrong_code(code)).result == "PAM_AUTH_ERR"
+
+
 def test_recovery_code_raced_from_both_hosts_wins_exactly_once(fleet, cluster):
     a, b = fleet(2, extra="database_timeout = 8s\n")
     e = a.enroll("alice")
