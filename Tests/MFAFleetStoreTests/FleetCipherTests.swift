@@ -86,5 +86,10 @@ final class FleetCipherTests: XCTestCase {
         XCTAssertEqual(merged.lastUsedStep, 12)
         XCTAssertEqual(merged.lastSuccess, 50)
         XCTAssertEqual(merged.recoveryCodes, [codes[1]])
+        XCTAssertTrue(PostgresStore.sameRecord(remote, local))
+        var separate = local
+        separate.recoveryCodes = [RecoveryCodes.Hashed(salt: [UInt8](repeating: 9, count: 16), hash: [UInt8](repeating: 1, count: 32))]
+        XCTAssertFalse(PostgresStore.sameRecord(remote, separate), "same second, different code set")
+        XCTAssertEqual(PostgresStore.mergedReplayState(remote, separate).recoveryCodes, remote.recoveryCodes)
     }
 }

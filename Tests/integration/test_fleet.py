@@ -328,6 +328,13 @@ def test_hung_database_is_bounded_by_database_timeout(fleet, cluster):
     assert a.pam("alice", oathtool_totp(e["secret"], at="now + 30 seconds")).result == "PAM_SUCCESS"
 
 
+def migrate(config: Path) -> subprocess.CompletedProcess:
+    out = subprocess.run([str(MFAGATE), "migrate-store", "--to", "postgresql", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60)
+    hygiene.capture("migrate-store", out.stdout + out.stderr)
+    return out
+
+
 def test_migrate_store_moves_enrollments_with_their_replay_state_idempotently(fleet, cluster, daemon_factory):
     host = daemon_factory("optional")  # file store
     alice, bob = host.enroll("alice"), host.enroll("bob")
@@ -335,30 +342,50 @@ def test_migrate_store_moves_enrollments_with_their_replay_state_idempotently(fl
     assert host.pam("alice", used).result == "PAM_SUCCESS"
     assert host.pam("bob", bob["recovery_codes"][0]).result == "PAM_SUCCESS"
     (other,) = fleet(1)
-    fleet_settings = fleet_config(cluster, fleet.database, other.key)
-    host.write_config("optional", fleet_settings)
+    host.write_config("optional", fleet_config(cluster, fleet.database, other.key))
 
-    migrate = [str(MFAGATE), "migrate-store", "--to", "postgresql", "--config", str(host.config)]
-    running = subprocess.run(migrate, capture_output=True, text=True, timeout=30)
+    running = migrate(host.config)
     assert running.returncode == 2 and "stop mfagated on this host first" in running.stderr
     host.stop()
-    first = subprocess.run(migrate, capture_output=True, text=True, timeout=30)
-    hygiene.capture("migrate-store", first.stdout + first.stderr)
+    first = migrate(host.config)
     assert first.returncode == 0, first
     assert "alice: copied into the fleet database" in first.stdout
     assert "bob: copied into the fleet database" in first.stdout
-    again = subprocess.run(migrate, capture_output=True, text=True, timeout=30)
-    hygiene.capture("migrate-store", again.stdout + again.stderr)
-    assert again.returncode == 0 and again.stdout.count("already in the fleet database") == 2, again
+    again = migrate(host.config)
+    assert again.returncode == 0 and again.stdout.count("already in the fleet database\n") == 2, again
 
     # No re-enrollment: the other host takes the same app codes; what was used stays used.
     assert other.pam("alice", used).result == "PAM_AUTH_ERR"
     assert other.pam("bob", bob["recovery_codes"][0]).result == "PAM_AUTH_ERR"
     assert other.pam("bob", bob["recovery_codes"][1]).result == "PAM_SUCCESS"
-    assert other.pam("alice", oathtool_totp(alice["secret"], at="now + 30 seconds")).result == "PAM_SUCCESS"
+    assert other.pam("bob", oathtool_totp(bob["secret"])).result == "PAM_SUCCESS"
     assert '"recovery_codes_left": 8' in other.cli("status", "--user", "bob", "--json", check=True).stdout
     host.start()  # now in fleet mode
     assert '"recovery_codes_left": 8' in host.cli("status", "--user", "bob", "--json", check=True).stdout
+
+    # A third host had the same secret enrolled separately (as when one google-authenticator file
+    # was imported on every host) and used a later code there: its replay state is merged in.
+    third = daemon_factory("optional")
+    third.enroll("alice", secret=alice["secret"])
+    later = oathtool_totp(alice["secret"], at="now + 30 seconds")
+    assert third.pam("alice", later).result == "PAM_SUCCESS"
+    third.stop()
+    third.write_config("optional", fleet_config(cluster, fleet.database, other.key))
+    merged = migrate(third.config)
+    assert merged.returncode == 0 and "alice: already in the fleet database with the same secret, enrolled separately" in merged.stdout
+    assert other.pam("alice", later).result == "PAM_AUTH_ERR"
+    assert "replayed code" in other.log()
+
+
+def test_migrate_store_leaves_a_different_enrollment_alone(fleet, cluster, daemon_factory):
+    (other,) = fleet(1)
+    other.enroll("alice")
+    host = daemon_factory("optional")
+    host.enroll("alice")
+    host.stop()
+    host.write_config("optional", fleet_config(cluster, fleet.database, other.key))
+    out = migrate(host.config)
+    assert out.returncode == 1 and "alice: left alone: a different enrollment" in out.stdout, out
 
 
 def test_config_keeps_the_password_out_and_needs_a_database(tmp_path):
