@@ -19,6 +19,11 @@ let package = Package(
         .systemLibrary(name: "CMFACrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // libqrencode from Debian's libqrencode-dev: the QR code of the otpauth:// URI at enrollment.
         .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
+        // libpq from Debian's libpq-dev: the fleet store's PostgreSQL client (docs/fleet.md says why
+        // libpq and not a Swift client: a blocking-free C API that fits the daemon's one poll loop).
+        .systemLibrary(name: "CMFAPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // AES-256-GCM (libcrypto EVP) for the fleet store's sealed records.
+        .target(name: "CMFAFleetCrypto", linkerSettings: [.linkedLibrary("crypto")]),
         // Linux details Swift's Glibc module does not show (struct ucred needs _GNU_SOURCE, signalfd).
         .target(name: "CMFASys"),
         // libsystemd (libsystemd-dev): socket activation, sd_notify, and journal entries (sd_journal_sendv
@@ -32,13 +37,19 @@ let package = Package(
         .target(name: "MFATerminalQR", dependencies: ["CQREncode"]),
         // The only code that touches secret files.
         .target(name: "MFAStore", dependencies: ["MFACore", "CMFASys"]),
+        // The fleet store (store = postgresql): enrollments, lockouts and first sightings in PostgreSQL,
+        // secrets sealed with the hosts' fleet key (docs/fleet.md).
+        .target(name: "MFAFleetStore", dependencies: [
+            "MFACore", "MFAStore", "CMFAPostgres", "CMFAFleetCrypto", "CMFASys",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Sockets, peer credentials, connection state machines, lifecycle.
         .target(name: "MFADaemon", dependencies: [
             "MFACore", "MFAProtocol", "MFAStore", "CMFASys", "CMFASystemd", "MFATerminalQR",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "mfagated", dependencies: [
-            "MFADaemon", "MFACore",
+            "MFADaemon", "MFACore", "MFAStore", "MFAFleetStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -49,6 +60,7 @@ let package = Package(
         .testTarget(name: "MFACoreTests", dependencies: ["MFACore"]),
         .testTarget(name: "MFAProtocolTests", dependencies: ["MFAProtocol"]),
         .testTarget(name: "MFAStoreTests", dependencies: ["MFAStore", "MFACore"]),
+        .testTarget(name: "MFAFleetStoreTests", dependencies: ["MFAFleetStore", "MFAStore", "MFACore", "CMFAFleetCrypto"]),
         .testTarget(name: "MFATerminalQRTests", dependencies: ["MFATerminalQR"]),
         .testTarget(name: "MFADaemonTests", dependencies: ["MFADaemon", "MFACore", "MFAProtocol", "MFAStore",
                                                            .product(name: "Logging", package: "swift-log")]),

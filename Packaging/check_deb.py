@@ -37,7 +37,7 @@ MIRROR = os.environ.get("MFAGATE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # The package's runtime dependencies are pre-installed here (the install runs with --no-download):
 # keep this list in step with what dpkg-shlibdeps puts in Depends.
 INCLUDE = ("systemd,openssh-server,openssh-client,sudo,oathtool,libpam-runtime,procps,login,passwd,"
-           "libc6,libqrencode4,libssl3,libsystemd0,libpam0g,libstdc++6,libgcc-s1")
+           "libc6,libqrencode4,libssl3,libsystemd0,libpam0g,libstdc++6,libgcc-s1,libpq5")
 USER, PASSWORD = "mfacheck", "correct horse battery staple 7"
 MULTIARCH = "x86_64-linux-gnu"
 

@@ -441,6 +441,13 @@ def table(res: dict) -> str:
     rows.append(f"first verdict: median {st['median_us']} µs over {len(st['runs_us'])} ({st['method']})")
     sh = res["shim"]
     rows.append(f"pam_mfagate.so: {sh['file_bytes']} bytes on disk, .text {sh.get('.text')} B")
+    fleet = res.get("fleet", {})
+    if "p50_us" in fleet:
+        rows.append(f"mfagate fleet backend (PostgreSQL, {fleet['users']} users): p50 {fleet['p50_us']} µs, "
+                    f"p99 {fleet['p99_us']} µs, ok {fleet['ok']}/{fleet['ok'] + fleet['fail']} "
+                    f"(file store at {list(sc)[0]} users: p50 {list(sc.values())[0]['p50_us']} µs)")
+    elif fleet:
+        rows.append(f"mfagate fleet backend: skipped ({fleet.get('skipped')})")
     return "\n".join(rows)
 
 
@@ -494,6 +501,11 @@ def inside(args) -> int:
         log("start")
         res["start"] = phase_start(work, scale_daemon, scale_users, sz)
         res["shim"] = shim_size()
+        # The fleet backend (issue 9): bench/fleet_bench.py, one row in the table.
+        import fleet_bench
+        log("fleet backend (PostgreSQL)")
+        shutil.copy2(BUILD / "mfagate", work / "mfagate")
+        res["fleet"] = fleet_bench.phase_fleet(work, sz, Daemon, Users, run_driver)
         ga = res["latency"]["pam_google_authenticator"]["p50_us"]
         res["ratios_to_ga_p50"] = {m: round(res["latency"][m]["p50_us"] / ga, 3) for m in MODULES}
         out = Path(args.output)

@@ -34,6 +34,18 @@ public struct DaemonConfig: Sendable, Equatable {
     public var issuer: String? = nil
     /// Run by the daemon with an event name and a user name after every enrollment change; nil: none.
     public var notifyCommand: String? = nil
+    /// Where enrollments live: this host's state directory, or the fleet's PostgreSQL database (docs/fleet.md).
+    public var store: StoreBackend = .files
+    /// `store = postgresql`: a libpq connection URI or `key=value` string, without the password.
+    public var databaseURL: String? = nil
+    /// A file (root- or daemon-only) holding the database password; nil: none (peer or certificate auth).
+    public var databasePasswordFile: String? = nil
+    /// The AES-256 key that seals secrets in the database; the same on every host of the fleet.
+    public var fleetKeyFile: String = "/etc/mfagate/fleet.key"
+    /// Seconds any one database connect or statement may take before the database counts as down.
+    public var databaseTimeout: Int64 = 2
+    /// Seconds between reconnection attempts while the database is down.
+    public var databaseRetry: Int64 = 5
     /// Line of the file that set each key (absent: the default), so decisions can name their rule.
     public var lines: [String: Int] = [:]
     /// The text of each key as written, for explanations.
@@ -68,7 +80,9 @@ public enum ConfigParser {
     public static let keys = ["mode", "state_dir", "socket", "window", "require_users", "exempt_users",
                               "require_groups", "exempt_groups", "services", "trusted_networks", "trust_local",
                               "grace_period", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
-                              "enroll_at_login", "issuer", "notify_command"]
+                              "enroll_at_login", "issuer", "notify_command",
+                              "store", "database_url", "database_password_file", "fleet_key_file", "database_timeout",
+                              "database_retry"]
 
     public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfig {
         var config = DaemonConfig()
@@ -167,6 +181,23 @@ public enum ConfigParser {
             config.issuer = value
         case "notify_command":
             config.notifyCommand = try absolutePath(key, value)
+        case "store":
+            guard let backend = StoreBackend(rawValue: value) else {
+                throw ValueError(message: "`store` must be files or postgresql (found \"\(value)\")")
+            }
+            config.store = backend
+        case "database_url":
+            guard !value.isEmpty, !containsPassword(value) else {
+                throw ValueError(message: "`database_url` must be a libpq URI or connection string without the password (put it in `database_password_file`)")
+            }
+            config.databaseURL = value
+        case "database_password_file": config.databasePasswordFile = try absolutePath(key, value)
+        case "fleet_key_file": config.fleetKeyFile = try absolutePath(key, value)
+        case "database_timeout":
+            config.databaseTimeout = try duration(key, value, allowZero: false)
+            if config.databaseTimeout > 60 { throw ValueError(message: "`database_timeout` must be at most 60s (the PAM module waits 10 s by default)") }
+        case "database_retry":
+            config.databaseRetry = try duration(key, value, allowZero: false)
         default:
             throw ValueError(message: "unknown key `\(key)` (known keys: \(keys.joined(separator: ", ")))")
         }
@@ -183,6 +214,22 @@ public enum ConfigParser {
         }
         try clash(config.requireUsers, "require_users", config.exemptUsers, "exempt_users", what: "user")
         try clash(config.requireGroups, "require_groups", config.exemptGroups, "exempt_groups", what: "group")
+        if config.store == .postgresql && config.databaseURL == nil {
+            throw ConfigError(file: config.file, line: config.lines["store"] ?? 0,
+                              message: "`store = postgresql` needs `database_url` (a libpq URI such as postgresql://mfagate@db.example/mfagate)")
+        }
+    }
+
+    /// True for `password=...` in a connection string or `user:secret@` in a URI: the main config is
+    /// world-readable, so the password belongs in `database_password_file`.
+    static func containsPassword(_ value: String) -> Bool {
+        if value.contains("password=") { return true }
+        for scheme in ["postgresql://", "postgres://"] where value.hasPrefix(scheme) {
+            let rest = value.dropFirst(scheme.count)
+            let authority = rest.prefix { $0 != "/" && $0 != "?" }
+            if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") { return true }
+        }
+        return false
     }
 
     static func words(_ value: String) -> [String] {
@@ -264,6 +311,12 @@ public enum ConfigParser {
         case "enroll_at_login": return c.enrollAtLogin ? "yes" : "no"
         case "issuer": return c.issuer ?? ""
         case "notify_command": return c.notifyCommand ?? ""
+        case "store": return c.store.rawValue
+        case "database_url": return c.databaseURL ?? ""
+        case "database_password_file": return c.databasePasswordFile ?? ""
+        case "fleet_key_file": return c.fleetKeyFile
+        case "database_timeout": return formatDuration(c.databaseTimeout)
+        case "database_retry": return formatDuration(c.databaseRetry)
         default: return ""
         }
     }
@@ -281,4 +334,12 @@ extension String {
     func padding(to width: Int) -> String {
         count >= width ? self + " " : self + String(repeating: " ", count: width - count)
     }
+}
+
+/// `store =`: where the daemon keeps enrollments.
+public enum StoreBackend: String, Sendable {
+    /// Per-user files in `state_dir` (the default).
+    case files
+    /// The fleet's PostgreSQL database (docs/fleet.md), shared by every host that names it.
+    case postgresql
 }

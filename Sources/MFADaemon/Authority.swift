@@ -49,12 +49,15 @@ public enum Step: Sendable {
     case ask(DaemonMessage, LoginSession)
     /// Send the frame and close the connection.
     case finish(DaemonMessage)
+    /// Close the connection without a verdict: the store's backend (the fleet database) is
+    /// unreachable, and the PAM module then answers per its `failmode`, as for a daemon that is down.
+    case abandon(reason: String)
 }
 
 /// The rules: who may ask what, which login needs a code, which code is right. Owns no socket.
 public final class Authority {
     public var config: DaemonConfig
-    let store: FileStore
+    let store: any FactorStore
     let environment: DaemonEnvironment
     let logger: Logger
     let books: Bookkeeper
@@ -65,7 +68,7 @@ public final class Authority {
     public static let prompt = "Verification code: "
     public static let continuePrompt = "Press Enter to continue: "
 
-    public init(config: DaemonConfig, store: FileStore, environment: DaemonEnvironment, logger: Logger) throws(StoreError) {
+    public init(config: DaemonConfig, store: any FactorStore, environment: DaemonEnvironment, logger: Logger) throws(StoreError) {
         self.config = config
         self.store = store
         self.environment = environment
@@ -77,6 +80,23 @@ public final class Authority {
     // MARK: login
 
     public func beginLogin(_ request: LoginBegin, peer: Peer) -> Step {
+        abandonedIfBackendFailed(decideLogin(request, peer: peer), request, user: request.user, peer: peer)
+    }
+
+    /// A verdict built while the fleet database failed may rest on missing facts (a lockout not
+    /// read, a used code not recorded): the login is closed without one, and `failmode` decides.
+    func abandonedIfBackendFailed(_ step: Step, _ request: LoginBegin, user: String, peer: Peer) -> Step {
+        guard store.backendFailedInRequest else { return step }
+        let reason = "fleet database unavailable, left to the module's failmode"
+        let shown = (try? UserName(validating: user))?.value ?? "-"
+        logger.log(level: .notice, "login", metadata: [
+            "user": "\(shown)", "service": "\(loggable(request.service))", "rhost": "\(loggable(request.rhost))",
+            "peer": "\(peer)", "result": "abandoned", "reason": "\(reason)",
+        ])
+        return .abandon(reason: reason)
+    }
+
+    func decideLogin(_ request: LoginBegin, peer: Peer) -> Step {
         func verdict(_ result: VerdictResult, _ reason: String, user: String? = nil) -> Step {
             logDecision(request, user: user ?? "-", peer: peer, result: result, reason: reason)
             return .finish(.verdict(result, reason: reason))
@@ -99,7 +119,8 @@ public final class Authority {
         do {
             outcome = try evaluate(user: user, service: request.service, rhost: request.rhost, sideEffects: true).outcome
         } catch {
-            logger.error("\(error)")
+            // A database outage is logged once by the store, not at every login.
+            if !store.backendFailedInRequest { logger.error("\(error)") }
             return verdict(.unavailable, "user file unusable", user: user.value)
         }
         let session = LoginSession(request: request, user: user, peer: peer)
@@ -130,7 +151,7 @@ public final class Authority {
         let record = try store.load(user)
         let needsGroups = !config.requireGroups.isEmpty || !config.exemptGroups.isEmpty
         let groups = needsGroups ? Accounts.groups(ofUser: user.value) : []
-        var firstSeen = books.firstSeen.users[user.value]
+        var firstSeen = books.firstSeenTime(user.value)
         if record == nil && config.gracePeriod > 0 && firstSeen == nil
             && Policy.requirement(config, user: user.value, groups: groups).required == true {
             firstSeen = sideEffects ? books.noteFirstSeen(user.value, now: now) : now
@@ -143,8 +164,13 @@ public final class Authority {
 
     /// The next step after the user's answer: another round while enrolling, else the verdict.
     public func continueLogin(_ typed: String, in session: LoginSession) -> Step {
-        if case .enrolling(let state) = session.purpose { return continueEnrollment(typed, in: session, state) }
-        return .finish(answer(typed, in: session))
+        let step: Step
+        if case .enrolling(let state) = session.purpose {
+            step = continueEnrollment(typed, in: session, state)
+        } else {
+            step = .finish(answer(typed, in: session))
+        }
+        return abandonedIfBackendFailed(step, session.request, user: session.user.value, peer: session.peer)
     }
 
     /// Checks the answer against a fresh read of the file (another login may have used a code
@@ -169,28 +195,43 @@ public final class Authority {
         if let until = books.rhostBlockedUntil(session.request.rhost, now: now) ?? books.userLockedUntil(session.user.value, now: now) {
             return verdict(.locked, "too many wrong codes, locked until \(UTCTime.format(until))")
         }
-        let record: UserRecord?
-        do {
-            record = try store.load(session.user)
-        } catch {
-            logger.error("\(error)")
-            return verdict(.unavailable, "user file unusable")
-        }
-        guard let record else { return verdict(.denied, "enrollment removed during login") }
         var denial = "wrong code"
-        switch checkFactor(typed, against: record, now: now) {
-        case .accepted(let updated, let reason, let usedRecoveryCode):
-            if usedRecoveryCode {
-                notifier.notify(.recoveryCodeUsed, user: session.user, command: config.notifyCommand,
-                                metadata: ["service": "\(loggable(session.request.service))"])
+        // Fleet mode: another host may use the same code between our read and our write; the
+        // write is then refused (compare-and-swap) and the code is checked again against what that
+        // host wrote, so a time step or recovery code is accepted once fleet-wide.
+        var attemptsLeft = 3
+        checking: while true {
+            let record: UserRecord?
+            do {
+                record = try store.load(session.user)
+            } catch {
+                if !store.backendFailedInRequest { logger.error("\(error)") }
+                return verdict(.unavailable, "user file unusable")
             }
-            return persist(updated, learntFrom: record, then: succeeded(verdict(.success, reason), session, now), else: verdict)
-        case .rejected(let reason):
-            denial = reason
+            guard let record else { return verdict(.denied, "enrollment removed during login") }
+            switch checkFactor(typed, against: record, now: now) {
+            case .accepted(let updated, let reason, let usedRecoveryCode):
+                attemptsLeft -= 1
+                guard let message = persist(updated, learntFrom: record, retryingConflict: attemptsLeft > 0,
+                                            then: succeeded(verdict(.success, reason), session, now), else: verdict) else {
+                    logger.info("another host changed the record meanwhile; checking the code again", metadata: ["user": "\(session.user)"])
+                    continue checking
+                }
+                if usedRecoveryCode, case .verdict(.success, _) = message { notifyRecoveryCodeUsed(session) }
+                return message
+            case .rejected(let reason):
+                denial = reason
+            }
+            break
         }
         let message = verdict(.denied, denial)
         books.recordFailure(user: session.user.value, rhost: session.request.rhost, config: config, now: now)
         return message
+    }
+
+    func notifyRecoveryCodeUsed(_ session: LoginSession) {
+        notifier.notify(.recoveryCodeUsed, user: session.user, command: config.notifyCommand,
+                        metadata: ["service": "\(loggable(session.request.service))"])
     }
 
     func succeeded(_ message: DaemonMessage, _ session: LoginSession, _ now: Int64) -> DaemonMessage {
@@ -200,13 +241,19 @@ public final class Authority {
 
     /// Saves the new replay state before success is granted. Learnt drift is a comfort, the replay
     /// state a guarantee: if the whole record cannot be written (a full disk), the replay state alone
-    /// is tried (it goes to the pre-allocated journal), keeping the old drift.
-    func persist(_ record: UserRecord, learntFrom original: UserRecord? = nil, then success: @autoclosure () -> DaemonMessage,
-                 else failure: (VerdictResult, String) -> DaemonMessage) -> DaemonMessage {
+    /// is tried (it goes to the pre-allocated journal), keeping the old drift. nil: another host
+    /// changed the record meanwhile (fleet) and `retryingConflict` asks the caller to check again.
+    func persist(_ record: UserRecord, learntFrom original: UserRecord? = nil, retryingConflict: Bool = false,
+                 then success: @autoclosure () -> DaemonMessage,
+                 else failure: (VerdictResult, String) -> DaemonMessage) -> DaemonMessage? {
         do {
             try store.save(record)
+        } catch .conflict(let user) {
+            if retryingConflict { return nil }
+            logger.warning("\(user): changed by other hosts at every try; refusing this login's code")
+            return failure(.denied, "record changed by another host")
         } catch {
-            logger.error("\(error)")
+            if !store.backendFailedInRequest { logger.error("\(error)") }
             if let original, original.drift != record.drift {
                 var replayOnly = record
                 replayOnly.drift = original.drift
@@ -333,6 +380,9 @@ public final class Authority {
             return .error(.badRequest, message: "\"\(loggable(rhost))\" is not an address")
         }
         let cleared = books.unlock(user: user, rhost: rhost.isEmpty ? nil : rhost, config: config, now: environment.now())
+        if store.backendFailedInRequest {
+            return .error(.storageFailure, message: "the fleet database is unreachable; nothing was unlocked (try again when it is back)")
+        }
         let what = cleared.isEmpty ? "nothing was locked" : "unlocked " + cleared.joined(separator: " and ")
         logger.notice("unlock", metadata: ["user": "\(user ?? "-")", "rhost": "\(loggable(rhost))", "peer": "\(peer)", "result": "\(what)"])
         return .done(message: what)
@@ -362,6 +412,8 @@ public final class Authority {
     }
 
     func logDecision(_ request: LoginBegin, user: String, peer: Peer, result: VerdictResult, reason: String) {
+        // Such a verdict is never sent: the login is logged as abandoned instead (abandonedIfBackendFailed).
+        if store.backendFailedInRequest { return }
         let level: Logger.Level = result == .success || result == .ignore ? .info : .notice
         logger.log(level: level, "login", metadata: [
             "user": "\(user)", "service": "\(loggable(request.service))", "rhost": "\(loggable(request.rhost))",

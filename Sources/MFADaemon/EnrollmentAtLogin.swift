@@ -86,6 +86,9 @@ extension Authority {
                     ConversationMessage(.textInfo, "Enrolled. These recovery codes let you in once each if you lose the phone. They are shown only now:"),
                     ConversationMessage(.textInfo, codes.shown.map { "  " + $0 }.joined(separator: "\n")),
                     ConversationMessage(.promptEchoOn, Authority.savedPrompt)]), next)
+            } catch StoreError.conflict {
+                // Fleet mode: another host enrolled the user between our read and our write.
+                return verdict(.denied, "enrolled by another login meanwhile")
             } catch {
                 logger.error("\(error)")
                 return verdict(.unavailable, "could not save the enrollment")

@@ -238,7 +238,9 @@ extension Authority {
         guard peer.isRoot else { return refuse(.notAllowed, "only root may list every enrollment", peer: peer, action: "list") }
         let now = environment.now()
         var entries: [StatusReply] = []
-        for user in store.listUsers() {
+        let users: [UserName]
+        do { users = try store.listUsers() } catch { return storageError(error) }
+        for user in users {
             do {
                 entries.append(summary(user, try store.load(user), now: now))
             } catch {

@@ -371,6 +371,9 @@ public final class Server {
             enqueue(frame, on: connection)
         case .finish(let frame):
             finish(frame, on: connection)
+        case .abandon:
+            // No verdict: the module answers per its failmode (fleet database down, Authority.swift).
+            drop(connection)
         }
     }
 

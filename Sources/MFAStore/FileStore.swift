@@ -11,6 +11,10 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case damagedFile(path: String, detail: String)
     case inUse(path: String)
     case system(path: String, operation: String, errno: Int32)
+    /// Fleet store: the database is unreachable, timed out or refused (the detail says which).
+    case unavailable(detail: String)
+    /// Fleet store: another daemon changed the user since this request read it.
+    case conflict(user: String)
 
     public var description: String {
         switch self {
@@ -24,6 +28,10 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             return "state directory \(path) is locked by another running mfagated"
         case .system(let path, let operation, let code):
             return "\(operation) \(path) failed: \(String(cString: strerror(code)))"
+        case .unavailable(let detail):
+            return detail
+        case .conflict(let user):
+            return "\(user) was changed by another host at the same moment; try again"
         }
     }
 }

@@ -6,6 +6,7 @@ import CMFASys
 import Logging
 import MFACore
 import MFADaemon
+import MFAFleetStore
 import MFAStore
 
 /// Reads and parses the config file; a missing default file means "all defaults".
@@ -49,6 +50,9 @@ struct MFAGated: ParsableCommand {
     @Flag(name: .long, help: "Log debug messages too.")
     var debug = false
 
+    @Flag(name: .long, help: "Copy this host's enrollments from state_dir into the fleet database named in the config, then exit (what `mfagate migrate-store` runs; stop the daemon first).")
+    var migrateStore = false
+
     /// Shifts the daemon's clock, so tests can check grace periods and lockouts without waiting.
     @Option(name: .long, help: .hidden)
     var clockOffset: Int64 = 0
@@ -81,13 +85,25 @@ struct MFAGated: ParsableCommand {
         let logger = Logger(label: "mfagated")
         _ = mfa_set_not_dumpable()
         umask(0o077)
+        if migrateStore {
+            throw ExitCode(FleetCommands.migrate(settings, hostName: DaemonEnvironment.live.hostName, logger: logger))
+        }
         if geteuid() == 0 {
             logger.warning("running as root; run mfagated as its own unprivileged user (see README)")
         }
         let authority: Authority
         do {
-            let store = try FileStore(path: settings.stateDirectory)
             var environment = DaemonEnvironment.live
+            let store: any FactorStore
+            switch settings.store {
+            case .files:
+                store = try FileStore(path: settings.stateDirectory)
+            case .postgresql:
+                let fleet = try PostgresStore(settings: FleetSettings(settings, hostName: environment.hostName), logger: logger)
+                // Not fatal: while the database is down, logins follow the PAM module's failmode.
+                fleet.connectNow()
+                store = fleet
+            }
             if clockOffset != 0 {
                 let offset = clockOffset, live = environment.now
                 environment.now = { live() + offset }
@@ -111,6 +127,9 @@ struct MFAGated: ParsableCommand {
                 let fresh = try loadConfig(path: path, explicit: true)
                 if fresh.stateDirectory != settings.stateDirectory || fresh.socketPath != settings.socketPath {
                     logger.warning("state_dir and socket changes take effect at the next restart")
+                }
+                if !FleetCommands.sameStore(fresh, settings) {
+                    logger.warning("store and database changes take effect at the next restart")
                 }
                 var applied = fresh
                 applied.stateDirectory = settings.stateDirectory

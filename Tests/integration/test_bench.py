@@ -29,3 +29,7 @@ def test_bench_runs_on_tiny_sizes_and_writes_every_figure(tmp_path):
     # the daemon takes LISTEN_FDS, so the start figure is measured through socket activation
     assert res["start"]["method"].startswith("socket activation"), res["start"]
     assert "p50/GA" in run.stdout
+    # the fleet backend's row (bench/fleet_bench.py): every login through PostgreSQL succeeded
+    fleet = res["fleet"]
+    assert "skipped" in fleet or (fleet["ok"] >= 1 and fleet["fail"] == 0), fleet
+    assert "mfagate fleet backend" in run.stdout

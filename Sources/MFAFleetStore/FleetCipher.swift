@@ -1,0 +1,146 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMFAFleetCrypto
+import CMFASys
+import MFACore
+
+/// Why the fleet store cannot start or cannot read a record. Each says what to fix.
+public enum FleetError: Error, Equatable, CustomStringConvertible {
+    case unsafeFile(path: String, reason: String)
+    case badKey(path: String, reason: String)
+    case unreadable(path: String, reason: String)
+    case sealing(String)
+
+    public var description: String {
+        switch self {
+        case .unsafeFile(let path, let reason): return "refusing \(path): \(reason)"
+        case .badKey(let path, let reason): return "fleet key \(path) is unusable: \(reason)"
+        case .unreadable(let path, let reason): return "cannot read \(path): \(reason)"
+        case .sealing(let what): return what
+        }
+    }
+}
+
+/// Seals user records for the fleet database with AES-256-GCM under the fleet key, which lives only
+/// on the hosts: a dump of the database alone yields no working secret. The additional data binds
+/// each ciphertext to its user name, so a row copied onto another user's name does not open.
+///
+/// Sealed form: `0x01` (format) | 12-byte random nonce | ciphertext | 16-byte tag.
+public struct FleetCipher: Sendable {
+    public static let keySize = 32
+    static let format: UInt8 = 1
+    static let nonceSize = 12
+    static let tagSize = 16
+    let key: [UInt8]
+
+    public init(key: [UInt8]) {
+        precondition(key.count == FleetCipher.keySize, "the fleet key is 32 bytes")
+        self.key = key
+    }
+
+    static func additionalData(user: String) -> [UInt8] {
+        Array("mfagate fleet record v1".utf8) + [0] + Array(user.utf8)
+    }
+
+    /// A short public name of the key (HMAC of a fixed label), stored in the database so a host with
+    /// another key is told so at connect time instead of failing on every user.
+    public var keyID: String {
+        Crypto.hmac(.sha256, key: key, message: Array("mfagate fleet key id".utf8)).prefix(8)
+            .map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    }
+
+    public func seal(_ plain: [UInt8], user: String, nonce: [UInt8]? = nil) throws(FleetError) -> [UInt8] {
+        let iv: [UInt8]
+        if let nonce {
+            iv = nonce
+        } else {
+            do { iv = try Crypto.randomBytes(FleetCipher.nonceSize) } catch { throw .sealing("no random bytes for a nonce: \(error)") }
+        }
+        precondition(iv.count == FleetCipher.nonceSize)
+        let aad = FleetCipher.additionalData(user: user)
+        var cipher = [UInt8](repeating: 0, count: plain.count)
+        var tag = [UInt8](repeating: 0, count: FleetCipher.tagSize)
+        let ok = mfa_gcm_seal(key, iv, aad, aad.count, plain, plain.count, &cipher, &tag)
+        guard ok == 1 else { throw .sealing("AES-256-GCM sealing failed") }
+        return [FleetCipher.format] + iv + cipher + tag
+    }
+
+    /// The plain bytes, or nil if the sealed bytes were made under another key or user name, or
+    /// were changed in any bit.
+    public func open(_ sealed: [UInt8], user: String) -> [UInt8]? {
+        let overhead = 1 + FleetCipher.nonceSize + FleetCipher.tagSize
+        guard sealed.count >= overhead, sealed[0] == FleetCipher.format else { return nil }
+        let iv = Array(sealed[1..<1 + FleetCipher.nonceSize])
+        let cipher = Array(sealed[(1 + FleetCipher.nonceSize)..<(sealed.count - FleetCipher.tagSize)])
+        let tag = Array(sealed[(sealed.count - FleetCipher.tagSize)...])
+        let aad = FleetCipher.additionalData(user: user)
+        var plain = [UInt8](repeating: 0, count: cipher.count)
+        guard mfa_gcm_open(key, iv, aad, aad.count, cipher, cipher.count, tag, &plain) == 1 else {
+            mfa_wipe(&plain, plain.count)
+            return nil
+        }
+        return plain
+    }
+
+    /// The key from its file's text: 64 hex digits, an optional trailing newline.
+    public static func parseKey(_ bytes: [UInt8], path: String) throws(FleetError) -> [UInt8] {
+        var text = bytes[...]
+        while let last = text.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") || last == UInt8(ascii: " ") {
+            text = text.dropLast()
+        }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        let digits = Array(text)
+        guard digits.count == 2 * keySize else {
+            throw .badKey(path: path, reason: "it must hold 64 hex digits (make one with: openssl rand -hex 32)")
+        }
+        var key: [UInt8] = []
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let hi = nibble(digits[i]), let lo = nibble(digits[i + 1]) else {
+                throw .badKey(path: path, reason: "it must hold 64 hex digits (make one with: openssl rand -hex 32)")
+            }
+            key.append(hi << 4 | lo)
+        }
+        return key
+    }
+}
+
+/// Reads a small secret file (the fleet key, the database password) after checking, on the open
+/// descriptor, that nobody but its owner can read it and that the owner is root or the daemon.
+public enum SecretFile {
+    public static func read(_ path: String, what: String, owner: uid_t = geteuid()) throws(FleetError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else {
+            let e = errno
+            if e == ELOOP { throw .unsafeFile(path: path, reason: "\(what) is a symbolic link (point the config at the real file)") }
+            throw .unreadable(path: path, reason: "\(String(cString: strerror(e))) (the \(what) must exist, readable by the daemon's user only)")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unsafeFile(path: path, reason: "the \(what) is not a regular file") }
+        guard st.st_mode & 0o077 == 0 else {
+            throw .unsafeFile(path: path, reason: "its mode \(String(st.st_mode & 0o777, radix: 8)) lets others read the \(what) (chmod 0400 it)")
+        }
+        guard st.st_uid == owner || st.st_uid == 0 else {
+            throw .unsafeFile(path: path, reason: "the \(what) is owned by uid \(st.st_uid), not by root or the daemon's uid \(owner) (chown it)")
+        }
+        guard st.st_size <= 4096 else { throw .unsafeFile(path: path, reason: "the \(what) is larger than 4 KiB") }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        var total = 0
+        while total < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            total += n
+        }
+        return Array(bytes[0..<total])
+    }
+}

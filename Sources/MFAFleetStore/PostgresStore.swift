@@ -1,0 +1,358 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMFASys
+import Logging
+import MFACore
+import MFAStore
+
+/// Where the fleet database is and how long to wait for it (from mfagate.conf).
+public struct FleetSettings: Sendable {
+    public var conninfo: String
+    public var passwordFile: String?
+    public var keyFile: String
+    /// Bound on any one connect or statement.
+    public var timeoutMilliseconds: Int64
+    /// Time between reconnection attempts while the database is down (the circuit breaker).
+    public var retryMilliseconds: Int64
+    /// Written into each row it changes (`updated_by`), for an admin reading the table.
+    public var hostName: String
+
+    public init(conninfo: String, passwordFile: String?, keyFile: String, timeoutMilliseconds: Int64,
+                retryMilliseconds: Int64, hostName: String) {
+        self.conninfo = conninfo
+        self.passwordFile = passwordFile
+        self.keyFile = keyFile
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.retryMilliseconds = retryMilliseconds
+        self.hostName = hostName
+    }
+
+    public init(_ config: DaemonConfig, hostName: String) {
+        self.init(conninfo: config.databaseURL ?? "", passwordFile: config.databasePasswordFile, keyFile: config.fleetKeyFile,
+                  timeoutMilliseconds: config.databaseTimeout * 1000, retryMilliseconds: config.databaseRetry * 1000,
+                  hostName: hostName)
+    }
+}
+
+/// The fleet store (`store = postgresql`): every enrollment, used time step, recovery code,
+/// failure count and first sighting lives in one PostgreSQL database shared by the fleet, so each
+/// guarantee of the file store holds across hosts, enforced by the database (docs/fleet.md):
+///
+/// - every user row has a `version`; a save is `UPDATE ... WHERE version = <the version read>`, so
+///   of two hosts accepting the same code at once exactly one write lands, and the other reloads
+///   and checks the code again (Authority.answer), finding it used;
+/// - failure records are updated the same way, so counts and lockouts are shared;
+/// - secrets never reach the database in clear: each record is sealed (FleetCipher) under the key
+///   that only the hosts hold.
+///
+/// One connection (the daemon is one thread: a pool would only hold idle connections), opened
+/// lazily and re-opened after a failure, at most every `retryMilliseconds`; one log line when the
+/// database goes away and one when it is back.
+public final class PostgresStore: FactorStore, SharedLedger {
+    public static let schemaVersion = 1
+    let settings: FleetSettings
+    let cipher: FleetCipher
+    let password: String?
+    let logger: Logger
+    var connection: DatabaseConnection?
+    /// Monotonic ms since the database has been failing; nil while it works (or was never tried).
+    var downSince: Int64?
+    var lastFailure = ""
+    var nextAttempt: Int64 = 0
+    var failedInRequest = false
+    /// Monotonic ms by which the current request's database work must be done (nil: no request).
+    var requestDeadline: Int64?
+    /// Versions this request read, by user (0: read as absent), for compare-and-swap saves.
+    var versionsRead: [String: Int64] = [:]
+    public var defersJournalSync = false
+
+    /// Reads the fleet key and password file (refusing files others can read) but does not
+    /// connect: the daemon starts, and follows `failmode`, even while the database is down.
+    /// `secretOwner`: the uid besides root that may own the key and password files (the daemon's).
+    public init(settings: FleetSettings, logger: Logger, secretOwner: uid_t = geteuid()) throws(FleetError) {
+        self.settings = settings
+        self.logger = logger
+        var keyBytes = try SecretFile.read(settings.keyFile, what: "fleet key", owner: secretOwner)
+        defer { mfa_wipe(&keyBytes, keyBytes.count) }
+        cipher = FleetCipher(key: try FleetCipher.parseKey(keyBytes, path: settings.keyFile))
+        if let file = settings.passwordFile {
+            var bytes = try SecretFile.read(file, what: "database password file", owner: secretOwner)
+            defer { mfa_wipe(&bytes, bytes.count) }
+            var text = bytes[...]
+            while let last = text.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { text = text.dropLast() }
+            password = String(decoding: text, as: UTF8.self)
+        } else {
+            password = nil
+        }
+    }
+
+    // MARK: connection and circuit breaker
+
+    var now: Int64 { DatabaseConnection.monotonicMilliseconds() }
+
+    /// Runs `body` on a live connection. While the database is down (and until the next retry is
+    /// due) it fails at once, without waiting: logins then end quickly per the module's failmode.
+    func withDatabase<T>(_ body: (DatabaseConnection) throws(DatabaseError) -> T) throws(StoreError) -> T {
+        if let open = connection, !open.isAlive() {
+            // Closed by the server while idle (e.g. it restarted): open a new one now, without
+            // waiting for the retry period, since nothing has failed yet.
+            open.close()
+            connection = nil
+            nextAttempt = 0
+            logger.notice("fleet database closed the idle connection; reconnecting", metadata: ["fleet": "reconnect"])
+        }
+        if connection == nil {
+            if downSince != nil && now < nextAttempt {
+                failedInRequest = true
+                throw .unavailable(detail: "the fleet database is unreachable (\(lastFailure)); retrying every \(settings.retryMilliseconds / 1000) s")
+            }
+            do {
+                let fresh = try DatabaseConnection(conninfo: settings.conninfo, password: password,
+                                                   timeoutMilliseconds: settings.timeoutMilliseconds, deadline: requestDeadline)
+                fresh.deadline = requestDeadline
+                try prepareSchema(fresh)
+                connection = fresh
+            } catch {
+                markDown(error.description)
+                throw .unavailable(detail: "the fleet database is unreachable (\(error))")
+            }
+            markUp()
+        }
+        do {
+            connection!.deadline = requestDeadline
+            return try body(connection!)
+        } catch {
+            if error.connectionIsGone {
+                connection?.close()
+                connection = nil
+                markDown(error.description)
+            } else {
+                failedInRequest = true
+                logger.error("fleet database: \(error)")
+            }
+            throw .unavailable(detail: "the fleet database failed (\(error))")
+        }
+    }
+
+    func markDown(_ reason: String) {
+        failedInRequest = true
+        lastFailure = reason
+        nextAttempt = now + settings.retryMilliseconds
+        if downSince == nil {
+            downSince = now
+            logger.error("fleet database unreachable: \(reason); logins follow the PAM module's failmode until it is back (retrying every \(settings.retryMilliseconds / 1000) s)",
+                         metadata: ["fleet": "down"])
+        }
+    }
+
+    func markUp() {
+        if let since = downSince {
+            logger.notice("fleet database reachable again after \((now - since + 500) / 1000) s", metadata: ["fleet": "up"])
+        } else {
+            logger.notice("fleet database connected", metadata: ["fleet": "up"])
+        }
+        downSince = nil
+    }
+
+    /// Tries to connect now (at start, and for `migrate-store`); false if the database is down.
+    @discardableResult
+    public func connectNow() -> Bool {
+        nextAttempt = 0
+        do { _ = try withDatabase { (_: DatabaseConnection) throws(DatabaseError) in () } } catch { return false }
+        return true
+    }
+
+    public var isDown: Bool { downSince != nil }
+
+    // MARK: FactorStore
+
+    public func forgetLastCheck() {
+        versionsRead.removeAll(keepingCapacity: true)
+        failedInRequest = false
+        // Every request gets `database_timeout` for all its statements together (a login makes
+        // about eight): a slow database cannot add up to more than the PAM module waits.
+        requestDeadline = now + settings.timeoutMilliseconds
+    }
+
+    public var backendFailedInRequest: Bool { failedInRequest }
+    public var sharedLedger: (any SharedLedger)? { self }
+    public func syncJournal() throws(StoreError) {}
+    public var hasUnsyncedJournal: Bool { false }
+
+    public func load(_ user: UserName) throws(StoreError) -> UserRecord? {
+        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            try db.run("SELECT version, sealed FROM mfagate_users WHERE name = $1", [.text(user.value)])
+        }
+        guard let row = result.rows.first else {
+            versionsRead[user.value] = 0
+            return nil
+        }
+        // A row that is there but unreadable is damage, never "not enrolled" (which could skip MFA).
+        guard let versionText = row[0], let version = Int64(versionText),
+              let sealedText = row[1], let sealed = DatabaseConnection.bytea(sealedText) else {
+            throw .damagedFile(path: "fleet database row of \(user.value)", detail: "its version or sealed record is not readable")
+        }
+        versionsRead[user.value] = version
+        return try unseal(sealed, user: user)
+    }
+
+    func unseal(_ sealed: [UInt8], user: UserName) throws(StoreError) -> UserRecord {
+        let place = "fleet database row of \(user.value)"
+        guard var plain = cipher.open(sealed, user: user.value) else {
+            throw .damagedFile(path: place, detail: "it does not open with this host's fleet key (another key, or the row was changed or copied from another user)")
+        }
+        defer { mfa_wipe(&plain, plain.count) }
+        do {
+            return try UserFileFormat.parse(utf8: plain, expectedUser: user)
+        } catch {
+            throw .damagedFile(path: place, detail: error.description)
+        }
+    }
+
+    func seal(_ record: UserRecord) throws(StoreError) -> [UInt8] {
+        var plain = Array(UserFileFormat.serialize(record).utf8)
+        defer { mfa_wipe(&plain, plain.count) }
+        do {
+            return try cipher.seal(plain, user: record.user.value)
+        } catch {
+            throw .unavailable(detail: "\(error)")
+        }
+    }
+
+    /// Compare-and-swap against the version this request read; an upsert when it read nothing
+    /// (a replacement by root, or a confirmed self-service enrollment).
+    public func save(_ record: UserRecord) throws(StoreError) {
+        let sealed = try seal(record)
+        let name = record.user.value
+        let expected = versionsRead[name]
+        let host = settings.hostName
+        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            switch expected {
+            case .some(0):
+                return try db.run("""
+                    INSERT INTO mfagate_users (name, version, created, sealed, updated_at, updated_by)
+                    VALUES ($1, 1, $2, $3, now(), $4) ON CONFLICT (name) DO NOTHING RETURNING version
+                    """, [.text(name), .text(String(record.created)), .bytes(sealed), .text(host)])
+            case .some(let version):
+                return try db.run("""
+                    UPDATE mfagate_users SET version = version + 1, created = $3, sealed = $4, updated_at = now(), updated_by = $5
+                    WHERE name = $1 AND version = $2 RETURNING version
+                    """, [.text(name), .text(String(version)), .text(String(record.created)), .bytes(sealed), .text(host)])
+            case .none:
+                return try db.run("""
+                    INSERT INTO mfagate_users (name, version, created, sealed, updated_at, updated_by)
+                    VALUES ($1, 1, $2, $3, now(), $4)
+                    ON CONFLICT (name) DO UPDATE SET version = mfagate_users.version + 1, created = EXCLUDED.created,
+                        sealed = EXCLUDED.sealed, updated_at = now(), updated_by = EXCLUDED.updated_by
+                    RETURNING version
+                    """, [.text(name), .text(String(record.created)), .bytes(sealed), .text(host)])
+            }
+        }
+        guard let row = result.rows.first, let text = row[0], let version = Int64(text) else {
+            versionsRead[name] = nil
+            throw .conflict(user: name)
+        }
+        versionsRead[name] = version
+    }
+
+    public func delete(_ user: UserName) throws(StoreError) {
+        _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            try db.run("DELETE FROM mfagate_users WHERE name = $1", [.text(user.value)])
+        }
+        versionsRead[user.value] = nil
+    }
+
+    public func listUsers() throws(StoreError) -> [UserName] {
+        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            try db.run("SELECT name FROM mfagate_users ORDER BY name")
+        }
+        return result.rows.compactMap { $0[0].flatMap { try? UserName(validating: $0) } }
+    }
+
+    // MARK: SharedLedger
+
+    public func failureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> FailureRecord? {
+        try readFailureRecord(kind, key)?.record
+    }
+
+    func readFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> (record: FailureRecord, version: Int64)? {
+        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            try db.run("SELECT version, locked_until, failures FROM mfagate_failures WHERE kind = $1 AND key = $2",
+                       [.text(kind.rawValue), .text(key)])
+        }
+        guard let row = result.rows.first, let v = row[0].flatMap({ Int64($0) }) else { return nil }
+        var record = FailureRecord()
+        record.lockedUntil = row[1].flatMap { Int64($0) }
+        record.failures = (row[2] ?? "").split(separator: ",").compactMap { Int64($0) }
+        return (record, v)
+    }
+
+    public func updateFailureRecord(_ kind: LedgerKind, _ key: String,
+                                    _ change: (inout FailureRecord) -> Bool) throws(StoreError) -> Bool {
+        for _ in 0..<8 {
+            let current = try readFailureRecord(kind, key)
+            var record = current?.record ?? FailureRecord()
+            let answer = change(&record)
+            let until = record.lockedUntil.map { DatabaseValue.text(String($0)) }
+            let failures = DatabaseValue.text(record.failures.map(String.init).joined(separator: ","))
+            let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+                if let current {
+                    return try db.run("""
+                        UPDATE mfagate_failures SET version = version + 1, locked_until = $4::bigint, failures = $5
+                        WHERE kind = $1 AND key = $2 AND version = $3
+                        """, [.text(kind.rawValue), .text(key), .text(String(current.version)), until ?? .null, failures])
+                }
+                return try db.run("""
+                    INSERT INTO mfagate_failures (kind, key, version, locked_until, failures) VALUES ($1, $2, 1, $3::bigint, $4)
+                    ON CONFLICT (kind, key) DO NOTHING
+                    """, [.text(kind.rawValue), .text(key), until ?? .null, failures])
+            }
+            if result.affected == 1 { return answer }
+        }
+        failedInRequest = true
+        throw .conflict(user: key)
+    }
+
+    public func pruneFailureRecords(now: Int64, window: Int64) throws(StoreError) {
+        _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            try db.run("""
+                DELETE FROM mfagate_failures WHERE coalesce(locked_until, 0) <= $1::bigint
+                AND NOT EXISTS (SELECT 1 FROM unnest(string_to_array(nullif(failures, ''), ',')::bigint[]) AS f WHERE f > $1::bigint - $2::bigint)
+                """, [.text(String(now)), .text(String(window))])
+        }
+    }
+
+    public func removeFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> Bool {
+        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            try db.run("DELETE FROM mfagate_failures WHERE kind = $1 AND key = $2", [.text(kind.rawValue), .text(key)])
+        }
+        return result.affected > 0
+    }
+
+    public func firstSeen(_ user: String) throws(StoreError) -> Int64? {
+        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            try db.run("SELECT first_seen FROM mfagate_first_seen WHERE name = $1", [.text(user)])
+        }
+        return result.rows.first?[0].flatMap { Int64($0) }
+    }
+
+    public func noteFirstSeen(_ user: String, at time: Int64) throws(StoreError) -> Int64 {
+        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            try db.run("""
+                INSERT INTO mfagate_first_seen (name, first_seen) VALUES ($1, $2)
+                ON CONFLICT (name) DO UPDATE SET first_seen = mfagate_first_seen.first_seen RETURNING first_seen
+                """, [.text(user), .text(String(time))])
+        }
+        return result.rows.first?[0].flatMap { Int64($0) } ?? time
+    }
+
+    public func setFirstSeen(_ user: String, _ time: Int64) throws(StoreError) {
+        _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            try db.run("""
+                INSERT INTO mfagate_first_seen (name, first_seen) VALUES ($1, $2)
+                ON CONFLICT (name) DO UPDATE SET first_seen = EXCLUDED.first_seen
+                """, [.text(user), .text(String(time))])
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import MFACore
+
+/// What the daemon needs from wherever enrollments live: the per-host files (`FileStore`,
+/// `store = files`) or the fleet database (`PostgresStore` in MFAFleetStore, `store = postgresql`).
+/// The daemon is one thread, so a store is used by one request at a time.
+public protocol FactorStore: AnyObject {
+    /// The user's record, or nil if the user is not enrolled. A fleet store remembers the version
+    /// it read, so that `save` in the same request is a compare-and-swap against it.
+    func load(_ user: UserName) throws(StoreError) -> UserRecord?
+    /// Makes the record durable. Throws `.conflict` when another daemon changed the user since
+    /// this request's `load` (the caller reloads and checks the code again).
+    func save(_ record: UserRecord) throws(StoreError)
+    func delete(_ user: UserName) throws(StoreError)
+    func listUsers() throws(StoreError) -> [UserName]
+    /// Called before each request: forgets what the previous request loaded.
+    func forgetLastCheck()
+    /// Group commit of the file store's replay journal (see FileStore); a fleet store commits every
+    /// write before returning and has nothing to defer.
+    var defersJournalSync: Bool { get set }
+    func syncJournal() throws(StoreError)
+    var hasUnsyncedJournal: Bool { get }
+    /// Lockouts and first sightings shared by every host (fleet), or nil: the daemon keeps them in
+    /// its state directory (Bookkeeper).
+    var sharedLedger: (any SharedLedger)? { get }
+    /// True when the backend (the fleet database) failed or was known to be down during the current
+    /// request: a login must then end the way the PAM module reads as "daemon unavailable"
+    /// (closed without a verdict, so `failmode` decides), never with a verdict built on missing facts.
+    var backendFailedInRequest: Bool { get }
+}
+
+extension FileStore: FactorStore {
+    public var sharedLedger: (any SharedLedger)? { nil }
+    public var backendFailedInRequest: Bool { false }
+}
+
+/// Which counter a failure record belongs to.
+public enum LedgerKind: String, Sendable {
+    case user, rhost
+}
+
+/// Wrong-code counts, lockouts and first sightings kept where every host sees them (the fleet
+/// database), each change applied atomically there.
+public protocol SharedLedger: AnyObject {
+    func failureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> FailureRecord?
+    /// Applies `change` to the stored record (an empty one if none) atomically fleet-wide and
+    /// returns what `change` returned for the version that was stored.
+    func updateFailureRecord(_ kind: LedgerKind, _ key: String,
+                             _ change: (inout FailureRecord) -> Bool) throws(StoreError) -> Bool
+    /// Removes records that neither lock nor count anything at `now` (see FailureRecord.isStale).
+    func pruneFailureRecords(now: Int64, window: Int64) throws(StoreError)
+    /// Removes the record; true if there was one.
+    func removeFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> Bool
+    func firstSeen(_ user: String) throws(StoreError) -> Int64?
+    /// Records `time` unless a time is stored already; returns the stored time.
+    func noteFirstSeen(_ user: String, at time: Int64) throws(StoreError) -> Int64
+    func setFirstSeen(_ user: String, _ time: Int64) throws(StoreError)
+}

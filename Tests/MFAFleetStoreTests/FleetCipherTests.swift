@@ -1,0 +1,95 @@
+import Foundation
+import XCTest
+import CMFAFleetCrypto
+import MFACore
+import MFAStore
+@testable import MFAFleetStore
+
+/// The pure parts of the fleet store: sealing records under the fleet key.
+final class FleetCipherTests: XCTestCase {
+    let key = (0..<32).map { UInt8($0) }
+    let record = Array("version 1\nuser alice\nsecret JBSWY3DPEHPK3PXP\n".utf8)
+
+    func testRoundTrip() throws {
+        let cipher = FleetCipher(key: key)
+        let sealed = try cipher.seal(record, user: "alice")
+        XCTAssertEqual(sealed.count, 1 + 12 + record.count + 16)
+        XCTAssertEqual(cipher.open(sealed, user: "alice"), record)
+        // A fresh nonce every time: the same record never seals to the same bytes.
+        XCTAssertNotEqual(try cipher.seal(record, user: "alice"), sealed)
+    }
+
+    func testNoSecretInTheSealedBytes() throws {
+        let sealed = try FleetCipher(key: key).seal(record, user: "alice")
+        let text = String(decoding: sealed, as: UTF8.self)
+        XCTAssertFalse(text.contains("JBSWY3DP"))
+        XCTAssertFalse(text.contains("alice"))
+    }
+
+    func testEveryFlippedBitIsRefused() throws {
+        let cipher = FleetCipher(key: key)
+        let sealed = try cipher.seal(record, user: "alice")
+        for i in 0..<sealed.count {
+            var tampered = sealed
+            tampered[i] ^= 0x01
+            XCTAssertNil(cipher.open(tampered, user: "alice"), "byte \(i)")
+        }
+        XCTAssertNil(cipher.open(Array(sealed.dropLast()), user: "alice"))
+        XCTAssertNil(cipher.open([], user: "alice"))
+    }
+
+    func testRowsCannotMoveBetweenUsers() throws {
+        let sealed = try FleetCipher(key: key).seal(record, user: "alice")
+        XCTAssertNil(FleetCipher(key: key).open(sealed, user: "mallory"))
+    }
+
+    func testAnotherKeyCannotOpen() throws {
+        let sealed = try FleetCipher(key: key).seal(record, user: "alice")
+        var other = key
+        other[0] ^= 0xFF
+        XCTAssertNil(FleetCipher(key: other).open(sealed, user: "alice"))
+        XCTAssertNotEqual(FleetCipher(key: other).keyID, FleetCipher(key: key).keyID)
+    }
+
+    /// The AES-256-GCM known answer of McGrew & Viega's test case 14 (zero key, zero nonce, one
+    /// zero block, no additional data): the C helper does GCM, not something merely self-consistent.
+    func testKnownAnswer() {
+        func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+        let zeroKey = [UInt8](repeating: 0, count: 32), zeroNonce = [UInt8](repeating: 0, count: 12)
+        let plain = [UInt8](repeating: 0, count: 16)
+        var cipher = [UInt8](repeating: 0, count: 16), tag = [UInt8](repeating: 0, count: 16)
+        XCTAssertEqual(mfa_gcm_seal(zeroKey, zeroNonce, nil, 0, plain, 16, &cipher, &tag), 1)
+        XCTAssertEqual(hex(cipher), "cea7403d4d606b6e074ec5d3baf39d18")
+        XCTAssertEqual(hex(tag), "d0d1c8a799996bf0265b98b5d48ab919")
+        var opened = [UInt8](repeating: 1, count: 16)
+        XCTAssertEqual(mfa_gcm_open(zeroKey, zeroNonce, nil, 0, cipher, 16, tag, &opened), 1)
+        XCTAssertEqual(opened, plain)
+    }
+
+    func testKeyFileText() throws {
+        let hex = Array(String(repeating: "0f", count: 32).utf8)
+        XCTAssertEqual(try FleetCipher.parseKey(hex + [10], path: "k"), [UInt8](repeating: 0x0F, count: 32))
+        XCTAssertThrowsError(try FleetCipher.parseKey(Array(hex.dropLast()), path: "k"))
+        XCTAssertThrowsError(try FleetCipher.parseKey(Array("zz".utf8) + hex.dropFirst(2), path: "k"))
+    }
+
+    func testMergeKeepsWhatEitherSideUsed() throws {
+        let codes = (0..<3).map { RecoveryCodes.Hashed(salt: [UInt8](repeating: UInt8($0), count: 16), hash: [UInt8](repeating: 1, count: 32)) }
+        let user = try UserName(validating: "alice")
+        var remote = UserRecord(user: user, parameters: .standard, secret: [UInt8](repeating: 7, count: 20), created: 100,
+                                lastUsedStep: 10, recoveryCodes: [codes[0], codes[1]])
+        var local = remote
+        local.lastUsedStep = 12
+        local.recoveryCodes = [codes[1], codes[2]]
+        remote.lastSuccess = 50
+        let merged = PostgresStore.merged(remote, local)
+        XCTAssertEqual(merged.lastUsedStep, 12)
+        XCTAssertEqual(merged.lastSuccess, 50)
+        XCTAssertEqual(merged.recoveryCodes, [codes[1]])
+        XCTAssertTrue(PostgresStore.sameRecord(remote, local))
+        var separate = local
+        separate.recoveryCodes = [RecoveryCodes.Hashed(salt: [UInt8](repeating: 9, count: 16), hash: [UInt8](repeating: 1, count: 32))]
+        XCTAssertFalse(PostgresStore.sameRecord(remote, separate), "same second, different code set")
+        XCTAssertEqual(PostgresStore.mergedReplayState(remote, separate).recoveryCodes, remote.recoveryCodes)
+    }
+}

@@ -1,0 +1,124 @@
+"""A real PostgreSQL server (Debian's postgresql package) for the fleet-mode tests: a throwaway
+cluster in a temp dir, run as the `postgres` account (initdb refuses root), listening only on a Unix
+socket in a private dir, started and stopped by PID. `mfagate` connects with a password (scram),
+from a root-only password file, as the daemon would in a fleet."""
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_ACCOUNT = "postgres"
+
+
+def available() -> bool:
+    try:
+        pwd.getpwnam(PG_ACCOUNT)
+    except KeyError:
+        return False
+    return (PG_BIN / "initdb").exists() and (PG_BIN / "postgres").exists() and shutil.which("psql") is not None
+
+
+class Cluster:
+    def __init__(self) -> None:
+        entry = pwd.getpwnam(PG_ACCOUNT)
+        self.uid, self.gid = entry.pw_uid, entry.pw_gid
+        self.dir = Path(tempfile.mkdtemp(prefix="mfagate-pg-"))
+        os.chmod(self.dir, 0o755)
+        self.data = self.dir / "data"
+        self.sockets = self.dir / "sock"
+        self.sockets.mkdir(mode=0o755)
+        os.chown(self.dir, self.uid, self.gid)
+        os.chown(self.sockets, self.uid, self.gid)
+        self.log_path = self.dir / "postgres.log"
+        self.proc: subprocess.Popen | None = None
+        self.password = secrets.token_hex(16)
+        self.databases = 0
+        self._as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth-local=peer",
+                           "--auth-host=reject", "--no-sync", "-E", "UTF8", "--locale=C"])
+        hba = ("local all postgres peer\n"
+               "local all mfagate scram-sha-256\n")
+        (self.data / "pg_hba.conf").write_text(hba)
+        self.start()
+        self.psql("CREATE ROLE mfagate LOGIN PASSWORD '%s'" % self.password)
+        # The password file, as an admin would make it: root's, 0400.
+        self.password_file = self.dir / "database.password"
+        self.password_file.write_text(self.password + "\n")
+        os.chmod(self.password_file, 0o400)
+
+    def _as_postgres(self, cmd: list[str], **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", *cmd],
+                              cwd=self.dir, check=True, capture_output=True, text=True, **kw)
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+             str(PG_BIN / "postgres"), "-D", str(self.data), "-k", str(self.sockets), "-c", "listen_addresses=",
+             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+            cwd=self.dir, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("postgres exited: " + self.log_path.read_text(errors="replace"))
+            ok = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", str(self.sockets)]).returncode == 0
+            if ok:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("postgres did not start: " + self.log_path.read_text(errors="replace"))
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT) of the postmaster by its PID; it ends its own children."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGQUIT)
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        return self._as_postgres(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.sockets),
+                                  "-d", database, "-c", sql]).stdout
+
+    def new_database(self) -> str:
+        """A fresh, empty database owned by mfagate (one per test: tests do not see each other)."""
+        self.databases += 1
+        name = f"fleet{self.databases}"
+        self.psql(f"CREATE DATABASE {name} OWNER mfagate")
+        return name
+
+    def dump(self, database: str) -> str:
+        return self._as_postgres(["pg_dump", "-h", str(self.sockets), "-d", database]).stdout
+
+    def conninfo(self, database: str) -> str:
+        return f"host={self.sockets} dbname={database} user=mfagate"
+
+
+def make_key_file(directory: Path, name: str = "fleet.key", mode: int = 0o400) -> Path:
+    path = directory / name
+    path.write_text(secrets.token_hex(32) + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+def fleet_config(cluster: Cluster, database: str, key: Path, extra: str = "") -> str:
+    return (f"store = postgresql\n"
+            f"database_url = {cluster.conninfo(database)}\n"
+            f"database_password_file = {cluster.password_file}\n"
+            f"fleet_key_file = {key}\n" + extra)
