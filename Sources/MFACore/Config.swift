@@ -34,6 +34,16 @@ public struct DaemonConfig: Sendable, Equatable {
     public var issuer: String? = nil
     /// Run by the daemon with an event name and a user name after every enrollment change; nil: none.
     public var notifyCommand: String? = nil
+    /// Login methods users may add and use (issue 10, Delivery.swift); TOTP/HOTP is always one.
+    public var methods: [LoginMethod] = [.totp]
+    /// Program and arguments that get an email on stdin (recipient in the `To:` header).
+    public var emailCommand: [String] = ["/usr/sbin/sendmail", "-t", "-oi"]
+    /// `From:` of the mails; nil: none, the MTA fills in the daemon's user.
+    public var emailFrom: String? = nil
+    /// The default address of `mfagate method add email` without an address (`%u@example.org`).
+    public var emailAddressPattern: String? = nil
+    /// Program and arguments that get a text message on stdin and the number in `MFAGATE_SMS_TO`.
+    public var smsCommand: [String]? = nil
     /// Line of the file that set each key (absent: the default), so decisions can name their rule.
     public var lines: [String: Int] = [:]
     /// The text of each key as written, for explanations.
@@ -68,7 +78,8 @@ public enum ConfigParser {
     public static let keys = ["mode", "state_dir", "socket", "window", "require_users", "exempt_users",
                               "require_groups", "exempt_groups", "services", "trusted_networks", "trust_local",
                               "grace_period", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
-                              "enroll_at_login", "issuer", "notify_command"]
+                              "enroll_at_login", "issuer", "notify_command",
+                              "methods", "email_command", "email_from", "email_address_pattern", "sms_command"]
 
     public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfig {
         var config = DaemonConfig()
@@ -167,6 +178,8 @@ public enum ConfigParser {
             config.issuer = value
         case "notify_command":
             config.notifyCommand = try absolutePath(key, value)
+        case "methods", "email_command", "email_from", "email_address_pattern", "sms_command":
+            try applyDelivery(key: key, value: value, to: &config)
         default:
             throw ValueError(message: "unknown key `\(key)` (known keys: \(keys.joined(separator: ", ")))")
         }
@@ -183,6 +196,7 @@ public enum ConfigParser {
         }
         try clash(config.requireUsers, "require_users", config.exemptUsers, "exempt_users", what: "user")
         try clash(config.requireGroups, "require_groups", config.exemptGroups, "exempt_groups", what: "group")
+        try checkDeliveryConflicts(config)
     }
 
     static func words(_ value: String) -> [String] {
@@ -264,6 +278,11 @@ public enum ConfigParser {
         case "enroll_at_login": return c.enrollAtLogin ? "yes" : "no"
         case "issuer": return c.issuer ?? ""
         case "notify_command": return c.notifyCommand ?? ""
+        case "methods": return c.methods.map(\.rawValue).joined(separator: " ")
+        case "email_command": return c.emailCommand.joined(separator: " ")
+        case "email_from": return c.emailFrom ?? ""
+        case "email_address_pattern": return c.emailAddressPattern ?? ""
+        case "sms_command": return c.smsCommand?.joined(separator: " ") ?? ""
         default: return ""
         }
     }

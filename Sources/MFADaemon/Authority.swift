@@ -36,6 +36,9 @@ public struct LoginSession: Sendable {
         case graceNotice(until: Int64)
         /// Enrollment offered at login (issue 4, EnrollmentAtLogin.swift): a code confirms the new secret.
         case enrolling(LoginEnrollment)
+        /// A code was sent by email or SMS (issue 10, Delivery.swift); `resend`, the code, a TOTP or
+        /// a recovery code may be typed.
+        case delivered(DeliveredLogin)
     }
     public var request: LoginBegin
     public var user: UserName
@@ -49,6 +52,8 @@ public enum Step: Sendable {
     case ask(DaemonMessage, LoginSession)
     /// Send the frame and close the connection.
     case finish(DaemonMessage)
+    /// Send nothing yet: a delivery command runs; the server asks `deliveryEnded` for the next step.
+    case awaitDelivery(token: Int)
 }
 
 /// The rules: who may ask what, which login needs a code, which code is right. Owns no socket.
@@ -62,6 +67,8 @@ public final class Authority {
     var pending = PendingEnrollments()
     /// Logs enrollment changes and runs `notify_command` (Notifier.swift).
     public let notifier: Notifier
+    /// Delivered codes, methods being added, deliveries in flight (Delivery.swift; memory only).
+    let delivery = DeliveryState()
     public static let prompt = "Verification code: "
     public static let continuePrompt = "Press Enter to continue: "
 
@@ -72,6 +79,7 @@ public final class Authority {
         self.logger = logger
         self.books = try Bookkeeper(store: store, logger: logger)
         self.notifier = Notifier(logger: logger)
+        notifier.onEvent = { [unowned self] event, user, metadata in self.sendNotice(event, user: user, metadata: metadata) }
     }
 
     // MARK: login
@@ -96,8 +104,9 @@ public final class Authority {
         }
         if config.mode == .off { return verdict(.ignore, "mode off", user: user.value) }
         let outcome: PolicyOutcome
+        let record: UserRecord?
         do {
-            outcome = try evaluate(user: user, service: request.service, rhost: request.rhost, sideEffects: true).outcome
+            (outcome, record) = try evaluate(user: user, service: request.service, rhost: request.rhost, sideEffects: true)
         } catch {
             logger.error("\(error)")
             return verdict(.unavailable, "user file unusable", user: user.value)
@@ -109,6 +118,7 @@ public final class Authority {
         case .offerEnrollment(let mandatory):
             return offerEnrollment(request, user: user, peer: peer, mandatory: mandatory)
         case .askForCode:
+            if let delivered = beginDeliveredLogin(session, record: record) { return delivered }
             return .ask(.converse([ConversationMessage(.promptEchoOff, Authority.prompt)]), session)
         case .locked(let until, let reason):
             var locked = session
@@ -144,6 +154,7 @@ public final class Authority {
     /// The next step after the user's answer: another round while enrolling, else the verdict.
     public func continueLogin(_ typed: String, in session: LoginSession) -> Step {
         if case .enrolling(let state) = session.purpose { return continueEnrollment(typed, in: session, state) }
+        if case .delivered(let state) = session.purpose { return continueDeliveredLogin(typed, in: session, state) }
         return .finish(answer(typed, in: session))
     }
 
@@ -162,6 +173,8 @@ public final class Authority {
             return verdict(.ignore, "not enrolled, in grace period until \(UTCTime.format(until))")
         case .enrolling:
             return verdict(.denied, "enrollment answer out of order")
+        case .delivered:
+            return verdict(.denied, "answer out of order")
         case .code:
             break
         }
