@@ -89,15 +89,16 @@ class LocalMTA:
             return []
         return [m for m in re.split(r"(?m)^From ", text) if m.strip()]
 
-    def messages(self, address: str) -> list[str]:
-        """Messages whose envelope recipient is `address`, oldest first."""
+    def messages(self, address: str, codes_only: bool = False) -> list[str]:
+        """Messages whose envelope recipient is `address`, oldest first (only those carrying a code)."""
         return [m for m in self.all_messages()
-                if re.search(rf"(?mi)^Envelope-to: {re.escape(address)}$", m)]
+                if re.search(rf"(?mi)^Envelope-to: {re.escape(address)}$", m)
+                and (not codes_only or re.search(r"(?m)^Subject: Your verification code", m))]
 
-    def wait_for(self, address: str, count: int, timeout: float = 10) -> list[str]:
+    def wait_for(self, address: str, count: int, timeout: float = 10, codes_only: bool = False) -> list[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            got = self.messages(address)
+            got = self.messages(address, codes_only)
             if len(got) >= count:
                 return got
             time.sleep(0.05)
