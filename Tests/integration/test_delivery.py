@@ -421,3 +421,56 @@ def test_ssh_login_with_a_mailed_code(daemon_factory, tmp_path):
         d.stop()
         hygiene.capture("exim log", mail.exim_log())
         mail.close()
+
+
+def test_the_sandboxed_daemon_mails_through_the_relay_socket(daemon_factory, tmp_path):
+    """Under systemd the daemon has NoNewPrivileges: exim's setuid sendmail cannot queue a message
+    from inside it (the login says so in one line and the app still works). Through
+    `mfagate relay` and a socket-activated sender (systemd/mfagate-mail.socket, played here by the
+    real systemd-socket-activate with the unit's own ExecStart line) the same daemon mails fine."""
+    import shutil
+    from mfagate_harness import MFAGATE
+    activate = shutil.which("systemd-socket-activate")
+    if activate is None:
+        pytest.skip("systemd-socket-activate (package systemd) is not installed")
+    unit = (Path(__file__).resolve().parents[2] / "systemd/mfagate-mail@.service").read_text()
+    exec_start = re.search(r"(?m)^ExecStart=/bin/sh -c '(.*)'$", unit).group(1)
+    mail = mta.LocalMTA()
+    relay_sock = mail.dir / "mail.sock"
+    relay = subprocess.Popen(mail.wrap() + [activate, "-l", str(relay_sock), "--accept", "--inetd", "/bin/sh", "-c", exec_start],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 5
+        while not relay_sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.chmod(relay_sock, 0o666)
+        d = daemon_factory("optional", extra_config="methods = totp email\n", run_as="nobody", start=False)
+        relay_client = d.readable_copy(MFAGATE)
+        d.config.write_text(d.config.read_text() + f"email_command = {relay_client} relay {relay_sock}\n")
+        d.wrap = mail.wrap() + ["setpriv", "--no-new-privs"]
+        d.start()
+        s = Setup(d, mail, tmp_path)
+        e = d.enroll("alice")
+        s.add_email("alice")
+        login = Login(d, "alice")
+        assert login.prompt() == "Code sent to a***@example.org:"
+        login.answer(s.mail_code(count=2))
+        assert login.result().result == "PAM_SUCCESS"
+        assert "no_new_privs:\t1" in Path(f"/proc/{d.proc.pid}/status").read_text().replace("NoNewPrivs", "no_new_privs")
+
+        # The same daemon with the default email_command (exim's setuid sendmail, called directly).
+        d.stop()
+        d.config.write_text(d.config.read_text().replace(f"email_command = {relay_client} relay {relay_sock}\n", ""))
+        d.start()
+        login = Login(d, "alice")
+        assert login.prompt() == "Verification code:"
+        assert "Could not send a code to a***@example.org" in login.messages()
+        login.answer(oathtool_totp(e["secret"]))
+        assert login.result().result == "PAM_SUCCESS"
+        assert 'purpose=login result="failed (exit' in d.log()
+    finally:
+        relay.terminate()
+        relay.wait(timeout=10)
+        hygiene.capture("relay stderr", relay.stderr.read())
+        hygiene.capture("exim log", mail.exim_log())
+        mail.close()
