@@ -34,7 +34,7 @@ extension Authority {
     func listMethods(_ user: UserName) -> DaemonMessage {
         do {
             guard let record = try store.load(user) else { return .error(.notEnrolled, message: "\(user) is not enrolled (mfagate enroll)") }
-            var entries = [MethodsReply.Entry(method: record.method.rawValue, detail: "", allowed: true)]
+            var entries = record.appActive ? [MethodsReply.Entry(method: record.method.rawValue, detail: "", allowed: true)] : []
             if let e = record.email {
                 entries.append(MethodsReply.Entry(method: "email", detail: DeliveryAddress.maskEmail(e), allowed: config.methods.contains(.email)))
             }
@@ -75,10 +75,8 @@ extension Authority {
             return .finish(.error(.methodNotAllowed, message: "this host has no sms_command"))
         }
         do {
-            guard let record = try store.load(user) else {
-                return .finish(.error(.notEnrolled, message: "\(user) is not enrolled; set up the app first with mfagate enroll"))
-            }
-            if !peer.isRoot || !proof.isEmpty {
+            // Not enrolled yet: this method becomes the user's first (nothing to prove yet).
+            if let record = try store.load(user), !peer.isRoot || !proof.isEmpty {
                 if case .failure(let refusal) = prove(proof, record, allowRecoveryCode: true, action: "method add", peer: peer) {
                     return .finish(refusal.message)
                 }
@@ -149,7 +147,7 @@ extension Authority {
         }
         delivery.pendingMethods[key] = nil
         do {
-            guard var record = try store.load(user) else { return .finish(.error(.notEnrolled, message: "\(user) is not enrolled")) }
+            guard var record = try store.load(user) else { return .finish(enrollByDelivery(method, address: waiting.address, user: user, peer: peer)) }
             let old = method == .email ? record.email : record.sms
             if method == .email { record.email = waiting.address } else { record.sms = waiting.address }
             try store.save(record)
@@ -171,6 +169,9 @@ extension Authority {
             if (method == .email && record.email == nil) || (method == .sms && record.sms == nil) {
                 return .error(.badRequest, message: "\(user) has no \(method.rawValue) method yet; add it with mfagate method add \(method.rawValue)")
             }
+            if method == .totp && !record.appActive {
+                return .error(.badRequest, message: "\(user) has no app or token; set one up with mfagate enroll")
+            }
             let wanted: LoginMethod? = method == .totp ? nil : method
             if record.preferred == wanted { return .done(message: "\(method.rawValue) already comes first for \(user)") }
             record.preferred = wanted
@@ -185,11 +186,16 @@ extension Authority {
     /// Removing email or SMS needs proof like `disable`; removing the app is `disable` itself (the
     /// enrollment with every method goes, by its rules).
     func removeMethod(_ method: LoginMethod, proof: String, user: UserName, peer: Peer) -> DaemonMessage {
-        if method == .totp {
-            return disable(UserCodeRequest(user: user.value, code: proof), peer: peer)
-        }
         do {
             guard var record = try store.load(user) else { return .error(.notEnrolled, message: "\(user) is not enrolled") }
+            let others = [record.appActive && method != .totp, record.email != nil && method != .email,
+                          record.sms != nil && method != .sms].filter { $0 }.count
+            // The last method: its removal is `disable`, by its rules (a code, then everything goes).
+            if others == 0 { return disable(UserCodeRequest(user: user.value, code: proof), peer: peer) }
+            if method == .totp {
+                guard record.appActive else { return .error(.badRequest, message: "\(user) has no app or token") }
+                return removeApp(record, proof: proof, user: user, peer: peer)
+            }
             guard let address = method == .email ? record.email : record.sms else {
                 return .error(.badRequest, message: "\(user) has no \(method.rawValue) method")
             }
@@ -200,7 +206,7 @@ extension Authority {
                 }
             }
             if method == .email { record.email = nil } else { record.sms = nil }
-            if record.preferred == method { record.preferred = nil }
+            if record.preferred == method { record.preferred = record.appActive ? nil : (record.email != nil ? .email : .sms) }
             try store.save(record)
             delivery.loginCodes.revoke(user.value)
             if method == .email { noteNoticeAddress(user, address) }
@@ -208,6 +214,47 @@ extension Authority {
             notifier.notify(.methodRemoved, user: user, command: config.notifyCommand,
                             metadata: ["peer": "\(peer)", "method": "\(method.rawValue) (\(masked))"])
             return .done(message: "\(method.rawValue) \(masked) removed from \(user)")
+        } catch {
+            return storageError(error)
+        }
+    }
+
+    /// The app goes, email/SMS stay: the secret is replaced by a random one nobody is shown, so the
+    /// old phone's codes stop working at once.
+    func removeApp(_ original: UserRecord, proof: String, user: UserName, peer: Peer) -> DaemonMessage {
+        var record = original
+        if !peer.isRoot || !proof.isEmpty {
+            switch prove(proof, record, allowRecoveryCode: true, action: "method remove", peer: peer) {
+            case .success(let updated): record = updated
+            case .failure(let refusal): return refusal.message
+            }
+        }
+        do {
+            record.secret = try environment.randomBytes(20)
+            record.appActive = false
+            if record.preferred == nil { record.preferred = record.email != nil ? .email : .sms }
+            try store.save(record)
+        } catch {
+            return storageError(error)
+        }
+        notifier.notify(.methodRemoved, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)", "method": "totp"])
+        return .done(message: "the app or token was removed from \(user); logins use \(record.preferred?.rawValue ?? "email") codes now")
+    }
+
+    /// A first method by email or SMS for a user with no enrollment: the user logs in with codes
+    /// sent there, or a recovery code (shown now, once) if that fails.
+    func enrollByDelivery(_ method: LoginMethod, address: String, user: UserName, peer: Peer) -> DaemonMessage {
+        do {
+            let codes = try makeRecoveryCodes()
+            var record = UserRecord(user: user, parameters: .standard, secret: try environment.randomBytes(20),
+                                    created: environment.now(), recoveryCodes: codes.hashed)
+            record.appActive = false
+            if method == .email { record.email = address } else { record.sms = address }
+            record.preferred = method
+            try store.save(record)
+            notifier.notify(.enrolled, user: user, command: config.notifyCommand,
+                            metadata: ["peer": "\(peer)", "by": "\(method.rawValue)", "method": "\(method.rawValue)"])
+            return .enrolled(EnrolledReply(user: user.value, secret: "", otpauthURI: "", recoveryCodes: codes.shown))
         } catch {
             return storageError(error)
         }

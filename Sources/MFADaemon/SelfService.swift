@@ -57,7 +57,7 @@ extension Authority {
         let pendingNow = pending.get(user, now: now) != nil
         guard let record else { return StatusReply(user: user.value, enrolled: false, recoveryCodesLeft: 0, pending: pendingNow) }
         return StatusReply(user: user.value, enrolled: true, recoveryCodesLeft: record.recoveryCodes.count,
-                           method: record.method.rawValue, enrolledSince: record.created, lastSuccess: record.lastSuccess,
+                           method: record.appActive ? record.method.rawValue : (record.preferred ?? .email).rawValue, enrolledSince: record.created, lastSuccess: record.lastSuccess,
                            pending: pendingNow)
     }
 

@@ -29,6 +29,9 @@ public struct UserRecord: Sendable, Equatable {
     public var sms: String? = nil
     /// The method asked for first at login; nil: the app or token (TOTP/HOTP).
     public var preferred: LoginMethod? = nil
+    /// False for a user who logs in with email/SMS codes only (no app or token): `secret` is then a
+    /// random one nobody was shown, and no OTP code is checked against it.
+    public var appActive: Bool = true
 
     public init(user: UserName, parameters: OTPParameters, secret: [UInt8], created: Int64,
                 lastUsedStep: Int64? = nil, lastSuccess: Int64? = nil, recoveryCodes: [RecoveryCodes.Hashed],
@@ -71,6 +74,7 @@ public enum UserFileFormat {
         if let e = r.email { lines.append("email \(e)") }
         if let n = r.sms { lines.append("sms \(n)") }
         if let p = r.preferred { lines.append("prefer \(p.rawValue)") }
+        if !r.appActive { lines.append("app none") }
         for code in r.recoveryCodes { lines.append("recovery \(hex(code.salt)):\(hex(code.hash))") }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -82,7 +86,7 @@ public enum UserFileFormat {
     /// The fields a user file may hold once each (`recovery` may repeat), in one fixed order.
     static let singleFields = ["user", "method", "algorithm", "digits", "period", "secret", "created", "last_step",
                                "last_success", "counter", "window", "drift",
-                               "email", "sms", "prefer"].map { Array($0.utf8) }
+                               "email", "sms", "prefer", "app"].map { Array($0.utf8) }
 
     /// Parses the file's bytes as they were read. Works on bytes, not `Character`s: the daemon
     /// parses a file at nearly every login (a user logs in rarely, so the cache seldom holds it),
@@ -274,6 +278,11 @@ extension UserFileFormat {
                 throw UserFileFormatError(line: line, message: "preferred method \(method.rawValue) has no address")
             }
             record.preferred = method == .totp ? nil : method
+        }
+        if let (line, value) = optional("app") {
+            guard text(value) == "none" else { throw UserFileFormatError(line: line, message: "`app` may only be `none`") }
+            guard record.preferred != nil else { throw UserFileFormatError(line: line, message: "no app and no preferred email or sms method") }
+            record.appActive = false
         }
     }
 }

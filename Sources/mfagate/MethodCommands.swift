@@ -44,7 +44,9 @@ extension MFAGate {
 
             func run() throws {
                 var proof = code ?? ""
-                if proof.isEmpty && getuid() != 0 {
+                // Proof is needed only when there is an enrollment to protect.
+                if proof.isEmpty && getuid() != 0,
+                   case .status(let s) = try ask(.status(version: WireProtocol.version, user: user ?? ""), with: global), s.enrolled {
                     guard let typed = readAnswer("Current code from your app or a recovery code: "), !typed.isEmpty else {
                         mfa_write_stderr("mfagate: no code given; nothing was changed\n")
                         throw ExitCode(1)
@@ -76,8 +78,11 @@ extension MFAGate {
 
             func run() throws {
                 let reply = try perform(.method(MethodRequest(.confirm, user: user ?? "", method: method, code: code)), with: global)
-                guard case .done(let text) = reply else { throw unexpected(reply) }
-                print(text)
+                switch reply {
+                case .done(let text): print(text)
+                case .enrolled(let e): printFirstMethod(e, method: method)
+                default: throw unexpected(reply)
+                }
             }
         }
 
@@ -178,6 +183,9 @@ func confirmInteractively(method: String, user: String, global: GlobalOptions) t
         case .done(let text):
             print(text)
             if typed.lowercased() != "resend" { return }
+        case .enrolled(let e):
+            printFirstMethod(e, method: method)
+            return
         case .error(.wrongCode, let text), .error(.tooManyCodes, let text), .error(.deliveryFailed, let text):
             print("Not confirmed: \(text)")
         case .error(_, let text):
@@ -187,4 +195,10 @@ func confirmInteractively(method: String, user: String, global: GlobalOptions) t
             throw unexpected(reply)
         }
     }
+}
+
+/// The user had no enrollment: this method is now their second factor, with recovery codes.
+func printFirstMethod(_ e: EnrolledReply, method: String) {
+    print("Enrolled \(e.user) with \(method) codes: logins now send a code there.")
+    printRecoveryCodes(e.recoveryCodes)
 }

@@ -21,6 +21,18 @@ final class DeliveryFieldsTests: XCTestCase {
         XCTAssertEqual(try UserFileFormat.parse(text, expectedUser: alice), r)
     }
 
+    func testAnEmailOnlyRecordRoundTripsAndNeedsItsMethod() throws {
+        var r = base()
+        r.email = "alice@example.org"
+        r.preferred = .email
+        r.appActive = false
+        let text = UserFileFormat.serialize(r)
+        XCTAssertTrue(text.contains("\nprefer email\napp none\n"), text)
+        XCTAssertEqual(try UserFileFormat.parse(text, expectedUser: alice), r)
+        XCTAssertThrowsError(try UserFileFormat.parse(UserFileFormat.serialize(base()) + "app none\n", expectedUser: alice))
+        XCTAssertThrowsError(try UserFileFormat.parse(UserFileFormat.serialize(base()) + "app totp\n", expectedUser: alice))
+    }
+
     func testDamagedFieldsAreRefusedWithTheirLine() throws {
         let good = UserFileFormat.serialize(base())
         for (extra, message) in [("email alice@example.org\r", "bad email address"), ("email Alice <a@b.org>", "bad email address"),

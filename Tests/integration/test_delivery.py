@@ -480,3 +480,57 @@ def test_the_sandboxed_daemon_mails_through_the_relay_socket(daemon_factory, tmp
         hygiene.capture("relay stderr", relay.stderr.read())
         hygiene.capture("exim log", mail.exim_log())
         mail.close()
+
+
+def test_a_user_without_an_app_enrolls_by_email_alone(setup):
+    """No authenticator app: the email method is the user's first factor, confirmed by its code, with
+    recovery codes shown once. Removing the last method follows `disable` (a code, then all goes)."""
+    d = setup.d
+    addr = "nobody@example.org"
+    r = d.cli("method", "add", "email", addr, user="nobody")  # nothing to prove yet
+    assert r.returncode == 0 and "Not confirmed yet" in r.stdout, r
+    r = d.cli("method", "confirm", "email", setup.mail_code(addr), user="nobody")
+    assert r.returncode == 0 and "Enrolled nobody with email codes" in r.stdout, r
+    recovery = re.findall(r"(?m)^  (\S{4}-\S{4}-\S{4})$", r.stdout)
+    assert len(recovery) == 10, r.stdout
+    hygiene.register("recovery code", *recovery)
+    status = d.cli("status", "--json", user="nobody", check=True).stdout
+    assert '"method":"email"' in status.replace(" ", ""), status
+    assert "app none" in (d.state / "users" / "nobody").read_text()
+
+    login = Login(d, "nobody")
+    assert login.prompt() == "Code sent to n***@example.org:"
+    code = setup.mail_code(addr, count=2)
+    login.answer(wrong_code(code))
+    assert login.prompt() == "Code sent to n***@example.org:"
+    login.answer(code)
+    assert login.result().result == "PAM_SUCCESS"
+    login = Login(d, "nobody")
+    assert login.prompt().startswith("Code sent to")
+    login.answer(recovery[0])
+    assert login.result().result == "PAM_SUCCESS"
+
+    r = d.cli("method", "remove", "email", "--code", "000000", user="nobody")
+    assert r.returncode == 1 and (d.state / "users" / "nobody").exists()
+    r = d.cli("method", "remove", "email", "--code", recovery[1], user="nobody")
+    assert r.returncode == 0 and "disabled" in r.stdout, r
+    assert not (d.state / "users" / "nobody").exists()
+
+
+def test_removing_the_app_keeps_email_and_kills_the_old_secret(setup):
+    d = setup.d
+    e = d.enroll("alice")
+    setup.add_email("alice", prefer=False)
+    r = d.cli("method", "remove", "totp", "--user", "alice")
+    assert r.returncode == 0 and "logins use email codes now" in r.stdout, r
+    stored = (d.state / "users" / "alice").read_text()
+    assert "app none" in stored and e["secret"] not in stored
+    listed = d.cli("method", "list", "--user", "alice", "--json", check=True).stdout
+    assert '"method":"totp"' not in listed.replace(" ", "") and '"preferred":"email"' in listed.replace(" ", "")
+    sent = setup.codes_sent()
+    login = Login(d, "alice")
+    assert login.prompt().startswith("Code sent to")
+    login.answer(oathtool_totp(e["secret"]))
+    assert login.prompt().startswith("Code sent to"), "the old app's code no longer works"
+    login.answer(setup.mail_code(count=sent + 1))
+    assert login.result().result == "PAM_SUCCESS"
