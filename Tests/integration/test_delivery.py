@@ -534,3 +534,43 @@ def test_removing_the_app_keeps_email_and_kills_the_old_secret(setup):
     assert login.prompt().startswith("Code sent to"), "the old app's code no longer works"
     login.answer(setup.mail_code(count=sent + 1))
     assert login.result().result == "PAM_SUCCESS"
+
+
+def test_enrollment_at_login_may_choose_email_instead_of_an_app(daemon_factory):
+    mail = mta.LocalMTA()
+    d = daemon_factory("required", extra_config="methods = totp email\nemail_address_pattern = %u@example.org\n"
+                                                "enroll_at_login = yes\n", start=False)
+    d.wrap = mail.wrap()
+    d.start()
+    try:
+        s = Setup(d, mail, Path(d.dir))
+        login = Login(d, "carol")
+        assert login.prompt() == "Verification code:"
+        assert "No app? Type email to get codes at c***@example.org instead" in login.messages()
+        login.answer("carol@example.org, mallory@example.net")
+        assert login.prompt() == "Verification code:"
+        assert "is not a plain email address" in login.messages()
+        login.answer("email")
+        assert login.prompt() == "Code sent to c***@example.org:"
+        login.answer(wrong_code(s.mail_code("carol@example.org")))
+        assert login.prompt() == "Code sent to c***@example.org:"
+        login.answer(s.mail_code("carol@example.org"))
+        assert login.prompt() == "Press Enter after you saved them"
+        shown = login.messages()
+        recovery = re.findall(r"(?m)^TEXT_INFO:\s+(\S{4}-\S{4}-\S{4})$|^\s+(\S{4}-\S{4}-\S{4})$", shown)
+        codes = [a or b for a, b in recovery]
+        assert len(codes) == 10, shown
+        hygiene.register("recovery code", *codes)
+        login.answer("")
+        assert login.result().result == "PAM_SUCCESS"
+        stored = (d.state / "users" / "carol").read_text()
+        assert "email carol@example.org\nprefer email\napp none\n" in stored
+        # The next login sends a code there.
+        again = Login(d, "carol")
+        assert again.prompt() == "Code sent to c***@example.org:"
+        again.answer(s.mail_code("carol@example.org", count=2))
+        assert again.result().result == "PAM_SUCCESS"
+    finally:
+        d.stop()
+        hygiene.capture("exim log", mail.exim_log())
+        mail.close()
