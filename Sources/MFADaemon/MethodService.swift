@@ -85,6 +85,7 @@ extension Authority {
             return .finish(storageError(error))
         }
         let now = environment.now()
+        delivery.pendingMethods = delivery.pendingMethods.filter { now < $0.value.expires }
         delivery.pendingMethods[pendingKey(user, method)] = PendingMethod(method: method, address: address, expires: now + DeliveryBook.lifetime)
         return sendConfirmation(method, address: address, user: user)
     }
