@@ -16,6 +16,22 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# A real MTA for the email tests (Tests/integration/mta.py): Debian's exim4, used only through its
+# sendmail binary with a test configuration in a private mount namespace. It replaces no other MTA
+# (postfix etc. stay; the email tests then skip) and is never started: the tests need no exim
+# daemon, and a policy-rc.d (if none is there) stops the package from starting one. Debian's
+# default exim4 configuration is local delivery only, listening on loopback.
+if ! dpkg -s exim4-daemon-light >/dev/null 2>&1 && ! dpkg -s exim4-daemon-heavy >/dev/null 2>&1 \
+   && [ ! -e /usr/sbin/sendmail ] && [ "$(id -u)" -eq 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  made_policy=no
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=yes
+  fi
+  [ "$made_policy" = yes ] && trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get install -y -qq --no-install-recommends exim4-daemon-light \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends exim4-daemon-light; }
+fi
 # The Python that runs the tests may not be Debian's (e.g. pyenv): make sure it has pytest and pexpect.
 if ! python3 -c 'import pytest, pexpect' 2>/dev/null; then
   python3 -m pip install -q pytest pexpect

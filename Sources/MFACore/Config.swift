@@ -46,6 +46,16 @@ public struct DaemonConfig: Sendable, Equatable {
     public var databaseTimeout: Int64 = 2
     /// Seconds between reconnection attempts while the database is down.
     public var databaseRetry: Int64 = 5
+    /// Login methods users may add and use (issue 10, Delivery.swift); TOTP/HOTP is always one.
+    public var methods: [LoginMethod] = [.totp]
+    /// Program and arguments that get an email on stdin (recipient in the `To:` header).
+    public var emailCommand: [String] = ["/usr/sbin/sendmail", "-t", "-oi"]
+    /// `From:` of the mails; nil: none, the MTA fills in the daemon's user.
+    public var emailFrom: String? = nil
+    /// The default address of `mfagate method add email` without an address (`%u@example.org`).
+    public var emailAddressPattern: String? = nil
+    /// Program and arguments that get a text message on stdin and the number in `MFAGATE_SMS_TO`.
+    public var smsCommand: [String]? = nil
     /// Line of the file that set each key (absent: the default), so decisions can name their rule.
     public var lines: [String: Int] = [:]
     /// The text of each key as written, for explanations.
@@ -82,7 +92,8 @@ public enum ConfigParser {
                               "grace_period", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
                               "enroll_at_login", "issuer", "notify_command",
                               "store", "database_url", "database_password_file", "fleet_key_file", "database_timeout",
-                              "database_retry"]
+                              "database_retry",
+                              "methods", "email_command", "email_from", "email_address_pattern", "sms_command"]
 
     public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfig {
         var config = DaemonConfig()
@@ -198,6 +209,8 @@ public enum ConfigParser {
             if config.databaseTimeout > 60 { throw ValueError(message: "`database_timeout` must be at most 60s (the PAM module waits 10 s by default)") }
         case "database_retry":
             config.databaseRetry = try duration(key, value, allowZero: false)
+        case "methods", "email_command", "email_from", "email_address_pattern", "sms_command":
+            try applyDelivery(key: key, value: value, to: &config)
         default:
             throw ValueError(message: "unknown key `\(key)` (known keys: \(keys.joined(separator: ", ")))")
         }
@@ -218,6 +231,7 @@ public enum ConfigParser {
             throw ConfigError(file: config.file, line: config.lines["store"] ?? 0,
                               message: "`store = postgresql` needs `database_url` (a libpq URI such as postgresql://mfagate@db.example/mfagate)")
         }
+        try checkDeliveryConflicts(config)
     }
 
     /// True for `password=...` in a connection string or `user:secret@` in a URI: the main config is
@@ -317,6 +331,11 @@ public enum ConfigParser {
         case "fleet_key_file": return c.fleetKeyFile
         case "database_timeout": return formatDuration(c.databaseTimeout)
         case "database_retry": return formatDuration(c.databaseRetry)
+        case "methods": return c.methods.map(\.rawValue).joined(separator: " ")
+        case "email_command": return c.emailCommand.joined(separator: " ")
+        case "email_from": return c.emailFrom ?? ""
+        case "email_address_pattern": return c.emailAddressPattern ?? ""
+        case "sms_command": return c.smsCommand?.joined(separator: " ") ?? ""
         default: return ""
         }
     }

@@ -36,6 +36,9 @@ public struct LoginSession: Sendable {
         case graceNotice(until: Int64)
         /// Enrollment offered at login (issue 4, EnrollmentAtLogin.swift): a code confirms the new secret.
         case enrolling(LoginEnrollment)
+        /// A code was sent by email or SMS (issue 10, Delivery.swift); `resend`, the code, a TOTP or
+        /// a recovery code may be typed.
+        case delivered(DeliveredLogin)
     }
     public var request: LoginBegin
     public var user: UserName
@@ -52,6 +55,8 @@ public enum Step: Sendable {
     /// Close the connection without a verdict: the store's backend (the fleet database) is
     /// unreachable, and the PAM module then answers per its `failmode`, as for a daemon that is down.
     case abandon(reason: String)
+    /// Send nothing yet: a delivery command runs; the server asks `deliveryEnded` for the next step.
+    case awaitDelivery(token: Int)
 }
 
 /// The rules: who may ask what, which login needs a code, which code is right. Owns no socket.
@@ -65,6 +70,8 @@ public final class Authority {
     var pending = PendingEnrollments()
     /// Logs enrollment changes and runs `notify_command` (Notifier.swift).
     public let notifier: Notifier
+    /// Delivered codes, methods being added, deliveries in flight (Delivery.swift; memory only).
+    let delivery = DeliveryState()
     public static let prompt = "Verification code: "
     public static let continuePrompt = "Press Enter to continue: "
 
@@ -75,6 +82,7 @@ public final class Authority {
         self.logger = logger
         self.books = try Bookkeeper(store: store, logger: logger)
         self.notifier = Notifier(logger: logger)
+        notifier.onEvent = { [unowned self] event, user, metadata in self.sendNotice(event, user: user, metadata: metadata) }
     }
 
     // MARK: login
@@ -116,8 +124,9 @@ public final class Authority {
         }
         if config.mode == .off { return verdict(.ignore, "mode off", user: user.value) }
         let outcome: PolicyOutcome
+        let record: UserRecord?
         do {
-            outcome = try evaluate(user: user, service: request.service, rhost: request.rhost, sideEffects: true).outcome
+            (outcome, record) = try evaluate(user: user, service: request.service, rhost: request.rhost, sideEffects: true)
         } catch {
             // A database outage is logged once by the store, not at every login.
             if !store.backendFailedInRequest { logger.error("\(error)") }
@@ -130,6 +139,7 @@ public final class Authority {
         case .offerEnrollment(let mandatory):
             return offerEnrollment(request, user: user, peer: peer, mandatory: mandatory)
         case .askForCode:
+            if let delivered = beginDeliveredLogin(session, record: record) { return delivered }
             return .ask(.converse([ConversationMessage(.promptEchoOff, Authority.prompt)]), session)
         case .locked(let until, let reason):
             var locked = session
@@ -165,10 +175,10 @@ public final class Authority {
     /// The next step after the user's answer: another round while enrolling, else the verdict.
     public func continueLogin(_ typed: String, in session: LoginSession) -> Step {
         let step: Step
-        if case .enrolling(let state) = session.purpose {
-            step = continueEnrollment(typed, in: session, state)
-        } else {
-            step = .finish(answer(typed, in: session))
+        switch session.purpose {
+        case .enrolling(let state): step = continueEnrollment(typed, in: session, state)
+        case .delivered(let state): step = continueDeliveredLogin(typed, in: session, state)
+        default: step = .finish(answer(typed, in: session))
         }
         return abandonedIfBackendFailed(step, session.request, user: session.user.value, peer: session.peer)
     }
@@ -188,6 +198,8 @@ public final class Authority {
             return verdict(.ignore, "not enrolled, in grace period until \(UTCTime.format(until))")
         case .enrolling:
             return verdict(.denied, "enrollment answer out of order")
+        case .delivered:
+            return verdict(.denied, "answer out of order")
         case .code:
             break
         }
@@ -195,38 +207,57 @@ public final class Authority {
         if let until = books.rhostBlockedUntil(session.request.rhost, now: now) ?? books.userLockedUntil(session.user.value, now: now) {
             return verdict(.locked, "too many wrong codes, locked until \(UTCTime.format(until))")
         }
-        var denial = "wrong code"
-        // Fleet mode: another host may use the same code between our read and our write; the
-        // write is then refused (compare-and-swap) and the code is checked again against what that
-        // host wrote, so a time step or recovery code is accepted once fleet-wide.
+        switch checkAgainstStore(session, now: now, { checkFactor(typed, against: $0, now: now) }) {
+        case .answered(let message):
+            return message
+        case .rejected(let denial):
+            let message = verdict(.denied, denial)
+            books.recordFailure(user: session.user.value, rhost: session.request.rhost, config: config, now: now)
+            return message
+        }
+    }
+
+    /// What `checkAgainstStore` made of an answer.
+    enum StoredCheck {
+        /// The verdict to send (success once the new state is saved, or why it could not be).
+        case answered(DaemonMessage)
+        /// The answer is wrong; the caller counts the failure.
+        case rejected(reason: String)
+    }
+
+    /// Checks an answer against a fresh read of the record and saves what it changed before success
+    /// is granted. Fleet mode: another host may use the same code between our read and our write;
+    /// the write is then refused (compare-and-swap) and the answer checked again against what that
+    /// host wrote, so a time step or recovery code is accepted once fleet-wide.
+    func checkAgainstStore(_ session: LoginSession, now: Int64, _ check: (UserRecord) -> FactorCheck) -> StoredCheck {
+        func verdict(_ result: VerdictResult, _ reason: String) -> DaemonMessage {
+            logDecision(session.request, user: session.user.value, peer: session.peer, result: result, reason: reason)
+            return .verdict(result, reason: reason)
+        }
         var attemptsLeft = 3
-        checking: while true {
+        while true {
             let record: UserRecord?
             do {
                 record = try store.load(session.user)
             } catch {
                 if !store.backendFailedInRequest { logger.error("\(error)") }
-                return verdict(.unavailable, "user file unusable")
+                return .answered(verdict(.unavailable, "user file unusable"))
             }
-            guard let record else { return verdict(.denied, "enrollment removed during login") }
-            switch checkFactor(typed, against: record, now: now) {
+            guard let record else { return .answered(verdict(.denied, "enrollment removed during login")) }
+            switch check(record) {
             case .accepted(let updated, let reason, let usedRecoveryCode):
                 attemptsLeft -= 1
                 guard let message = persist(updated, learntFrom: record, retryingConflict: attemptsLeft > 0,
                                             then: succeeded(verdict(.success, reason), session, now), else: verdict) else {
                     logger.info("another host changed the record meanwhile; checking the code again", metadata: ["user": "\(session.user)"])
-                    continue checking
+                    continue
                 }
                 if usedRecoveryCode, case .verdict(.success, _) = message { notifyRecoveryCodeUsed(session) }
-                return message
+                return .answered(message)
             case .rejected(let reason):
-                denial = reason
+                return .rejected(reason: reason)
             }
-            break
         }
-        let message = verdict(.denied, denial)
-        books.recordFailure(user: session.user.value, rhost: session.request.rhost, config: config, now: now)
-        return message
     }
 
     func notifyRecoveryCodeUsed(_ session: LoginSession) {

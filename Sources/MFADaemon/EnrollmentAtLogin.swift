@@ -5,12 +5,18 @@ import MFATerminalQR
 
 /// Where an enrollment offered at login stands (`enroll_at_login = yes`, user not enrolled).
 public struct LoginEnrollment: Sendable {
-    enum Stage: Sendable { case awaitingCode, showingRecoveryCodes }
+    enum Stage: Sendable {
+        case awaitingCode, showingRecoveryCodes
+        /// The user chose email instead of an app; a code went to this address (EmailAtLogin.swift).
+        case awaitingEmailCode(String)
+    }
     /// Mode required: no skipping, the login is refused without an enrollment.
     var mandatory: Bool
     var secret: [UInt8]
     var attemptsLeft: Int
     var stage: Stage = .awaitingCode
+    /// CONVERSE rounds sent (the shim accepts 8 per login); counted on the email path.
+    var rounds = 1
 }
 
 /// The enrollment screen inside the login conversation. OpenSSH shows info text only glued in front
@@ -41,6 +47,7 @@ extension Authority {
             : "\(user.value), you can protect this account with a second factor now. Scan this QR code with an authenticator app:")]
         if let qr = try? TerminalQR.render(uri, style: .halfBlocks) { messages.append(ConversationMessage(.textInfo, qr)) }
         messages.append(ConversationMessage(.textInfo, "Or enter this key by hand (time-based, 6 digits): \(Self.grouped(Base32.encode(secret)))"))
+        if let hint = emailEnrollmentHint(user) { messages.append(ConversationMessage(.textInfo, hint)) }
         if !mandatory { messages.append(ConversationMessage(.textInfo, "Press Enter without a code to skip this for now.")) }
         messages.append(ConversationMessage(.promptEchoOff, Authority.prompt))
         var session = LoginSession(request: request, user: user, peer: peer)
@@ -60,9 +67,12 @@ extension Authority {
         case .showingRecoveryCodes:
             books.recordSuccess(user: session.user.value, config: config, now: environment.now())
             return verdict(.success, "enrolled at login")
+        case .awaitingEmailCode(let address):
+            return continueEmailEnrollment(typed, in: session, state, address: address)
         case .awaitingCode:
             let trimmed = typed.filter { $0 != " " && $0 != "\t" }
             if trimmed.isEmpty && !state.mandatory { return verdict(.ignore, "enrollment skipped, mode optional") }
+            if let email = startEmailEnrollment(typed, in: session, state) { return email }
             let now = environment.now()
             let candidate = UserRecord(user: session.user, parameters: .standard, secret: state.secret, created: now, recoveryCodes: [])
             guard case .accepted(var record, _, false) = checkFactor(typed, against: candidate, now: now, allowRecoveryCode: false) else {

@@ -17,7 +17,8 @@ extension Authority {
         var record = original
         let compact = typed.filter { $0 != " " && $0 != "\t" }
         let digitsOnly = !compact.isEmpty && compact.allSatisfy { $0.isASCII && $0.isNumber }
-        if digitsOnly {
+        // An email/SMS-only user has no app: the file's secret is a random one nobody was shown.
+        if digitsOnly && record.appActive {
             switch record.method {
             case .totp:
                 let window = record.window ?? config.window
@@ -45,7 +46,7 @@ extension Authority {
             record.lastSuccess = now
             return .accepted(record, reason: "recovery code, \(record.recoveryCodes.count) left", usedRecoveryCode: true)
         }
-        if digitsOnly && record.method == .totp {
+        if digitsOnly && record.method == .totp && record.appActive {
             let replay = OTP.matchTOTP(code: compact, secret: record.secret, unixTime: now, parameters: record.parameters,
                                        window: record.window ?? config.window, lastUsedStep: nil, drift: record.drift) != nil
             return .rejected(reason: replay ? "replayed code" : "wrong code")

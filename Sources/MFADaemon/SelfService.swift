@@ -57,7 +57,7 @@ extension Authority {
         let pendingNow = pending.get(user, now: now) != nil
         guard let record else { return StatusReply(user: user.value, enrolled: false, recoveryCodesLeft: 0, pending: pendingNow) }
         return StatusReply(user: user.value, enrolled: true, recoveryCodesLeft: record.recoveryCodes.count,
-                           method: record.method.rawValue, enrolledSince: record.created, lastSuccess: record.lastSuccess,
+                           method: record.appActive ? record.method.rawValue : (record.preferred ?? .email).rawValue, enrolledSince: record.created, lastSuccess: record.lastSuccess,
                            pending: pendingNow)
     }
 
@@ -162,6 +162,10 @@ extension Authority {
             record.recoveryCodes = codes.hashed
             // The confirming code is spent (last_step) but is not a login.
             record.lastSuccess = nil
+            // A new phone keeps the confirmed email/SMS methods and the preference (issue 10).
+            if let old = try? store.load(user) {
+                (record.email, record.sms, record.preferred) = (old.email, old.sms, old.preferred)
+            }
             try store.save(record)
             pending.remove(user)
             notifier.notify(.enrolled, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)", "by": "self-service"])
@@ -220,6 +224,8 @@ extension Authority {
                 }
             }
             pending.remove(user)
+            // The notice of the removal still goes to the address the user had (Delivery.swift).
+            if let record = try? store.load(user) { noteNoticeAddress(user, record.email) }
             try store.delete(user)
             // A grace period is for users MFA is new to: someone who had a factor and removed it gets
             // none (first seen at time 0, so it is over); under `required` they enroll again at the

@@ -37,6 +37,8 @@ final class Connection {
     enum State {
         case awaitingRequest
         case awaitingReply(LoginSession)
+        /// A delivery command runs (email/SMS code, issue 10); the next frame comes when it ends.
+        case awaitingDelivery(token: Int)
         case closing
     }
 
@@ -191,6 +193,7 @@ public final class Server {
             var nextDeadline = draining ? drainDeadline : now + 60_000
             if watchdogPingInterval != nil { nextDeadline = min(nextDeadline, nextWatchdogPing) }
             authority.notifier.reap()
+            resumeDeliveries()
             if let due = authority.notifier.nextDeadline { nextDeadline = min(nextDeadline, due) }
             for connection in connections.values {
                 var events = Int16(POLLIN)
@@ -355,6 +358,8 @@ public final class Server {
             finish(authority.list(version: version, peer: connection.peer), on: connection)
         case (.awaitingRequest, .importGoogleAuthenticator(let request)):
             finish(authority.importGoogleAuthenticator(request, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .method(let request)):
+            apply(authority.method(request, peer: connection.peer), on: connection)
         default:
             logger.warning("protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "message out of order"])
             if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }
@@ -374,10 +379,30 @@ public final class Server {
         case .abandon:
             // No verdict: the module answers per its failmode (fleet database down, Authority.swift).
             drop(connection)
+        case .awaitDelivery(let token):
+            connection.state = .awaitingDelivery(token: token)
+            // The command is killed at its own deadline; this one only guards against a lost outcome.
+            connection.deadline = Server.monotonicNow() + (Notifier.deliveryTimeoutSeconds + 3) * 1000
         }
     }
 
-        func enqueue(_ message: DaemonMessage, on connection: Connection) {
+    /// Gives connections waiting for a delivery their next step once the command has ended.
+    func resumeDeliveries() {
+        for (token, outcome) in authority.notifier.takeFinishedDeliveries() {
+            let (step, session) = authority.deliveryEnded(token: token, outcome: outcome)
+            let waiting = connections.values.first {
+                if case .awaitingDelivery(let t) = $0.state { return t == token }
+                return false
+            }
+            if let step, let waiting {
+                apply(step, on: waiting)
+            } else if waiting == nil, let session {
+                authority.cancelled(session)
+            }
+        }
+    }
+
+    func enqueue(_ message: DaemonMessage, on connection: Connection) {
         do {
             connection.output.append(contentsOf: try FrameCodec.encode(message))
         } catch {

@@ -144,6 +144,7 @@ public enum FrameCodec {
             w.u8(Tag.check.rawValue); w.u8(version); try w.str(user); try w.str(service); try w.str(rhost)
         case .unlock(let version, let user, let rhost):
             w.u8(Tag.unlock.rawValue); w.u8(version); try w.str(user); try w.str(rhost)
+        case .method(let m): try w.method(m)
         }
         return try w.finish()
     }
@@ -199,6 +200,8 @@ public enum FrameCodec {
             let version = try r.u8()
             let user = try r.str(), rhost = try r.str()
             message = .unlock(version: version, user: user, rhost: rhost)
+        case .methodAdd, .methodConfirm, .methodList, .methodPrefer, .methodRemove:
+            message = .method(try r.method(tagByte))
         default:
             throw .unknownTag(tagByte)
         }
@@ -242,6 +245,7 @@ public enum FrameCodec {
             w.u8(Tag.done.rawValue); try w.str(text)
         case .error(let code, let text):
             w.u8(Tag.error.rawValue); w.u16(code.rawValue); try w.str(text)
+        case .methods(let reply): try w.methods(reply)
         }
         return try w.finish()
     }
@@ -296,6 +300,8 @@ public enum FrameCodec {
         case .error:
             let raw = try r.u16()
             message = .error(ErrorCode(rawValue: raw) ?? .badRequest, message: try r.str())
+        case .methodsReply:
+            message = .methods(try r.methods())
         default:
             throw .unknownTag(tagByte)
         }

@@ -32,6 +32,14 @@ public enum ErrorCode: UInt16, Sendable {
     case noPendingEnrollment = 10
     /// An import file the daemon cannot use (the message says which line and why).
     case badImport = 11
+    /// Delivery (issue 10): the method is not in the host's `methods`.
+    case methodNotAllowed = 12
+    /// An email address or phone number that cannot be used (the message says why).
+    case badAddress = 13
+    /// The code could not be sent (the command failed or timed out); the daemon's log says more.
+    case deliveryFailed = 14
+    /// Too many codes sent to this user recently; the message says when the next may go.
+    case tooManyCodes = 15
 }
 
 public struct LoginBegin: Sendable, Equatable {
@@ -91,6 +99,8 @@ public enum ClientMessage: Sendable, Equatable {
     case check(version: UInt8, user: String, service: String, rhost: String)
     /// Clear the lockout of a user and/or an address (root; either may be empty).
     case unlock(version: UInt8, user: String, rhost: String)
+    /// Email/SMS methods: add, confirm, list, prefer, remove (MethodMessages.swift).
+    case method(MethodRequest)
 }
 
 /// The answer to `check`: the decision, the human reason, the rule that made it, and a deadline.
@@ -161,6 +171,8 @@ public enum DaemonMessage: Sendable, Equatable {
     /// An admin request was carried out; the message says what changed.
     case done(message: String)
     case error(ErrorCode, message: String)
+    /// The answer to METHOD_LIST.
+    case methods(MethodsReply)
 }
 
 enum Tag: UInt8 {
@@ -168,4 +180,6 @@ enum Tag: UInt8 {
     case enrollBegin = 0x12, enrollConfirm = 0x13, regenerate = 0x14, disable = 0x15, list = 0x16, importGA = 0x17
     case converse = 0x81, verdict = 0x82, enrolled = 0x90, statusReply = 0x91, error = 0x9F, checked = 0xA0, done = 0xA1
     case pending = 0x92, recoveryCodes = 0x93, changed = 0x94, listReply = 0x95
+    case methodAdd = 0x18, methodConfirm = 0x19, methodList = 0x1A, methodPrefer = 0x1B, methodRemove = 0x1C
+    case methodsReply = 0x96
 }

@@ -24,6 +24,14 @@ public struct UserRecord: Sendable, Equatable {
     public var window: Int?
     /// Learnt clock drift of the user's device, in time steps: the window is centred there.
     public var drift: Int = 0
+    /// Confirmed delivery addresses (issue 10): a plain email address, an E.164 number.
+    public var email: String? = nil
+    public var sms: String? = nil
+    /// The method asked for first at login; nil: the app or token (TOTP/HOTP).
+    public var preferred: LoginMethod? = nil
+    /// False for a user who logs in with email/SMS codes only (no app or token): `secret` is then a
+    /// random one nobody was shown, and no OTP code is checked against it.
+    public var appActive: Bool = true
 
     public init(user: UserName, parameters: OTPParameters, secret: [UInt8], created: Int64,
                 lastUsedStep: Int64? = nil, lastSuccess: Int64? = nil, recoveryCodes: [RecoveryCodes.Hashed],
@@ -63,6 +71,10 @@ public enum UserFileFormat {
         if let step = r.lastUsedStep { lines.append("last_step \(step)") }
         if let t = r.lastSuccess { lines.append("last_success \(t)") }
         if r.drift != 0 { lines.append("drift \(r.drift)") }
+        if let e = r.email { lines.append("email \(e)") }
+        if let n = r.sms { lines.append("sms \(n)") }
+        if let p = r.preferred { lines.append("prefer \(p.rawValue)") }
+        if !r.appActive { lines.append("app none") }
         for code in r.recoveryCodes { lines.append("recovery \(hex(code.salt)):\(hex(code.hash))") }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -73,7 +85,8 @@ public enum UserFileFormat {
 
     /// The fields a user file may hold once each (`recovery` may repeat), in one fixed order.
     static let singleFields = ["user", "method", "algorithm", "digits", "period", "secret", "created", "last_step",
-                               "last_success", "counter", "window", "drift"].map { Array($0.utf8) }
+                               "last_success", "counter", "window", "drift",
+                               "email", "sms", "prefer", "app"].map { Array($0.utf8) }
 
     /// Parses the file's bytes as they were read. Works on bytes, not `Character`s: the daemon
     /// parses a file at nearly every login (a user logs in rarely, so the cache seldom holds it),
@@ -175,6 +188,7 @@ public enum UserFileFormat {
             guard let v = integer(text).flatMap({ Int(exactly: $0) }), abs(v) <= OTP.maximumDrift else { throw fail(line, "bad drift") }
             record.drift = v
         }
+        try parseDeliveryFields(optional, into: &record)
         return record
     }
 
@@ -240,5 +254,35 @@ public enum UserFileFormat {
             initialized = count
         }
         return invalid == 0 ? out : nil
+    }
+}
+
+extension UserFileFormat {
+    /// `email`, `sms` and `prefer` (issue 10), checked as strictly as when they were added: a file
+    /// edited to hold a header-injecting address or a preference without its address is damaged.
+    static func parseDeliveryFields(_ optional: (String) -> (line: Int, value: ArraySlice<UInt8>)?,
+                                    into record: inout UserRecord) throws(UserFileFormatError) {
+        if let (line, value) = optional("email") {
+            guard let address = try? DeliveryAddress.validateEmail(text(value)) else { throw UserFileFormatError(line: line, message: "bad email address") }
+            record.email = address
+        }
+        if let (line, value) = optional("sms") {
+            guard let number = try? DeliveryAddress.validatePhone(text(value)), number == text(value) else {
+                throw UserFileFormatError(line: line, message: "bad sms number")
+            }
+            record.sms = number
+        }
+        if let (line, value) = optional("prefer") {
+            guard let method = LoginMethod(rawValue: text(value)) else { throw UserFileFormatError(line: line, message: "unknown preferred method") }
+            if (method == .email && record.email == nil) || (method == .sms && record.sms == nil) {
+                throw UserFileFormatError(line: line, message: "preferred method \(method.rawValue) has no address")
+            }
+            record.preferred = method == .totp ? nil : method
+        }
+        if let (line, value) = optional("app") {
+            guard text(value) == "none" else { throw UserFileFormatError(line: line, message: "`app` may only be `none`") }
+            guard record.preferred != nil else { throw UserFileFormatError(line: line, message: "no app and no preferred email or sms method") }
+            record.appActive = false
+        }
     }
 }

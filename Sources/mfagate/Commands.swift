@@ -44,7 +44,7 @@ struct MFAGate: ParsableCommand {
         abstract: "Enroll in and manage the second factor (TOTP app or HOTP token) checked by mfagated.",
         discussion: "Exit codes: 0 done, 1 refused by the daemon, 2 usage error, 3 daemon unreachable.",
         subcommands: [Enroll.self, Status.self, RecoveryCodesCommand.self, Disable.self, List.self, Reset.self,
-                      ImportGoogleAuthenticator.self, Check.self, Unlock.self, MigrateStore.self])
+                      ImportGoogleAuthenticator.self, Check.self, Unlock.self, MigrateStore.self, Method.self, Relay.self])
 
     /// Lets `mfagate --socket PATH enroll ...` work by moving leading global options after the verb.
     static func reorderedArguments(_ arguments: [String]) -> [String] {
@@ -58,7 +58,9 @@ struct MFAGate: ParsableCommand {
             } else { break }
         }
         guard let verb = rest.first, !leading.isEmpty else { return arguments }
-        return [verb] + leading + Array(rest.dropFirst())
+        // `method` has verbs of its own (`method add ...`): the options go after those.
+        let verbs = verb == "method" ? Array(rest.prefix(2)) : [verb]
+        return verbs + leading + Array(rest.dropFirst(verbs.count))
     }
 
     static func main() {

@@ -57,6 +57,11 @@ struct MFAGated: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var clockOffset: Int64 = 0
 
+    /// Like --clock-offset, read from a file at start and again at each SIGHUP, so tests can move the
+    /// clock of a running daemon (delivered codes live only in its memory).
+    @Option(name: .long, help: .hidden)
+    var clockOffsetFile: String?
+
     func run() throws {
         let path = config ?? Self.defaultConfigPath
         let settings: DaemonConfig
@@ -109,6 +114,12 @@ struct MFAGated: ParsableCommand {
                 environment.now = { live() + offset }
                 logger.warning("clock offset by \(offset) s (--clock-offset is for tests only)")
             }
+            if let clockOffsetFile {
+                let live = environment.now, offset = movableOffset
+                offset.read(clockOffsetFile)
+                environment.now = { live() + offset.seconds }
+                logger.warning("clock offset read from \(clockOffsetFile) (--clock-offset-file is for tests only)")
+            }
             authority = try Authority(config: settings, store: store, environment: environment, logger: logger)
         } catch {
             logger.critical("\(error)")
@@ -123,6 +134,7 @@ struct MFAGated: ParsableCommand {
             throw ExitCode(1)
         }
         server.reloadConfig = {
+            if let clockOffsetFile { movableOffset.read(clockOffsetFile) }
             do {
                 let fresh = try loadConfig(path: path, explicit: true)
                 if fresh.stateDirectory != settings.stateDirectory || fresh.socketPath != settings.socketPath {
@@ -143,3 +155,17 @@ struct MFAGated: ParsableCommand {
         server.run()
     }
 }
+
+/// The offset of --clock-offset-file (tests only). One thread reads and writes it: the daemon's.
+final class MovableOffset: @unchecked Sendable {
+    var seconds: Int64 = 0
+    func read(_ path: String) {
+        guard let file = fopen(path, "r") else { return }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 32)
+        guard fgets(&buffer, 32, file) != nil else { return }
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        seconds = Int64(text.split(separator: "\n").first.map(String.init) ?? "") ?? 0
+    }
+}
+let movableOffset = MovableOffset()

@@ -170,7 +170,9 @@ class Daemon:
             cmd = as_account(user, cmd)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
         hygiene.capture(f"mfagate {args[0] if args else ''} stderr", out.stderr)
-        if not args or args[0] != "enroll":  # enroll shows the admin the new secret and codes, on purpose
+        # enroll shows the admin the new secret and codes, on purpose; so does the confirmation of a
+        # first method by email or SMS (its recovery codes)
+        if not args or (args[0] != "enroll" and args[:2] != ("method", "confirm")):
             hygiene.capture(f"mfagate {args[0] if args else ''} stdout", out.stdout)
         if check:
             out.check_returncode()

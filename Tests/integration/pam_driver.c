@@ -4,6 +4,9 @@
  *
  * usage: pam_driver CONFDIR SERVICE USER [--rhost H] [--silent] [--setcred] [--answer A]...
  *
+ * An --answer of "-" is read as one line from stdin when its prompt comes (after the prompt is
+ * printed), so a test can answer with a code it learns only then (a mailed code).
+ *
  * Prints each conversation message as "STYLE: text", then "RESULT: PAM_NAME",
  * "ELAPSED_MS: n", "OPEN_FDS: before after" (descriptors open around pam_authenticate) and, with --setcred, "SETCRED: PAM_NAME". Exits 0 whatever PAM answered
  * (tests read RESULT), 2 on a usage error, 1 if pam_start itself fails.
@@ -81,7 +84,14 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **out
         fflush(stdout);
         if (style != PAM_PROMPT_ECHO_OFF && style != PAM_PROMPT_ECHO_ON)
             continue;
-        if (a->next >= a->count || (resp[i].resp = strdup(a->items[a->next++])) == NULL) {
+        const char *answer = a->next < a->count ? a->items[a->next++] : NULL;
+        char line[512];
+        if (answer != NULL && strcmp(answer, "-") == 0) {
+            answer = fgets(line, sizeof line, stdin);
+            if (answer != NULL)
+                line[strcspn(line, "\n")] = '\0';
+        }
+        if (answer == NULL || (resp[i].resp = strdup(answer)) == NULL) {
             free_resp(resp, n);
             return PAM_CONV_ERR;
         }

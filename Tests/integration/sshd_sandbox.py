@@ -646,7 +646,8 @@ def ssh_login(
 ) -> LoginResult:
     """Log in with the real ssh client via keyboard-interactive and run ``command``.
 
-    ``answers``: ``{prompt_regex: answer}`` or ``[(prompt_regex, answer), ...]``; a prompt is
+    ``answers``: ``{prompt_regex: answer}`` or ``[(prompt_regex, answer), ...]`` (an answer may be a
+    callable, called when its prompt comes, e.g. to read a mailed code); a prompt is
     answered with the answer of the regex matching earliest in the output (ties: first listed);
     answers may be used more than once. A prompt no regex matches (detected as unterminated
     output that stays quiet for ``quiet_prompt_delay`` s) is recorded and answered with
@@ -718,7 +719,8 @@ def ssh_login(
                     texts.append(info)
                 prompts.append(prompt)
                 unmatched = ""
-                child.sendline(replies[idx])
+                reply = replies[idx]
+                child.sendline(reply() if callable(reply) else reply)  # a callable: answer known only now
                 after_last_prompt_start = sum(len(t) for t in transcript)
             elif idx == I_DENIED:
                 transcript.append(child.before + child.after)

@@ -20,18 +20,20 @@ UNITS = ROOT / "systemd"
 def unit_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("unitroot")
     shutil.copytree("/lib/systemd/system", root / "lib/systemd/system", symlinks=True)
-    for unit in ("mfagated.service", "mfagated.socket"):
+    for unit in ("mfagated.service", "mfagated.socket", "mfagate-mail.socket", "mfagate-mail@.service"):
         shutil.copy(UNITS / unit, root / "lib/systemd/system" / unit)
     (root / "usr/sbin").mkdir(parents=True)
     shutil.copy(MFAGATED, root / "usr/sbin/mfagated")
     (root / "bin").mkdir()
     shutil.copy("/bin/kill", root / "bin/kill")
+    shutil.copy("/bin/sh", root / "bin/sh")  # the mail relay's ExecStart
     return root
 
 
 def test_verify_prints_nothing(unit_root):
     # --man=no: the man pages are checked where they are installed (make check-deb).
-    out = subprocess.run([ANALYZE, "verify", "--man=no", f"--root={unit_root}", "mfagated.service", "mfagated.socket"],
+    out = subprocess.run([ANALYZE, "verify", "--man=no", f"--root={unit_root}", "mfagated.service", "mfagated.socket",
+                          "mfagate-mail.socket", "mfagate-mail@1.service"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stderr == "" and out.stdout == "", out
 
@@ -56,3 +58,15 @@ def test_units_agree_with_the_defaults_of_module_daemon_and_packaging():
     assert not re.search(r"^PrivateUsers=(yes|true|1)", service, re.M)
     assert "u _mfagate " in (UNITS / "mfagate.sysusers").read_text()
     assert "d /var/lib/mfagate 0700 _mfagate _mfagate" in (UNITS / "mfagate.tmpfiles").read_text()
+
+
+def test_the_mail_relay_units_keep_the_daemon_sandboxed():
+    """Email goes through mfagate-mail.socket (issue 10): the daemon's unit is not relaxed for it,
+    and only the daemon's user may hand the relay a message."""
+    service = (UNITS / "mfagated.service").read_text()
+    assert "NoNewPrivileges=yes\n" in service and "PrivateNetwork=yes\n" in service and "ProtectSystem=strict\n" in service
+    socket_unit = (UNITS / "mfagate-mail.socket").read_text()
+    assert "ListenStream=/run/mfagate/mail.sock\n" in socket_unit and "SocketMode=0600\n" in socket_unit
+    assert "SocketUser=_mfagate\n" in socket_unit and "Accept=yes\n" in socket_unit
+    relay = (UNITS / "mfagate-mail@.service").read_text()
+    assert "ExecStart=/bin/sh -c '/usr/sbin/sendmail -t -oi && echo OK'\n" in relay and "User=_mfagate\n" in relay

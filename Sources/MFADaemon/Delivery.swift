@@ -1,0 +1,324 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import MFACore
+import MFAProtocol
+import MFAStore
+
+/// How a delivery command ended.
+public enum DeliveryOutcome: Error, Sendable, Equatable {
+    case sent
+    /// Exited non-zero or was killed by a signal (`exit 75`, `signal 9`), or could not start.
+    case failed(String)
+    /// Still running after `Notifier.deliveryTimeoutSeconds`: killed, with its process group.
+    case timedOut(seconds: Int64)
+
+    var logText: String {
+        switch self {
+        case .sent: return "sent"
+        case .failed(let why): return "failed (\(why))"
+        case .timedOut(let s): return "failed (no answer within \(s) s, killed)"
+        }
+    }
+}
+
+/// Runs delivery commands with the spawner `notify_command` uses: never waited on in the poll loop,
+/// its message written to a pipe on its stdin at once (a message is far below the pipe's 64 KiB, so
+/// the write never blocks), killed with its process group after `deliveryTimeoutSeconds`.
+extension Notifier {
+    /// Well below the shim's 10 s default wait per frame: the login prompt waits for the delivery.
+    public static let deliveryTimeoutSeconds: Int64 = 5
+    /// How often the poll loop looks at a running delivery (waitpid, no descriptor to poll).
+    static let deliveryPollMilliseconds: Int64 = 20
+
+    /// Starts `argv` with `message` on stdin and `environment` added to a minimal one. Returns the
+    /// token whose outcome `takeFinishedDeliveries` reports, or the reason it could not start.
+    func deliver(argv: [String], environment: [String], message: [UInt8], label: String, event: String) -> Result<Int, DeliveryOutcome> {
+        reap()
+        guard running.count < Notifier.maximumRunning else { return .failure(.failed("\(running.count) commands still running")) }
+        guard let program = argv.first else { return .failure(.failed("no command configured")) }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return .failure(.failed("pipe: \(String(cString: strerror(errno)))")) }
+        // Single-threaded daemon: nothing can fork between pipe() and these, so no descriptor leaks.
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        let spawned = spawn(program, arguments: Array(argv.dropFirst()), environment: environment, stdinFD: fds[0])
+        close(fds[0])
+        guard case .success(let pid) = spawned else {
+            close(fds[1])
+            if case .failure(let e) = spawned { return .failure(.failed("cannot start \(program): \(String(cString: strerror(e.code)))")) }
+            return .failure(.failed("cannot start \(program)"))
+        }
+        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
+        let written = message.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
+        close(fds[1])
+        deliveryTokens += 1
+        let token = deliveryTokens
+        running.append(Running(pid: pid, label: label, event: event,
+                               deadline: monotonicNow() + Notifier.deliveryTimeoutSeconds * 1000,
+                               delivery: token, timeoutSeconds: Notifier.deliveryTimeoutSeconds))
+        if written != message.count {
+            // The command exited before reading its message (or the pipe was full): it failed.
+            logger.error("\(label) did not take its whole message", metadata: ["event": "\(event)"])
+        }
+        return .success(token)
+    }
+}
+
+/// What a delivery in flight is for: logged when it ends, then `then` says what the waiting
+/// connection gets (nil: nobody waits, e.g. a notice).
+struct DeliveryWait {
+    var user: UserName
+    var method: LoginMethod
+    var masked: String
+    var purpose: String
+    var session: LoginSession?
+    var then: (DeliveryOutcome) -> Step?
+}
+
+/// An email or SMS method being added, waiting for the code sent through it.
+struct PendingMethod {
+    var method: LoginMethod
+    var address: String
+    var expires: Int64
+}
+
+/// The daemon's delivery state, all in memory: live codes (hashed), send counts, methods waiting
+/// for their confirming code, and deliveries in flight. A restart forgets it; users then ask again.
+final class DeliveryState {
+    var loginCodes = DeliveryBook()
+    var confirmations = DeliveryBook()
+    var pendingMethods: [String: PendingMethod] = [:]
+    var waits: [Int: DeliveryWait] = [:]
+    /// Addresses that must also get the next notice about a user (a removed or replaced address,
+    /// or the address of a user whose enrollment is about to be deleted).
+    var alsoNotify: [String: [String]] = [:]
+}
+
+/// A login that prompts for a delivered code (the user's preferred method is email or SMS).
+public struct DeliveredLogin: Sendable {
+    var method: LoginMethod
+    var address: String
+    /// CONVERSE rounds sent so far: the shim accepts at most 8 per login.
+    var rounds = 0
+}
+
+extension Authority {
+    static let deliveryMinutes = Int(DeliveryBook.lifetime / 60)
+
+    func account(_ user: UserName) -> String { "\(user.value)@\(environment.hostName)" }
+
+    /// The command and environment for `method`; nil if the host has none configured.
+    func deliveryCommand(_ method: LoginMethod, user: UserName, address: String) -> (argv: [String], env: [String], label: String)? {
+        switch method {
+        case .email: return (config.emailCommand, ["MFAGATE_USER=\(user.value)"], "email_command")
+        case .sms:
+            guard let sms = config.smsCommand else { return nil }
+            return (sms, ["MFAGATE_USER=\(user.value)", "MFAGATE_SMS_TO=\(address)"], "sms_command")
+        case .totp: return nil
+        }
+    }
+
+    /// Starts sending `text`; the returned step waits for the outcome (or is `then`'s answer at
+    /// once if the command could not even start).
+    func send(_ text: String, method: LoginMethod, to address: String, user: UserName, purpose: String,
+              session: LoginSession?, then: @escaping (DeliveryOutcome) -> Step?) -> Step? {
+        let masked = DeliveryAddress.masked(address, method: method)
+        guard let command = deliveryCommand(method, user: user, address: address) else {
+            return finishDelivery(DeliveryWait(user: user, method: method, masked: masked, purpose: purpose, session: session, then: then),
+                                  .failed("no \(method.rawValue)_command configured"))
+        }
+        switch notifier.deliver(argv: command.argv, environment: command.env, message: Array(text.utf8),
+                                label: command.label, event: purpose) {
+        case .success(let token):
+            delivery.waits[token] = DeliveryWait(user: user, method: method, masked: masked, purpose: purpose, session: session, then: then)
+            return .awaitDelivery(token: token)
+        case .failure(let outcome):
+            return finishDelivery(DeliveryWait(user: user, method: method, masked: masked, purpose: purpose, session: session, then: then), outcome)
+        }
+    }
+
+    func finishDelivery(_ wait: DeliveryWait, _ outcome: DeliveryOutcome) -> Step? {
+        let fields: Logger.Metadata = ["user": "\(wait.user)", "method": "\(wait.method.rawValue)", "to": "\(wait.masked)",
+                                       "purpose": "\(wait.purpose)", "result": "\(outcome.logText)"]
+        if outcome == .sent {
+            logger.info("delivery", metadata: fields)
+        } else {
+            logger.error("delivery", metadata: fields)
+        }
+        return wait.then(outcome)
+    }
+
+    /// Called by the server when a delivery ended: what its waiting connection gets, if any.
+    /// `connectionGone`: the client left meanwhile (a login then counts as cancelled).
+    public func deliveryEnded(token: Int, outcome: DeliveryOutcome) -> (Step?, LoginSession?) {
+        guard let wait = delivery.waits.removeValue(forKey: token) else { return (nil, nil) }
+        return (finishDelivery(wait, outcome), wait.session)
+    }
+
+    // MARK: login with a delivered code
+
+    /// For a user who prefers email or SMS (and the host allows it): sends a fresh code and waits.
+    /// nil: ask for a TOTP/recovery code as usual.
+    func beginDeliveredLogin(_ session: LoginSession, record: UserRecord?) -> Step? {
+        guard let record, let method = record.preferred, method.isDelivered, config.methods.contains(method),
+              let address = method == .email ? record.email : record.sms else { return nil }
+        var next = session
+        let state = DeliveredLogin(method: method, address: address)
+        next.purpose = .delivered(state)
+        return sendLoginCode(next, state)
+    }
+
+    func sendLoginCode(_ session: LoginSession, _ state: DeliveredLogin) -> Step {
+        let user = session.user
+        let now = environment.now()
+        let masked = DeliveryAddress.masked(state.address, method: state.method)
+        delivery.loginCodes.sweep(now: now)
+        let left = delivery.loginCodes.sendsLeft(user.value, now: now)
+        if left.count == 0 {
+            logger.notice("delivery", metadata: ["user": "\(user)", "method": "\(state.method.rawValue)", "to": "\(masked)",
+                                                 "purpose": "login", "result": "not sent (rate limit)"])
+            let live = delivery.loginCodes.hasLiveCode(user.value, now: now)
+            let until = left.nextAt.map { " A new one can be sent from \(UTCTime.format($0))." } ?? ""
+            let text = "\(DeliveryBook.maximumSends) codes were sent in the last \(DeliveryBook.sendWindow / 60) minutes.\(until) "
+                + (live ? "Use the last code sent, or " : "Use ") + "a code from your authenticator app or a recovery code."
+            return askDelivered(session, state, [ConversationMessage(.errorMessage, text)],
+                                prompt: live ? "Code sent to \(masked): " : Authority.prompt)
+        }
+        guard let code = try? makeDeliveredCode(), let salt = try? environment.randomBytes(16) else {
+            return askDelivered(session, state, [ConversationMessage(.errorMessage, "Could not make a code; enter a code from your authenticator app or a recovery code.")],
+                                prompt: Authority.prompt)
+        }
+        delivery.loginCodes.issue(user.value, code: code, salt: salt, now: now)
+        let text = state.method == .email
+            ? DeliveryMessage.codeEmail(code: code, to: state.address, from: config.emailFrom, account: account(user),
+                                        purpose: "to log in", minutes: Self.deliveryMinutes)
+            : DeliveryMessage.codeSMS(code: code, account: account(user), purpose: "to log in", minutes: Self.deliveryMinutes)
+        return send(text, method: state.method, to: state.address, user: user, purpose: "login", session: session) { [unowned self] outcome in
+            if outcome == .sent {
+                return self.askDelivered(session, state, [ConversationMessage(.textInfo,
+                    "Type resend for a new code; a code from your authenticator app or a recovery code works too.")],
+                    prompt: "Code sent to \(masked): ")
+            }
+            self.delivery.loginCodes.revoke(user.value)
+            return self.askDelivered(session, state, [ConversationMessage(.errorMessage,
+                "Could not send a code to \(masked). Enter a code from your authenticator app or a recovery code.")],
+                prompt: Authority.prompt)
+        }!
+    }
+
+    func makeDeliveredCode() throws -> String {
+        while true {
+            if let code = DeliveryBook.makeCode(randomBytes: try environment.randomBytes(4)) { return code }
+        }
+    }
+
+    /// One more round of the delivered-code prompt, or the end if the shim's 8 rounds are used up.
+    func askDelivered(_ session: LoginSession, _ state: DeliveredLogin, _ messages: [ConversationMessage], prompt: String) -> Step {
+        var state = state
+        state.rounds += 1
+        if state.rounds > WireProtocol.maximumConversationMessages {
+            logDecision(session.request, user: session.user.value, peer: session.peer, result: .denied, reason: "too many rounds")
+            return .finish(.verdict(.denied, reason: "too many rounds"))
+        }
+        var next = session
+        next.purpose = .delivered(state)
+        return .ask(.converse(messages + [ConversationMessage(.promptEchoOff, prompt)]), next)
+    }
+
+    /// The answer at a delivered-code prompt: `resend`, the delivered code, a TOTP/HOTP code or a
+    /// recovery code. A wrong answer counts as a failure (lockout) and is asked again while the
+    /// delivered code has attempts left.
+    func continueDeliveredLogin(_ typed: String, in session: LoginSession, _ state: DeliveredLogin) -> Step {
+        func verdict(_ result: VerdictResult, _ reason: String) -> Step {
+            logDecision(session.request, user: session.user.value, peer: session.peer, result: result, reason: reason)
+            return .finish(.verdict(result, reason: reason))
+        }
+        let user = session.user
+        let now = environment.now()
+        if typed.trimmed(of: " \t").lowercased() == "resend" {
+            logger.info("resend asked", metadata: ["user": "\(user)", "method": "\(state.method.rawValue)"])
+            return sendLoginCode(session, state)
+        }
+        if let until = books.rhostBlockedUntil(session.request.rhost, now: now) ?? books.userLockedUntil(user.value, now: now) {
+            delivery.loginCodes.revoke(user.value)
+            return verdict(.locked, "too many wrong codes, locked until \(UTCTime.format(until))")
+        }
+        let delivered = delivery.loginCodes.check(user.value, typed: typed, now: now)
+        let checked = checkAgainstStore(session, now: now) { record in
+            if delivered == .matched {
+                var updated = record
+                updated.lastSuccess = now
+                return .accepted(updated, reason: "\(state.method.rawValue) code", usedRecoveryCode: false)
+            }
+            return checkFactor(typed, against: record, now: now)
+        }
+        switch checked {
+        case .answered(let message):
+            delivery.loginCodes.revoke(user.value)
+            return .finish(message)
+        case .rejected(let reason):
+            books.recordFailure(user: user.value, rhost: session.request.rhost, config: config, now: now)
+            if case .wrong(let left) = delivered, left > 0, books.userLockedUntil(user.value, now: now) == nil {
+                logger.notice("wrong code, asked again", metadata: ["user": "\(user)", "service": "\(loggable(session.request.service))",
+                                                                   "rhost": "\(loggable(session.request.rhost))", "tries_left": "\(left)"])
+                let masked = DeliveryAddress.masked(state.address, method: state.method)
+                return askDelivered(session, state, [ConversationMessage(.errorMessage, "That code is not right. \(left) tries left.")],
+                                    prompt: "Code sent to \(masked): ")
+            }
+            delivery.loginCodes.revoke(user.value)
+            return verdict(.denied, delivered == .noCode ? reason : "wrong code")
+        }
+    }
+
+    func verdictMessage(_ session: LoginSession, _ result: VerdictResult, _ reason: String) -> DaemonMessage {
+        logDecision(session.request, user: session.user.value, peer: session.peer, result: result, reason: reason)
+        return .verdict(result, reason: reason)
+    }
+
+    // MARK: notices
+
+    /// A short notice to the user's email address (and to any address just removed or replaced)
+    /// for each enrollment change; the event itself was logged by the notifier.
+    func sendNotice(_ event: EnrollmentEvent, user: UserName, metadata: Logger.Metadata) {
+        var addresses = delivery.alsoNotify.removeValue(forKey: user.value) ?? []
+        if config.methods.contains(.email), let record = try? store.load(user), let email = record.email, !addresses.contains(email) {
+            addresses.insert(email, at: 0)
+        }
+        guard config.methods.contains(.email), !addresses.isEmpty else { return }
+        let method = metadata["method"].map { "\($0)" } ?? ""
+        let what: String
+        switch event {
+        case .enrolled: what = "multi-factor login was set up"
+        case .disabled: what = "multi-factor login was turned off"
+        case .reset: what = "multi-factor login was reset by an administrator"
+        case .imported: what = "a google-authenticator secret was imported"
+        case .recoveryCodesRegenerated: what = "new recovery codes were made (the old ones no longer work)"
+        case .recoveryCodeUsed: what = "a recovery code was used"
+        case .methodAdded: what = "the login method \(method) was added or changed"
+        case .methodRemoved: what = "the login method \(method) was removed"
+        case .methodPreferred: what = "the preferred login method is now \(method)"
+        }
+        for address in addresses {
+            let text = DeliveryMessage.noticeEmail(to: address, from: config.emailFrom, account: account(user), what: what,
+                                                   when: UTCTime.format(environment.now()))
+            _ = send(text, method: .email, to: address, user: user, purpose: "notice \(event.rawValue)", session: nil) { _ in nil }
+        }
+    }
+
+    /// Remembers the user's email address before a change removes it, so the notice still reaches it.
+    func noteNoticeAddress(_ user: UserName, _ address: String?) {
+        guard let address else { return }
+        delivery.alsoNotify[user.value, default: []].append(address)
+    }
+}
+
+extension String {
+    func trimmed(of set: String) -> String {
+        var view = self[...]
+        while let f = view.first, set.contains(f) { view = view.dropFirst() }
+        while let l = view.last, set.contains(l) { view = view.dropLast() }
+        return String(view)
+    }
+}
