@@ -170,6 +170,41 @@ def test_misbehaving_daemon(tmp_path, sock, behaviour, failmode, expected):
 
 
 @pytest.mark.parametrize("failmode,expected", FAILMODES)
+def test_a_second_frame_before_the_reply_is_malformed(tmp_path, sock, failmode, expected):
+    """The shim reads a frame with one recv of what has arrived; the daemon never sends another
+    frame before the shim's reply (docs/protocol.md, "Who speaks when"), so bytes after the frame
+    break the protocol: a VERDICT glued to a CONVERSE is refused per failmode, never obeyed."""
+    steps = [fd.RECV, fd.send(fd.converse(fd.PROMPT) + fd.verdict(fd.SUCCESS)), fd.RECV, fd.CLOSE]
+    result, messages, d = login(tmp_path, sock, steps, "--answer", CODE, failmode=failmode)
+    assert result == expected
+    assert messages == [] and d.frames("REPLY") == []
+
+
+def test_a_frame_arriving_in_pieces_is_read_whole(tmp_path, sock):
+    """A header split from its body, and the body in two pieces: still one frame."""
+    class Dribbling(fd.FakeDaemon):
+        def _play(self, conn):
+            conn.settimeout(0.05)
+            self._recv_frame(conn)
+            whole = fd.converse(fd.PROMPT)
+            for piece in (whole[:2], whole[2:7], whole[7:]):
+                conn.sendall(piece)
+                self._stop.wait(0.05)
+            self._recv_frame(conn)
+            whole = fd.verdict(fd.SUCCESS)
+            for piece in (whole[:4], whole[4:]):
+                conn.sendall(piece)
+                self._stop.wait(0.05)
+
+    confdir = make_confdir(tmp_path, ["socket=" + sock])
+    with Dribbling(sock, []) as d:
+        result, messages, _, _ = run_driver(confdir, "--answer", CODE)
+    assert not d.errors
+    assert result == "PAM_SUCCESS"
+    assert messages == ["PROMPT_ECHO_OFF: Verification code: "]
+
+
+@pytest.mark.parametrize("failmode,expected", FAILMODES)
 def test_text_garbage(tmp_path, sock, failmode, expected):
     steps = [fd.RECV, fd.send(b"HTTP/1.1 400 Bad Request\r\n\r\n"), fd.CLOSE]
     assert login(tmp_path, sock, steps, failmode=failmode)[0] == expected
