@@ -74,6 +74,11 @@ public enum UserFileFormat {
     /// The fields a user file may hold once each (`recovery` may repeat), in one fixed order.
     static let singleFields = ["user", "method", "algorithm", "digits", "period", "secret", "created", "last_step",
                                "last_success", "counter", "window", "drift"].map { Array($0.utf8) }
+    /// Positions in `singleFields`, so the parser looks a field up without making its name again.
+    enum Field: Int {
+        case user, method, algorithm, digits, period, secret, created, lastStep, lastSuccess, counter, window, drift
+        var name: String { String(decoding: UserFileFormat.singleFields[rawValue], as: UTF8.self) }
+    }
 
     /// Parses the file's bytes as they were read. Works on bytes, not `Character`s: the daemon
     /// parses a file at nearly every login (a user logs in rarely, so the cache seldom holds it),
@@ -112,7 +117,7 @@ public enum UserFileFormat {
                       salt.count == 16, hash.count == 32 else { throw fail(lineNumber, "bad recovery code entry") }
                 recovery.append(RecoveryCodes.Hashed(salt: salt, hash: hash))
                 if recovery.count > 100 { throw fail(lineNumber, "too many recovery codes") }
-            } else if let field = singleFields.firstIndex(where: { key.elementsEqual($0) }) {
+            } else if let field = singleFields.firstIndex(where: { $0.count == key.count && key.elementsEqual($0) }) {
                 if fields[field] != nil { throw fail(lineNumber, "`\(text(key))` appears twice") }
                 fields[field] = (lineNumber, value)
             } else {
@@ -120,58 +125,58 @@ public enum UserFileFormat {
             }
         }
         if !sawVersion { throw fail(0, "empty or truncated (no `version` line)") }
-        func optional(_ key: String) -> (line: Int, value: ArraySlice<UInt8>)? {
-            fields[singleFields.firstIndex(of: Array(key.utf8))!]
+        func optional(_ field: Field) -> (line: Int, value: ArraySlice<UInt8>)? {
+            fields[field.rawValue]
         }
-        func required(_ key: String) throws(UserFileFormatError) -> (line: Int, value: ArraySlice<UInt8>) {
-            guard let f = optional(key) else { throw fail(0, "missing `\(key)` (truncated?)") }
+        func required(_ field: Field) throws(UserFileFormatError) -> (line: Int, value: ArraySlice<UInt8>) {
+            guard let f = optional(field) else { throw fail(0, "missing `\(field.name)` (truncated?)") }
             return f
         }
-        let (userLine, userValue) = try required("user")
+        let (userLine, userValue) = try required(.user)
         guard userValue.elementsEqual(expectedUser.value.utf8) else { throw fail(userLine, "belongs to another user") }
-        let (methodLine, method) = try required("method")
+        let (methodLine, method) = try required(.method)
         guard let otpMethod = OTPMethod(rawValue: text(method)) else { throw fail(methodLine, "unknown method `\(text(method))`") }
         var counter: UInt64 = 0
         if otpMethod == .hotp {
-            let (line, value) = try required("counter")
+            let (line, value) = try required(.counter)
             guard let c = integer(value), c >= 0 else { throw fail(line, "bad counter") }
             counter = UInt64(c)
-        } else if let (line, _) = optional("counter") {
+        } else if let (line, _) = optional(.counter) {
             throw fail(line, "`counter` belongs to method hotp only")
         }
         var window: Int? = nil
-        if let (line, value) = optional("window") {
+        if let (line, value) = optional(.window) {
             guard let w = integer(value), (0...10).contains(w) else { throw fail(line, "bad window (0 to 10)") }
             window = Int(w)
         }
-        let (algLine, alg) = try required("algorithm")
+        let (algLine, alg) = try required(.algorithm)
         guard let digest = Crypto.Digest(rawValue: text(alg)) else { throw fail(algLine, "unknown algorithm `\(text(alg))`") }
-        let (digitsLine, digitsText) = try required("digits")
-        let (periodLine, periodText) = try required("period")
+        let (digitsLine, digitsText) = try required(.digits)
+        let (periodLine, periodText) = try required(.period)
         guard let digits = integer(digitsText).flatMap({ Int(exactly: $0) }) else { throw fail(digitsLine, "bad digits") }
         guard let period = integer(periodText).flatMap({ Int(exactly: $0) }) else { throw fail(periodLine, "bad period") }
         let parameters = OTPParameters(digest: digest, digits: digits, period: period)
         guard parameters.isValid else { throw fail(digitsLine, "unsupported digits or period") }
-        let (secretLine, secretText) = try required("secret")
+        let (secretLine, secretText) = try required(.secret)
         guard let secret = Base32.decode(utf8: secretText), secret.count >= 10, secret.count <= 128 else {
             throw fail(secretLine, "bad secret")
         }
-        let (createdLine, createdText) = try required("created")
+        let (createdLine, createdText) = try required(.created)
         guard let created = integer(createdText) else { throw fail(createdLine, "bad created time") }
         var lastStep: Int64? = nil
-        if let (line, text) = optional("last_step") {
+        if let (line, text) = optional(.lastStep) {
             guard let v = integer(text), v >= 0 else { throw fail(line, "bad last_step") }
             lastStep = v
         }
         var lastSuccess: Int64? = nil
-        if let (line, text) = optional("last_success") {
+        if let (line, text) = optional(.lastSuccess) {
             guard let v = integer(text) else { throw fail(line, "bad last_success") }
             lastSuccess = v
         }
         var record = UserRecord(user: expectedUser, parameters: parameters, secret: secret, created: created,
                                 lastUsedStep: lastStep, lastSuccess: lastSuccess, recoveryCodes: recovery,
                                 method: otpMethod, counter: counter, window: window)
-        if let (line, text) = optional("drift") {
+        if let (line, text) = optional(.drift) {
             guard let v = integer(text).flatMap({ Int(exactly: $0) }), abs(v) <= OTP.maximumDrift else { throw fail(line, "bad drift") }
             record.drift = v
         }
