@@ -387,7 +387,9 @@ static int converse_round(struct login *l, const struct mfg_daemon_msg *m)
                            strnlen(answer, (size_t)MFG_MAX_STR + 1));
     free_responses(resp, n);
     if (len < 0) {
-        /* Only an absurdly long answer gets here; no code is that long. */
+        /* Only an absurdly long answer gets here; no code is that long. Whatever the encoder
+         * wrote before it refused is wiped with the whole frame at the end. */
+        note_used(&l->frame_used, sizeof l->buf->frame);
         pam_syslog(l->pamh, LOG_ERR, "answer too long for the protocol");
         return cancel(l, PAM_AUTH_ERR);
     }
@@ -448,6 +450,7 @@ static int send_login_begin(struct login *l, const char *user)
     long len = mfg_encode_login_begin(l->buf->frame, sizeof l->buf->frame, &b);
     if (len < 0) {
         /* Items over 64 KiB come from the client, not the daemon: refuse, never failmode. */
+        note_used(&l->frame_used, sizeof l->buf->frame);
         pam_syslog(l->pamh, LOG_ERR, "login items too long for the protocol");
         return PAM_AUTH_ERR;
     }

@@ -204,6 +204,48 @@ def test_a_frame_arriving_in_pieces_is_read_whole(tmp_path, sock):
     assert messages == ["PROMPT_ECHO_OFF: Verification code: "]
 
 
+FREE_WATCH_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* free() that reports a block still holding $MFG_WATCH when it is freed. */
+static void (*real_free)(void *);
+__attribute__((constructor)) static void init(void) { real_free = (void (*)(void *))dlsym(RTLD_NEXT, "free"); }
+void free(void *p) {
+    if (real_free == NULL) return; /* during dlsym itself: leak, never recurse */
+    const char *watch = getenv("MFG_WATCH");
+    if (p != NULL && watch != NULL && *watch != '\0' && memmem(p, malloc_usable_size(p), watch, strlen(watch)) != NULL)
+        write(2, "WATCHED TEXT LEFT IN FREED MEMORY\n", 34);
+    real_free(p);
+}
+"""
+
+
+@pytest.mark.parametrize("watched", ["answer", "shown text"])
+def test_nothing_the_login_carried_is_left_in_freed_memory(tmp_path, sock, watched):
+    """The shim wipes what it wrote into its buffers (not the whole 128 KiB any more): the user's
+    answer and the daemon's texts (recovery codes are shown this way) must be gone from every
+    block the login frees. A free() hook (LD_PRELOAD) scans each freed block."""
+    source = tmp_path / "free_watch.c"
+    source.write_text(FREE_WATCH_C)
+    hook = tmp_path / "free_watch.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(hook), str(source), "-ldl"], check=True)
+    shown = "recovery k7m2-p9qx-w4rt"
+    steps = [fd.RECV, fd.send(fd.converse((fd.TEXT_INFO, shown), fd.PROMPT)), fd.RECV,
+             fd.send(fd.verdict(fd.SUCCESS))]
+    confdir = make_confdir(tmp_path, ["socket=" + sock])
+    env = dict(os.environ, LD_PRELOAD=str(hook), MFG_WATCH=CODE if watched == "answer" else shown)
+    with fd.FakeDaemon(sock, steps) as d:
+        p = subprocess.run([DRIVER, confdir, SERVICE, USER, "--answer", CODE], capture_output=True,
+                           text=True, timeout=30, env=env)
+    assert not d.errors
+    assert "RESULT: PAM_SUCCESS" in p.stdout, p.stdout + p.stderr
+    assert "WATCHED TEXT LEFT" not in p.stderr
+
+
 @pytest.mark.parametrize("failmode,expected", FAILMODES)
 def test_text_garbage(tmp_path, sock, failmode, expected):
     steps = [fd.RECV, fd.send(b"HTTP/1.1 400 Bad Request\r\n\r\n"), fd.CLOSE]
