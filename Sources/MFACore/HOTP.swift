@@ -20,10 +20,11 @@ extension OTP {
         let typed = Array(code.utf8)
         guard typed.count == parameters.digits, lookAhead >= 0 else { return nil }
         var matched: UInt64? = nil
+        let key = Crypto.HMACKey(parameters.digest, key: secret)
         for offset in 0...UInt64(lookAhead) {
             let (counter, overflow) = nextCounter.addingReportingOverflow(offset)
             if overflow { break }
-            let expected = Array(hotp(secret: secret, counter: counter, digest: parameters.digest, digits: parameters.digits).utf8)
+            let expected = Array(hotp(key: key, counter: counter, digits: parameters.digits).utf8)
             if Crypto.constantTimeEqual(expected, typed) && matched == nil { matched = counter }
         }
         return matched

@@ -21,9 +21,14 @@ public enum OTP {
 
     /// HOTP value (RFC 4226 §5.3, dynamic truncation) as a zero-padded decimal string.
     public static func hotp(secret: [UInt8], counter: UInt64, digest: Crypto.Digest = .sha1, digits: Int = 6) -> String {
+        hotp(key: Crypto.HMACKey(digest, key: secret), counter: counter, digits: digits)
+    }
+
+    /// HOTP under a key prepared once (several counters of one secret).
+    static func hotp(key: Crypto.HMACKey, counter: UInt64, digits: Int) -> String {
         var message = [UInt8](repeating: 0, count: 8)
         for i in 0..<8 { message[7 - i] = UInt8(truncatingIfNeeded: counter >> (8 * UInt64(i))) }
-        let mac = Crypto.hmac(digest, key: secret, message: message)
+        let mac = key.mac(message)
         let offset = Int(mac[mac.count - 1] & 0x0F)
         let binary = (UInt32(mac[offset] & 0x7F) << 24) | (UInt32(mac[offset + 1]) << 16)
             | (UInt32(mac[offset + 2]) << 8) | UInt32(mac[offset + 3])
@@ -56,13 +61,13 @@ public enum OTP {
         guard typed.count == parameters.digits else { return nil }
         let now = timeStep(unixTime: unixTime, period: parameters.period) + Int64(max(-maximumDrift, min(maximumDrift, drift)))
         var matched: Int64? = nil
+        let key = Crypto.HMACKey(parameters.digest, key: secret)
         for offset in -window...window {
             // Overflow-checked: with a 1 s period a clock near Int64.max would trap (found by
             // Tests/fuzz/UserFileFuzz.swift); such a step does not exist.
             let (step, overflow) = now.addingReportingOverflow(Int64(offset))
             if overflow || step < 0 { continue }
-            let expected = Array(hotp(secret: secret, counter: UInt64(step), digest: parameters.digest,
-                                      digits: parameters.digits).utf8)
+            let expected = Array(hotp(key: key, counter: UInt64(step), digits: parameters.digits).utf8)
             let fresh = lastUsedStep.map { step > $0 } ?? true
             if Crypto.constantTimeEqual(expected, typed) && fresh && matched == nil {
                 matched = step

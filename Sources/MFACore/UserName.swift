@@ -18,20 +18,27 @@ public struct UserName: Sendable, Hashable, CustomStringConvertible {
 
     /// Accepts the names `useradd` and directory services make (letters, digits, `._-@$`, UTF-8)
     /// and refuses anything that could walk a path or forge a log line.
+    /// Checked over the UTF-8 bytes in one pass (every login validates a name; `String.contains`
+    /// cost more than the rest of the check).
     public init(validating raw: String) throws(Invalid) {
-        let bytes = Array(raw.utf8)
-        if bytes.isEmpty { throw .empty }
+        let bytes = raw.utf8
+        guard let first = bytes.first else { throw .empty }
         if bytes.count > 32 { throw .tooLong }
-        if bytes[0] == UInt8(ascii: "-") { throw .leadingDash }
-        if raw == "." || raw == ".." { throw .dotOrDotDot }
+        if first == UInt8(ascii: "-") { throw .leadingDash }
+        let dot = UInt8(ascii: ".")
+        if bytes.allSatisfy({ $0 == dot }) && bytes.count <= 2 { throw .dotOrDotDot }
+        var twoDots = false
+        var previous: UInt8 = 0
         for b in bytes {
             let allowed = (b >= 0x80) || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z"))
                 || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
-                || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
+                || b == dot || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
                 || b == UInt8(ascii: "@") || b == UInt8(ascii: "$")
             if !allowed { throw .forbiddenByte(b) }
+            if b == dot && previous == dot { twoDots = true }
+            previous = b
         }
-        if raw.contains("..") { throw .dotOrDotDot }
+        if twoDots { throw .dotOrDotDot }
         value = raw
     }
 }

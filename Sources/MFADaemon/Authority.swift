@@ -448,7 +448,7 @@ public final class Authority {
         let level: Logger.Level = result == .success || result == .ignore ? .info : .notice
         logger.log(level: level, "login", metadata: [
             "user": "\(user)", "service": "\(loggable(request.service))", "rhost": "\(loggable(request.rhost))",
-            "peer": "\(peer)", "result": "\(result)", "reason": "\(reason)",
+            "peer": "\(peer)", "result": "\(result.logName)", "reason": "\(reason)",
         ])
     }
 }

@@ -15,8 +15,11 @@ extension Authority {
     /// the device itself (regenerating recovery codes must not be possible with a recovery code).
     func checkFactor(_ typed: String, against original: UserRecord, now: Int64, allowRecoveryCode: Bool = true) -> FactorCheck {
         var record = original
-        let compact = typed.filter { $0 != " " && $0 != "\t" }
-        let digitsOnly = !compact.isEmpty && compact.allSatisfy { $0.isASCII && $0.isNumber }
+        // Over bytes, not Characters (grapheme breaking and Unicode properties on every login):
+        // only ASCII digits count, so a space joined to a combining mark still makes it "not digits".
+        let typedBytes = typed.utf8.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+        let digitsOnly = !typedBytes.isEmpty && typedBytes.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        let compact = digitsOnly ? String(decoding: typedBytes, as: UTF8.self) : ""
         // An email/SMS-only user has no app: the file's secret is a random one nobody was shown.
         if digitsOnly && record.appActive {
             switch record.method {

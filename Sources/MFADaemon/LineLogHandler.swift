@@ -17,19 +17,30 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        let line = "\(event.level) " + LineLogHandler.render(message: "\(event.message)", metadata: merged) + "\n"
+        let merged = metadata.isEmpty ? (event.metadata ?? [:]) : metadata.merging(event.metadata ?? [:]) { $1 }
+        var line = "\(event.level) " + LineLogHandler.render(message: "\(event.message)", metadata: merged)
+        line += "\n"
         line.withCString { mfa_write_stderr($0) }
     }
 
     /// `message key=value ...` with keys sorted and values quoted if they hold a space or are empty;
-    /// the same text is the MESSAGE of a journal entry.
+    /// the same text is the MESSAGE of a journal entry. Built in one string without re-looking up
+    /// keys: every login writes one of these lines.
     public static func render(message: String, metadata: Logger.Metadata) -> String {
         var line = message
-        for key in metadata.keys.sorted() {
-            let value = "\(metadata[key]!)"
-            let quoted = value.contains(" ") || value.isEmpty ? "\"\(value)\"" : value
-            line += " \(key)=\(quoted)"
+        line.reserveCapacity(message.utf8.count + metadata.count * 24)
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
+            let text = value.description
+            line += " "
+            line += key
+            line += "="
+            if text.isEmpty || text.utf8.contains(UInt8(ascii: " ")) {
+                line += "\""
+                line += text
+                line += "\""
+            } else {
+                line += text
+            }
         }
         return line
     }

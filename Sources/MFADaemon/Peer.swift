@@ -47,6 +47,13 @@ public enum Accounts {
 
 /// Makes a peer-supplied string safe for one log line: control bytes escaped, length capped.
 public func loggable(_ text: String, limit: Int = 64) -> String {
+    // Nearly always (a service name, an address) plain printable ASCII within the limit: returned
+    // as it is, without walking it scalar by scalar (two of these per login line).
+    let utf8 = text.utf8
+    if !utf8.isEmpty, utf8.count <= limit,
+       utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") && $0 != UInt8(ascii: "\"") }) {
+        return text
+    }
     var out = ""
     for scalar in text.unicodeScalars.prefix(limit) {
         if scalar.value < 0x20 || scalar.value == 0x7F || scalar == "\\" || scalar == "\"" {

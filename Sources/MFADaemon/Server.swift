@@ -47,6 +47,9 @@ final class Connection {
     var state: State = .awaitingRequest
     var splitter = FrameSplitter()
     var output: [UInt8] = []
+    /// True while `output` holds a reply that must not leave before the replay journal's flush
+    /// covering it has returned: nothing is sent, not even when poll says the socket is writable.
+    var awaitsJournal = false
     var deadline: Int64
 
     init(fd: Int32, peer: Peer, deadline: Int64) {
@@ -76,6 +79,10 @@ public final class Server {
     /// Connections whose reply waits for the replay journal's flush (group commit): every login
     /// answered in one poll round shares one fdatasync, and no SUCCESS leaves before it.
     var awaitingSync: [Connection] = []
+    /// Connections whose reply waits for the flush running on the journal's flush thread, and
+    /// whether poll has reported that flush's end.
+    var awaitingBackgroundSync: [Connection] = []
+    var backgroundSyncEnded = false
     /// Open connections per non-root uid (root's are not counted here).
     var connectionsPerUID: [uid_t: Int] = [:]
     var nonRootConnections = 0
@@ -190,6 +197,8 @@ public final class Server {
             fds.removeAll(keepingCapacity: true)
             fds.append(pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0))
             if !draining { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
+            let syncFD = authority.store.journalSyncFD ?? -1
+            if syncFD >= 0 { fds.append(pollfd(fd: syncFD, events: Int16(POLLIN), revents: 0)) }
             var nextDeadline = draining ? drainDeadline : now + 60_000
             if watchdogPingInterval != nil { nextDeadline = min(nextDeadline, nextWatchdogPing) }
             authority.notifier.reap()
@@ -197,7 +206,7 @@ public final class Server {
             if let due = authority.notifier.nextDeadline { nextDeadline = min(nextDeadline, due) }
             for connection in connections.values {
                 var events = Int16(POLLIN)
-                if !connection.output.isEmpty { events |= Int16(POLLOUT) }
+                if !connection.output.isEmpty && !connection.awaitsJournal { events |= Int16(POLLOUT) }
                 fds.append(pollfd(fd: connection.fd, events: events, revents: 0))
                 nextDeadline = min(nextDeadline, connection.deadline)
             }
@@ -212,12 +221,17 @@ public final class Server {
                     handleSignals()
                 } else if entry.fd == listenFD {
                     acceptConnections()
+                } else if entry.fd == syncFD {
+                    backgroundSyncEnded = true
                 } else if let connection = connections[entry.fd] {
                     service(connection, revents: entry.revents)
                 }
             }
             pollSet = fds
-            commitJournal()
+            collectJournalSync()
+            if (!awaitingSync.isEmpty || authority.store.hasUnsyncedJournal) && !authority.store.journalSyncPending {
+                startJournalSync()
+            }
             expireConnections(now: Server.monotonicNow())
         }
         for connection in Array(connections.values) { drop(connection) }
@@ -411,27 +425,66 @@ public final class Server {
             return
         }
         if authority.store.hasUnsyncedJournal {
+            connection.awaitsJournal = true
             awaitingSync.append(connection)
             return
         }
         flush(connection)
     }
 
-    /// Flushes the replay journal once for the round, then sends the replies that waited for it.
-    /// If the flush fails, those replies (a SUCCESS among them, perhaps) are never sent: the
-    /// connections are closed, and the shims fail closed.
-    func commitJournal() {
-        guard authority.store.hasUnsyncedJournal || !awaitingSync.isEmpty else { return }
+    /// Sends replies whose journal records are now on disk.
+    func release(_ waiting: [Connection]) {
+        for connection in waiting where connections[connection.fd] === connection {
+            connection.awaitsJournal = false
+            flush(connection)
+        }
+    }
+
+    /// Flushes the replay journal once for every reply waiting on it (group commit: at the end of
+    /// a poll round, and when no flush is running), then sends those replies. If the flush fails,
+    /// the replies (a SUCCESS among them, perhaps) are never sent: the connections are closed, and
+    /// the shims fail closed.
+    ///
+    /// When other connections are open, the flush runs on the journal's flush thread, and the loop
+    /// goes on serving them (first rounds, refusals, the next logins' records) while the disk works:
+    /// with eight logins at once the daemon otherwise sat in fdatasync while every client waited
+    /// on it (a fifth of the machine idle). The waiting replies leave when poll reports the flush's
+    /// end; records appended meanwhile wait for the next flush, which starts in the round that
+    /// collects this one. When every open connection waits for this flush, nobody else needs the
+    /// daemon: it flushes inline, without the thread hop (one login at a time pays nothing extra).
+    func startJournalSync() {
+        let store = authority.store
         let waiting = awaitingSync
         awaitingSync.removeAll()
         do {
-            try authority.store.syncJournal()
+            if connections.count > waiting.count, try store.startJournalSync() {
+                awaitingBackgroundSync = waiting
+                return
+            }
+            try store.syncJournal()
         } catch {
             logger.critical("could not record used codes, refusing the logins that used them: \(error)")
             for connection in waiting { drop(connection) }
             return
         }
-        for connection in waiting where connections[connection.fd] === connection { flush(connection) }
+        release(waiting)
+    }
+
+    /// Sends the replies of a background flush that has ended (or closes them if it failed).
+    func collectJournalSync() {
+        let store = authority.store
+        // The journal may have collected the flush itself, early, while rolling over.
+        guard store.journalSyncPending, backgroundSyncEnded || store.journalSyncFD == nil else { return }
+        backgroundSyncEnded = false
+        let waiting = awaitingBackgroundSync
+        awaitingBackgroundSync.removeAll()
+        do {
+            try store.finishJournalSync()
+            release(waiting)
+        } catch {
+            logger.critical("could not record used codes, refusing the logins that used them: \(error)")
+            for connection in waiting { drop(connection) }
+        }
     }
 
     func finish(_ message: DaemonMessage, on connection: Connection) {
@@ -441,6 +494,7 @@ public final class Server {
     }
 
     func flush(_ connection: Connection) {
+        if connection.awaitsJournal { return }
         while !connection.output.isEmpty {
             let n = connection.output.withUnsafeBytes { send(connection.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 {

@@ -178,6 +178,10 @@ public final class PostgresStore: FactorStore, SharedLedger {
     public var backendFailedInRequest: Bool { failedInRequest }
     public var sharedLedger: (any SharedLedger)? { self }
     public func syncJournal() throws(StoreError) {}
+    public func startJournalSync() throws(StoreError) -> Bool { false }
+    public var journalSyncPending: Bool { false }
+    public var journalSyncFD: Int32? { nil }
+    public func finishJournalSync() throws(StoreError) {}
     public var hasUnsyncedJournal: Bool { false }
 
     public func load(_ user: UserName) throws(StoreError) -> UserRecord? {

@@ -19,6 +19,13 @@ public protocol FactorStore: AnyObject {
     var defersJournalSync: Bool { get set }
     func syncJournal() throws(StoreError)
     var hasUnsyncedJournal: Bool { get }
+    /// The flush thread's side of the group commit (FileStore, ReplayJournal.startBackgroundSync):
+    /// true if the flush runs in the background and the replies it covers wait for `finishJournalSync`.
+    func startJournalSync() throws(StoreError) -> Bool
+    var journalSyncPending: Bool { get }
+    /// Readable when the background flush has ended; nil when none runs.
+    var journalSyncFD: Int32? { get }
+    func finishJournalSync() throws(StoreError)
     /// Lockouts and first sightings shared by every host (fleet), or nil: the daemon keeps them in
     /// its state directory (Bookkeeper).
     var sharedLedger: (any SharedLedger)? { get }

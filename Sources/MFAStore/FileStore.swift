@@ -244,8 +244,27 @@ public final class FileStore {
         try journal.sync()
     }
 
-    /// True when replay records wait for `syncJournal()`.
+    /// True when replay records wait for `syncJournal()` (or `startJournalSync()`).
     public var hasUnsyncedJournal: Bool { journal.unsynced }
+
+    /// Flushes the replay records appended so far on the journal's flush thread, returning at
+    /// once (true); their replies wait for `finishJournalSync()`. False if it flushed them here
+    /// instead (or there was nothing to flush). See `ReplayJournal.startBackgroundSync`.
+    public func startJournalSync() throws(StoreError) -> Bool {
+        try journal.startBackgroundSync()
+    }
+
+    /// True from a `startJournalSync()` that returned true until `finishJournalSync()`.
+    public var journalSyncPending: Bool { journal.backgroundSync != .idle }
+
+    /// Readable when the background flush has ended (nil if it has ended already, or none runs).
+    public var journalSyncFD: Int32? { journal.backgroundSyncFD }
+
+    /// The background flush's result (waits if it still runs): throws if the records did not
+    /// reach the disk.
+    public func finishJournalSync() throws(StoreError) {
+        try journal.finishBackgroundSync()
+    }
 
     static func differsOnlyInReplayState(_ a: UserRecord, _ b: UserRecord) -> Bool {
         var x = a, y = b

@@ -87,6 +87,11 @@ public enum UserFileFormat {
     static let singleFields = ["user", "method", "algorithm", "digits", "period", "secret", "created", "last_step",
                                "last_success", "counter", "window", "drift",
                                "email", "sms", "prefer", "app"].map { Array($0.utf8) }
+    /// Positions in `singleFields`, so the parser looks a field up without making its name again.
+    enum Field: Int {
+        case user, method, algorithm, digits, period, secret, created, lastStep, lastSuccess, counter, window, drift, email, sms, prefer, app
+        var name: String { String(decoding: UserFileFormat.singleFields[rawValue], as: UTF8.self) }
+    }
 
     /// Parses the file's bytes as they were read. Works on bytes, not `Character`s: the daemon
     /// parses a file at nearly every login (a user logs in rarely, so the cache seldom holds it),
@@ -125,7 +130,7 @@ public enum UserFileFormat {
                       salt.count == 16, hash.count == 32 else { throw fail(lineNumber, "bad recovery code entry") }
                 recovery.append(RecoveryCodes.Hashed(salt: salt, hash: hash))
                 if recovery.count > 100 { throw fail(lineNumber, "too many recovery codes") }
-            } else if let field = singleFields.firstIndex(where: { key.elementsEqual($0) }) {
+            } else if let field = singleFields.firstIndex(where: { $0.count == key.count && key.elementsEqual($0) }) {
                 if fields[field] != nil { throw fail(lineNumber, "`\(text(key))` appears twice") }
                 fields[field] = (lineNumber, value)
             } else {
@@ -133,58 +138,58 @@ public enum UserFileFormat {
             }
         }
         if !sawVersion { throw fail(0, "empty or truncated (no `version` line)") }
-        func optional(_ key: String) -> (line: Int, value: ArraySlice<UInt8>)? {
-            fields[singleFields.firstIndex(of: Array(key.utf8))!]
+        func optional(_ field: Field) -> (line: Int, value: ArraySlice<UInt8>)? {
+            fields[field.rawValue]
         }
-        func required(_ key: String) throws(UserFileFormatError) -> (line: Int, value: ArraySlice<UInt8>) {
-            guard let f = optional(key) else { throw fail(0, "missing `\(key)` (truncated?)") }
+        func required(_ field: Field) throws(UserFileFormatError) -> (line: Int, value: ArraySlice<UInt8>) {
+            guard let f = optional(field) else { throw fail(0, "missing `\(field.name)` (truncated?)") }
             return f
         }
-        let (userLine, userValue) = try required("user")
+        let (userLine, userValue) = try required(.user)
         guard userValue.elementsEqual(expectedUser.value.utf8) else { throw fail(userLine, "belongs to another user") }
-        let (methodLine, method) = try required("method")
+        let (methodLine, method) = try required(.method)
         guard let otpMethod = OTPMethod(rawValue: text(method)) else { throw fail(methodLine, "unknown method `\(text(method))`") }
         var counter: UInt64 = 0
         if otpMethod == .hotp {
-            let (line, value) = try required("counter")
+            let (line, value) = try required(.counter)
             guard let c = integer(value), c >= 0 else { throw fail(line, "bad counter") }
             counter = UInt64(c)
-        } else if let (line, _) = optional("counter") {
+        } else if let (line, _) = optional(.counter) {
             throw fail(line, "`counter` belongs to method hotp only")
         }
         var window: Int? = nil
-        if let (line, value) = optional("window") {
+        if let (line, value) = optional(.window) {
             guard let w = integer(value), (0...10).contains(w) else { throw fail(line, "bad window (0 to 10)") }
             window = Int(w)
         }
-        let (algLine, alg) = try required("algorithm")
+        let (algLine, alg) = try required(.algorithm)
         guard let digest = Crypto.Digest(rawValue: text(alg)) else { throw fail(algLine, "unknown algorithm `\(text(alg))`") }
-        let (digitsLine, digitsText) = try required("digits")
-        let (periodLine, periodText) = try required("period")
+        let (digitsLine, digitsText) = try required(.digits)
+        let (periodLine, periodText) = try required(.period)
         guard let digits = integer(digitsText).flatMap({ Int(exactly: $0) }) else { throw fail(digitsLine, "bad digits") }
         guard let period = integer(periodText).flatMap({ Int(exactly: $0) }) else { throw fail(periodLine, "bad period") }
         let parameters = OTPParameters(digest: digest, digits: digits, period: period)
         guard parameters.isValid else { throw fail(digitsLine, "unsupported digits or period") }
-        let (secretLine, secretText) = try required("secret")
+        let (secretLine, secretText) = try required(.secret)
         guard let secret = Base32.decode(utf8: secretText), secret.count >= 10, secret.count <= 128 else {
             throw fail(secretLine, "bad secret")
         }
-        let (createdLine, createdText) = try required("created")
+        let (createdLine, createdText) = try required(.created)
         guard let created = integer(createdText) else { throw fail(createdLine, "bad created time") }
         var lastStep: Int64? = nil
-        if let (line, text) = optional("last_step") {
+        if let (line, text) = optional(.lastStep) {
             guard let v = integer(text), v >= 0 else { throw fail(line, "bad last_step") }
             lastStep = v
         }
         var lastSuccess: Int64? = nil
-        if let (line, text) = optional("last_success") {
+        if let (line, text) = optional(.lastSuccess) {
             guard let v = integer(text) else { throw fail(line, "bad last_success") }
             lastSuccess = v
         }
         var record = UserRecord(user: expectedUser, parameters: parameters, secret: secret, created: created,
                                 lastUsedStep: lastStep, lastSuccess: lastSuccess, recoveryCodes: recovery,
                                 method: otpMethod, counter: counter, window: window)
-        if let (line, text) = optional("drift") {
+        if let (line, text) = optional(.drift) {
             guard let v = integer(text).flatMap({ Int(exactly: $0) }), abs(v) <= OTP.maximumDrift else { throw fail(line, "bad drift") }
             record.drift = v
         }
@@ -260,26 +265,26 @@ public enum UserFileFormat {
 extension UserFileFormat {
     /// `email`, `sms` and `prefer` (issue 10), checked as strictly as when they were added: a file
     /// edited to hold a header-injecting address or a preference without its address is damaged.
-    static func parseDeliveryFields(_ optional: (String) -> (line: Int, value: ArraySlice<UInt8>)?,
+    static func parseDeliveryFields(_ optional: (Field) -> (line: Int, value: ArraySlice<UInt8>)?,
                                     into record: inout UserRecord) throws(UserFileFormatError) {
-        if let (line, value) = optional("email") {
+        if let (line, value) = optional(.email) {
             guard let address = try? DeliveryAddress.validateEmail(text(value)) else { throw UserFileFormatError(line: line, message: "bad email address") }
             record.email = address
         }
-        if let (line, value) = optional("sms") {
+        if let (line, value) = optional(.sms) {
             guard let number = try? DeliveryAddress.validatePhone(text(value)), number == text(value) else {
                 throw UserFileFormatError(line: line, message: "bad sms number")
             }
             record.sms = number
         }
-        if let (line, value) = optional("prefer") {
+        if let (line, value) = optional(.prefer) {
             guard let method = LoginMethod(rawValue: text(value)) else { throw UserFileFormatError(line: line, message: "unknown preferred method") }
             if (method == .email && record.email == nil) || (method == .sms && record.sms == nil) {
                 throw UserFileFormatError(line: line, message: "preferred method \(method.rawValue) has no address")
             }
             record.preferred = method == .totp ? nil : method
         }
-        if let (line, value) = optional("app") {
+        if let (line, value) = optional(.app) {
             guard text(value) == "none" else { throw UserFileFormatError(line: line, message: "`app` may only be `none`") }
             guard record.preferred != nil else { throw UserFileFormatError(line: line, message: "no app and no preferred email or sms method") }
             record.appActive = false

@@ -44,7 +44,8 @@ struct options {
 };
 
 /* One bounded allocation for all I/O: the frame in flight and NUL-terminated copies of
- * a CONVERSE round's texts (their total is below one payload). Wiped before it is freed. */
+ * a CONVERSE round's texts (their total is below one payload). What was written into it is
+ * wiped before it is freed (struct login counts how far). */
 struct buffers {
     uint8_t frame[MFG_MAX_FRAME];
     char text[MFG_MAX_PAYLOAD + MFG_MAX_MESSAGES];
@@ -56,7 +57,17 @@ struct login {
     int fd;
     int silent;
     struct buffers *buf;
+    /* How many leading bytes of buf->frame and buf->text have ever been written: only those are
+     * wiped at the end (wiping all 128 KiB cost more than the rest of the shim's work). */
+    size_t frame_used;
+    size_t text_used;
 };
+
+static void note_used(size_t *used, size_t n)
+{
+    if (n > *used)
+        *used = n;
+}
 
 /* ---- arguments --------------------------------------------------------- */
 
@@ -214,25 +225,42 @@ static int send_all(const struct login *l, const uint8_t *p, size_t n)
 
 /* Sends a frame already encoded in buf->frame (len < 0: the encoder refused), then wipes it:
  * a REPLY carries the user's answer. */
-static int send_frame(const struct login *l, long len)
+static int send_frame(struct login *l, long len)
 {
     int rc;
-    if (len < 0)
+    if (len < 0) {
+        /* A refusing encoder may have written part of the frame: wipe it all at the end. */
+        note_used(&l->frame_used, sizeof l->buf->frame);
         return -1;
+    }
+    note_used(&l->frame_used, (size_t)len);
     rc = send_all(l, l->buf->frame, (size_t)len);
     explicit_bzero(l->buf->frame, (size_t)len);
     return rc;
 }
 
-enum read_status { READ_OK, READ_EOF, READ_FAIL };
+enum read_status { READ_OK, READ_EOF, READ_FAIL, READ_BAD_LENGTH, READ_TRAILING };
 
-static enum read_status read_exact(const struct login *l, uint8_t *p, size_t n, int64_t deadline)
+/* Reads one whole frame into buf->frame and its payload length into *len. Each recv takes what
+ * has arrived, up to the buffer's end, so a frame the daemon sent with one send is read with one
+ * recv (reading the header and then the body took two). The daemon sends nothing more until we
+ * reply (docs/protocol.md, "Who speaks when"): bytes past the frame's end are malformed. */
+static enum read_status read_frame(struct login *l, uint32_t *len, int64_t deadline)
 {
-    while (n > 0) {
-        ssize_t r = recv(l->fd, p, n, 0);
+    uint8_t *frame = l->buf->frame;
+    size_t have = 0;
+    size_t need = MFG_HEADER_LEN;
+    while (have < need) {
+        ssize_t r = recv(l->fd, frame + have, sizeof l->buf->frame - have, 0);
         if (r > 0) {
-            p += r;
-            n -= (size_t)r;
+            have += (size_t)r;
+            note_used(&l->frame_used, have);
+            if (need == MFG_HEADER_LEN && have >= MFG_HEADER_LEN) {
+                *len = mfg_decode_header(frame);
+                if (*len == 0 || *len > MFG_MAX_PAYLOAD)
+                    return READ_BAD_LENGTH;
+                need = MFG_HEADER_LEN + (size_t)*len;
+            }
         } else if (r == 0) {
             return READ_EOF;
         } else if (errno == EINTR) {
@@ -244,35 +272,32 @@ static enum read_status read_exact(const struct login *l, uint8_t *p, size_t n, 
             return READ_FAIL;
         }
     }
-    return READ_OK;
+    return have == need ? READ_OK : READ_TRAILING;
 }
 
 /* Reads and decodes one daemon frame. Returns CONTINUE on success, else the failmode answer
  * (already logged). The timeout covers this frame only, from when we start waiting. */
-static int read_message(const struct login *l, struct mfg_daemon_msg *msg)
+static int read_message(struct login *l, struct mfg_daemon_msg *msg)
 {
     int64_t deadline = now_ms() + l->opt->timeout_ms;
-    uint8_t *frame = l->buf->frame;
     enum read_status st;
     uint32_t len = 0;
     int err;
 
     /* The daemon answers after it has worked (and, for a verdict, flushed its journal): a recv
      * now would almost always fail with EAGAIN, so wait first (one system call fewer a frame). */
-    st = wait_fd(l->fd, POLLIN, deadline) == 0 ? read_exact(l, frame, MFG_HEADER_LEN, deadline) : READ_FAIL;
-    if (st == READ_OK) {
-        len = mfg_decode_header(frame);
-        if (len == 0 || len > MFG_MAX_PAYLOAD)
-            return unavailable(l, "malformed frame from mfagated: length %u", (unsigned)len);
-        st = read_exact(l, frame + MFG_HEADER_LEN, len, deadline);
-    }
+    st = wait_fd(l->fd, POLLIN, deadline) == 0 ? read_frame(l, &len, deadline) : READ_FAIL;
+    if (st == READ_BAD_LENGTH)
+        return unavailable(l, "malformed frame from mfagated: length %u", (unsigned)len);
+    if (st == READ_TRAILING)
+        return unavailable(l, "malformed exchange: mfagated sent more than one frame");
     if (st == READ_EOF)
         return unavailable(l, "mfagated closed the connection early");
     if (st == READ_FAIL && errno == ETIMEDOUT)
         return unavailable(l, "no answer from mfagated within %d s", l->opt->timeout_ms / 1000);
     if (st == READ_FAIL)
         return unavailable(l, "reading from mfagated: %s", strerror(errno));
-    err = mfg_decode_daemon_frame(frame + MFG_HEADER_LEN, len, msg);
+    err = mfg_decode_daemon_frame(l->buf->frame + MFG_HEADER_LEN, len, msg);
     if (err != 0)
         return unavailable(l, "malformed frame from mfagated: %s", mfg_strerror(err));
     return CONTINUE;
@@ -294,7 +319,7 @@ static void free_responses(struct pam_response *resp, int n)
 }
 
 /* The conversation failed: tell the daemon (best effort, it ends the login) and give up. */
-static int cancel(const struct login *l, int pam_code)
+static int cancel(struct login *l, int pam_code)
 {
     (void)send_frame(l, mfg_encode_cancel(l->buf->frame, sizeof l->buf->frame));
     return pam_code;
@@ -302,7 +327,7 @@ static int cancel(const struct login *l, int pam_code)
 
 /* Turns a CONVERSE into pam_messages, with NUL-terminated copies of the texts in buf->text.
  * Info and error texts are dropped under PAM_SILENT. Returns the number kept. */
-static int build_messages(const struct login *l, const struct mfg_daemon_msg *m,
+static int build_messages(struct login *l, const struct mfg_daemon_msg *m,
                           struct pam_message *pm, int *prompt_idx)
 {
     char *text = l->buf->text;
@@ -320,6 +345,7 @@ static int build_messages(const struct login *l, const struct mfg_daemon_msg *m,
         pm[n].msg_style = src->style;
         pm[n].msg = text;
         text += src->text.len + 1;
+        note_used(&l->text_used, (size_t)(text - l->buf->text));
         if (prompt)
             *prompt_idx = n;
         n++;
@@ -328,7 +354,7 @@ static int build_messages(const struct login *l, const struct mfg_daemon_msg *m,
 }
 
 /* One CONVERSE round: show the messages, send the REPLY. Returns CONTINUE or a final code. */
-static int converse_round(const struct login *l, const struct mfg_daemon_msg *m)
+static int converse_round(struct login *l, const struct mfg_daemon_msg *m)
 {
     struct pam_message pm[MFG_MAX_MESSAGES];
     const struct pam_message *pmp[MFG_MAX_MESSAGES];
@@ -361,7 +387,9 @@ static int converse_round(const struct login *l, const struct mfg_daemon_msg *m)
                            strnlen(answer, (size_t)MFG_MAX_STR + 1));
     free_responses(resp, n);
     if (len < 0) {
-        /* Only an absurdly long answer gets here; no code is that long. */
+        /* Only an absurdly long answer gets here; no code is that long. Whatever the encoder
+         * wrote before it refused is wiped with the whole frame at the end. */
+        note_used(&l->frame_used, sizeof l->buf->frame);
         pam_syslog(l->pamh, LOG_ERR, "answer too long for the protocol");
         return cancel(l, PAM_AUTH_ERR);
     }
@@ -409,7 +437,7 @@ static const char *item_or_empty(pam_handle_t *pamh, int type)
     return v;
 }
 
-static int send_login_begin(const struct login *l, const char *user)
+static int send_login_begin(struct login *l, const char *user)
 {
     struct mfg_login_begin b = {
         .user = user,
@@ -422,6 +450,7 @@ static int send_login_begin(const struct login *l, const char *user)
     long len = mfg_encode_login_begin(l->buf->frame, sizeof l->buf->frame, &b);
     if (len < 0) {
         /* Items over 64 KiB come from the client, not the daemon: refuse, never failmode. */
+        note_used(&l->frame_used, sizeof l->buf->frame);
         pam_syslog(l->pamh, LOG_ERR, "login items too long for the protocol");
         return PAM_AUTH_ERR;
     }
@@ -431,7 +460,7 @@ static int send_login_begin(const struct login *l, const char *user)
 }
 
 /* Relays CONVERSE rounds until the VERDICT. Returns the final PAM code. */
-static int run_login(const struct login *l, const char *user)
+static int run_login(struct login *l, const char *user)
 {
     int rounds = 0;
     int rc = send_login_begin(l, user);
@@ -479,7 +508,8 @@ PUBLIC int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
 
 out:
     if (l.buf != NULL) {
-        explicit_bzero(l.buf, sizeof *l.buf);
+        explicit_bzero(l.buf->frame, l.frame_used);
+        explicit_bzero(l.buf->text, l.text_used);
         free(l.buf);
     }
     if (l.fd >= 0)

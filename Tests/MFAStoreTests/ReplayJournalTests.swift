@@ -69,6 +69,72 @@ final class ReplayJournalTests: XCTestCase {
         }
     }
 
+    /// A flush on the flush thread: the store says it runs until its result is collected, records
+    /// appended meanwhile wait for the next one, and everything is on disk for a restarted daemon.
+    func testABackgroundFlushIsCollectedAndTheRecordsSurvive() throws {
+        do {
+            let store = try FileStore(path: root)
+            store.defersJournalSync = true
+            XCTAssertFalse(try store.startJournalSync(), "nothing to flush")
+            for name in ["b1", "b2"] {
+                try store.save(try record(name))
+                var r = try XCTUnwrap(try store.load(try UserName(validating: name)))
+                r.lastUsedStep = 20
+                try store.save(r)
+            }
+            XCTAssertTrue(try store.startJournalSync())
+            XCTAssertTrue(store.journalSyncPending)
+            XCTAssertFalse(store.hasUnsyncedJournal)
+            let fd = try XCTUnwrap(store.journalSyncFD)
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            XCTAssertEqual(poll(&ready, 1, 10_000), 1, "the flush thread never answered")
+            // A record appended while the flush runs waits for the next one.
+            var r = try XCTUnwrap(try store.load(try UserName(validating: "b1")))
+            r.lastUsedStep = 21
+            try store.save(r)
+            XCTAssertTrue(store.hasUnsyncedJournal)
+            try store.finishJournalSync()
+            XCTAssertFalse(store.journalSyncPending)
+            XCTAssertNil(store.journalSyncFD)
+            XCTAssertTrue(try store.startJournalSync())
+            try store.finishJournalSync()  // waits when poll was not asked
+            XCTAssertFalse(store.journalSyncPending)
+        }
+        let reopened = try FileStore(path: root)
+        XCTAssertEqual(try reopened.load(try UserName(validating: "b1"))?.lastUsedStep, 21)
+        XCTAssertEqual(try reopened.load(try UserName(validating: "b2"))?.lastUsedStep, 20)
+    }
+
+    /// A rollover while a background flush runs waits for it before closing the old file, and the
+    /// flush's result is still there to collect (the server releases its replies on it).
+    func testARolloverDuringABackgroundFlushKeepsItsResult() throws {
+        let names = (0..<6).map { "r\($0)" }
+        do {
+            let store = try FileStore(path: root, journalSlots: 4)
+            store.defersJournalSync = true
+            for name in names { try store.save(try record(name)) }
+            var r = try XCTUnwrap(try store.load(try UserName(validating: names[0])))
+            r.lastUsedStep = 7
+            try store.save(r)
+            XCTAssertTrue(try store.startJournalSync())
+            for name in names.dropFirst() {  // the slots run out: the journal is rewritten
+                var r = try XCTUnwrap(try store.load(try UserName(validating: name)))
+                r.lastUsedStep = 8
+                try store.save(r)
+            }
+            XCTAssertTrue(store.journalSyncPending)
+            XCTAssertNil(store.journalSyncFD, "the rollover collected the flush; poll has nothing to wait for")
+            try store.finishJournalSync()
+            XCTAssertFalse(store.journalSyncPending)
+            try store.syncJournal()
+        }
+        let reopened = try FileStore(path: root, journalSlots: 4)
+        XCTAssertEqual(try reopened.load(try UserName(validating: names[0]))?.lastUsedStep, 7)
+        for name in names.dropFirst() {
+            XCTAssertEqual(try reopened.load(try UserName(validating: name))?.lastUsedStep, 8, name)
+        }
+    }
+
     /// When the slots run out the journal is rewritten whole, and no state is lost across rewrites.
     func testRollingOverTheJournalKeepsEveryUsersState() throws {
         let names = (0..<20).map { "u\($0)" }

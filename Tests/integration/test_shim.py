@@ -170,6 +170,83 @@ def test_misbehaving_daemon(tmp_path, sock, behaviour, failmode, expected):
 
 
 @pytest.mark.parametrize("failmode,expected", FAILMODES)
+def test_a_second_frame_before_the_reply_is_malformed(tmp_path, sock, failmode, expected):
+    """The shim reads a frame with one recv of what has arrived; the daemon never sends another
+    frame before the shim's reply (docs/protocol.md, "Who speaks when"), so bytes after the frame
+    break the protocol: a VERDICT glued to a CONVERSE is refused per failmode, never obeyed."""
+    steps = [fd.RECV, fd.send(fd.converse(fd.PROMPT) + fd.verdict(fd.SUCCESS)), fd.RECV, fd.CLOSE]
+    result, messages, d = login(tmp_path, sock, steps, "--answer", CODE, failmode=failmode)
+    assert result == expected
+    assert messages == [] and d.frames("REPLY") == []
+
+
+def test_a_frame_arriving_in_pieces_is_read_whole(tmp_path, sock):
+    """A header split from its body, and the body in two pieces: still one frame."""
+    class Dribbling(fd.FakeDaemon):
+        def _play(self, conn):
+            conn.settimeout(0.05)
+            self._recv_frame(conn)
+            whole = fd.converse(fd.PROMPT)
+            for piece in (whole[:2], whole[2:7], whole[7:]):
+                conn.sendall(piece)
+                self._stop.wait(0.05)
+            self._recv_frame(conn)
+            whole = fd.verdict(fd.SUCCESS)
+            for piece in (whole[:4], whole[4:]):
+                conn.sendall(piece)
+                self._stop.wait(0.05)
+
+    confdir = make_confdir(tmp_path, ["socket=" + sock])
+    with Dribbling(sock, []) as d:
+        result, messages, _, _ = run_driver(confdir, "--answer", CODE)
+    assert not d.errors
+    assert result == "PAM_SUCCESS"
+    assert messages == ["PROMPT_ECHO_OFF: Verification code: "]
+
+
+FREE_WATCH_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* free() that reports a block still holding $MFG_WATCH when it is freed. */
+static void (*real_free)(void *);
+__attribute__((constructor)) static void init(void) { real_free = (void (*)(void *))dlsym(RTLD_NEXT, "free"); }
+void free(void *p) {
+    if (real_free == NULL) return; /* during dlsym itself: leak, never recurse */
+    const char *watch = getenv("MFG_WATCH");
+    if (p != NULL && watch != NULL && *watch != '\0' && memmem(p, malloc_usable_size(p), watch, strlen(watch)) != NULL)
+        write(2, "WATCHED TEXT LEFT IN FREED MEMORY\n", 34);
+    real_free(p);
+}
+"""
+
+
+@pytest.mark.parametrize("watched", ["answer", "shown text"])
+def test_nothing_the_login_carried_is_left_in_freed_memory(tmp_path, sock, watched):
+    """The shim wipes what it wrote into its buffers (not the whole 128 KiB any more): the user's
+    answer and the daemon's texts (recovery codes are shown this way) must be gone from every
+    block the login frees. A free() hook (LD_PRELOAD) scans each freed block."""
+    source = tmp_path / "free_watch.c"
+    source.write_text(FREE_WATCH_C)
+    hook = tmp_path / "free_watch.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(hook), str(source), "-ldl"], check=True)
+    shown = "recovery k7m2-p9qx-w4rt"
+    steps = [fd.RECV, fd.send(fd.converse((fd.TEXT_INFO, shown), fd.PROMPT)), fd.RECV,
+             fd.send(fd.verdict(fd.SUCCESS))]
+    confdir = make_confdir(tmp_path, ["socket=" + sock])
+    env = dict(os.environ, LD_PRELOAD=str(hook), MFG_WATCH=CODE if watched == "answer" else shown)
+    with fd.FakeDaemon(sock, steps) as d:
+        p = subprocess.run([DRIVER, confdir, SERVICE, USER, "--answer", CODE], capture_output=True,
+                           text=True, timeout=30, env=env)
+    assert not d.errors
+    assert "RESULT: PAM_SUCCESS" in p.stdout, p.stdout + p.stderr
+    assert "WATCHED TEXT LEFT" not in p.stderr
+
+
+@pytest.mark.parametrize("failmode,expected", FAILMODES)
 def test_text_garbage(tmp_path, sock, failmode, expected):
     steps = [fd.RECV, fd.send(b"HTTP/1.1 400 Bad Request\r\n\r\n"), fd.CLOSE]
     assert login(tmp_path, sock, steps, failmode=failmode)[0] == expected

@@ -28,4 +28,13 @@ int mfa_accept_nonblocking(int listen_fd);
 void mfa_write_stderr(const char *text);
 /// Fills a Unix socket address for `path`; returns 0, or -1 (errno ENAMETOOLONG) if it does not fit.
 int mfa_unix_address(const char *path, struct sockaddr_un *address, socklen_t *length);
+
+/// Starts the replay journal's flush thread: each descriptor number written with
+/// mfa_sync_worker_request is fdatasync'ed on that thread, and the result (0 or an errno) can then
+/// be read with mfa_sync_worker_result (result_fd becomes readable). Returns 0, or -1 with errno.
+int mfa_sync_worker_start(int *request_fd, int *result_fd);
+/// Asks the flush thread to fdatasync `fd`. Returns 0, or -1 with errno.
+int mfa_sync_worker_request(int request_fd, int fd);
+/// Waits for the result of one request: 0 if the fdatasync succeeded, else its errno.
+int mfa_sync_worker_result(int result_fd);
 #endif
