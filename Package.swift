@@ -21,7 +21,8 @@ let package = Package(
         .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         // libpq from Debian's libpq-dev: the fleet store's PostgreSQL client (docs/fleet.md says why
         // libpq and not a Swift client: a blocking-free C API that fits the daemon's one poll loop).
-        .systemLibrary(name: "CMFAPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // Loaded with dlopen only when `store = postgresql` (CMFAPostgres.h says why), so not linked.
+        .target(name: "CMFAPostgres"),
         // AES-256-GCM (libcrypto EVP) for the fleet store's sealed records.
         .target(name: "CMFAFleetCrypto", linkerSettings: [.linkedLibrary("crypto")]),
         // Linux details Swift's Glibc module does not show (struct ucred needs _GNU_SOURCE, signalfd).

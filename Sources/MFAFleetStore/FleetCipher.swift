@@ -11,6 +11,8 @@ public enum FleetError: Error, Equatable, CustomStringConvertible {
     case badKey(path: String, reason: String)
     case unreadable(path: String, reason: String)
     case sealing(String)
+    /// libpq could not be loaded (CMFAPostgres.h): the sentence names the package.
+    case library(String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum FleetError: Error, Equatable, CustomStringConvertible {
         case .badKey(let path, let reason): return "fleet key \(path) is unusable: \(reason)"
         case .unreadable(let path, let reason): return "cannot read \(path): \(reason)"
         case .sealing(let what): return what
+        case .library(let what): return what
         }
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CMFAPostgres
 import CMFASys
 import Logging
 import MFACore
@@ -73,6 +74,10 @@ public final class PostgresStore: FactorStore, SharedLedger {
     public init(settings: FleetSettings, logger: Logger, secretOwner: uid_t = geteuid()) throws(FleetError) {
         self.settings = settings
         self.logger = logger
+        var loadError = [CChar](repeating: 0, count: 256)
+        if mfa_libpq_load(&loadError, loadError.count) != 0 {
+            throw .library(String(decoding: loadError.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
         var keyBytes = try SecretFile.read(settings.keyFile, what: "fleet key", owner: secretOwner)
         defer { mfa_wipe(&keyBytes, keyBytes.count) }
         cipher = FleetCipher(key: try FleetCipher.parseKey(keyBytes, path: settings.keyFile))

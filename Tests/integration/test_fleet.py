@@ -253,6 +253,34 @@ def test_a_host_with_another_fleet_key_is_told_and_follows_failmode(fleet):
     assert b.pam("alice", "123456", args="failmode=secure").result == "PAM_AUTHINFO_UNAVAIL"
 
 
+def mapped_libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_libpq_is_loaded_only_by_a_fleet_daemon(fleet, daemon_factory):
+    """libpq and what it brings (GnuTLS, Kerberos, LDAP) cost an idle daemon ~4 MB: a host on the
+    file store must not load it (CMFAPostgres.h)."""
+    needed = subprocess.run(["readelf", "-d", str(MFAGATED)], capture_output=True, text=True, check=True).stdout
+    assert "libpq" not in needed
+    files_host = daemon_factory("optional")
+    files_host.enroll("alice")
+    assert "libpq.so" not in mapped_libraries(files_host.proc.pid)
+    (a,) = fleet(1)
+    a.enroll("bob")
+    assert "libpq.so" in mapped_libraries(a.proc.pid)
+
+
+def test_fleet_mode_without_libpq_names_the_package(fleet):
+    (a,) = fleet(1, start=False)
+    # libpq hidden in a private mount namespace (a bind mount over the file; nothing is deleted).
+    library = next(Path(p) for p in ("/usr/lib/x86_64-linux-gnu/libpq.so.5", "/usr/lib/libpq.so.5") if Path(p).exists())
+    a.wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+              f'mount -n --bind /dev/null {library} && exec "$@"', "sh"]
+    a.start(expect_ready=False)
+    assert a.proc.wait(timeout=10) == 1
+    assert "store = postgresql needs libpq.so.5 (Debian package libpq5)" in a.log(), a.log()
+
+
 def postgres_processes(cluster) -> list[int]:
     """The postmaster and its children, by PID (for SIGSTOP/SIGCONT)."""
     pids = [cluster.proc.pid]
