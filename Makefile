@@ -22,6 +22,9 @@ all: build
 build: $(BUILD)/pam_mfagate.so swift-build
 
 swift-build:
+	@# SwiftPM does not know the ordering file is a link input: relink when it changed.
+	@bin="$$($(SWIFT) build $(SWIFT_RELEASE_FLAGS) --show-bin-path)/mfagated"; \
+	  if [ -e "$$bin" ] && [ link/mfagated.order -nt "$$bin" ]; then rm -f "$$bin"; fi
 	$(SWIFT) build $(SWIFT_RELEASE_FLAGS) --product mfagated
 	$(SWIFT) build $(SWIFT_RELEASE_FLAGS) --product mfagate
 	@mkdir -p $(BUILD)
