@@ -217,11 +217,7 @@ extension Authority {
     /// One more round of the delivered-code prompt, or the end if the shim's 8 rounds are used up.
     func askDelivered(_ session: LoginSession, _ state: DeliveredLogin, _ messages: [ConversationMessage], prompt: String) -> Step {
         var state = state
-        state.rounds += 1
-        if state.rounds > WireProtocol.maximumConversationMessages {
-            logDecision(session.request, user: session.user.value, peer: session.peer, result: .denied, reason: "too many rounds")
-            return .finish(.verdict(.denied, reason: "too many rounds"))
-        }
+        if let end = countRound(&state.rounds, session) { return end }
         var next = session
         next.purpose = .delivered(state)
         return .ask(.converse(messages + [ConversationMessage(.promptEchoOff, prompt)]), next)

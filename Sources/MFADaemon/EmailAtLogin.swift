@@ -101,15 +101,20 @@ extension Authority {
             prompt: Authority.savedPrompt, echo: true)
     }
 
+    /// Counts one more conversation round of a login: nil while the PAM module allows another (it
+    /// takes at most 8), else the verdict that ends the login.
+    func countRound(_ rounds: inout Int, _ session: LoginSession) -> Step? {
+        rounds += 1
+        guard rounds > WireProtocol.maximumConversationMessages else { return nil }
+        logDecision(session.request, user: session.user.value, peer: session.peer, result: .denied, reason: "too many rounds")
+        return .finish(.verdict(.denied, reason: "too many rounds"))
+    }
+
     /// One more round of the enrollment screen, or the end if the shim's 8 rounds are used up.
     func askEnrolling(_ session: LoginSession, _ state: LoginEnrollment, _ messages: [ConversationMessage], prompt: String,
                       echo: Bool = false) -> Step {
         var state = state
-        state.rounds += 1
-        if state.rounds > WireProtocol.maximumConversationMessages {
-            logDecision(session.request, user: session.user.value, peer: session.peer, result: .denied, reason: "too many rounds")
-            return .finish(.verdict(.denied, reason: "too many rounds"))
-        }
+        if let end = countRound(&state.rounds, session) { return end }
         var next = session
         next.purpose = .enrolling(state)
         return .ask(.converse(messages + [ConversationMessage(echo ? .promptEchoOn : .promptEchoOff, prompt)]), next)

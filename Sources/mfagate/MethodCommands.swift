@@ -47,11 +47,7 @@ extension MFAGate {
                 // Proof is needed only when there is an enrollment to protect.
                 if proof.isEmpty && getuid() != 0,
                    case .status(let s) = try ask(.status(version: WireProtocol.version, user: user ?? ""), with: global), s.enrolled {
-                    guard let typed = readAnswer("Current code from your app or a recovery code: "), !typed.isEmpty else {
-                        mfa_write_stderr("mfagate: no code given; nothing was changed\n")
-                        throw ExitCode(1)
-                    }
-                    proof = typed
+                    proof = try requireProof("Current code from your app or a recovery code: ")
                 }
                 let reply = try perform(.method(MethodRequest(.add, user: user ?? "", method: method, address: address ?? "", code: proof)),
                                         with: global)
@@ -154,11 +150,7 @@ extension MFAGate {
             func run() throws {
                 var proof = code ?? ""
                 if proof.isEmpty && getuid() != 0 {
-                    guard let typed = readAnswer("Current code from your app or a recovery code: "), !typed.isEmpty else {
-                        mfa_write_stderr("mfagate: no code given; nothing was changed\n")
-                        throw ExitCode(1)
-                    }
-                    proof = typed
+                    proof = try requireProof("Current code from your app or a recovery code: ")
                 }
                 let reply = try perform(.method(MethodRequest(.remove, user: user ?? "", method: method, code: proof)), with: global)
                 switch reply {

@@ -26,6 +26,16 @@ func readAnswer(_ prompt: String) -> String? {
     return line.trimmingSpaces
 }
 
+/// The code that proves a change is the user's own: the one given with `--code`, else one read at
+/// `prompt`. No code typed: exits 1 saying nothing changed (`unchanged`, e.g. "the enrollment is unchanged").
+func requireProof(_ prompt: String, unchanged: String = "nothing was changed") throws -> String {
+    guard let typed = readAnswer(prompt), !typed.isEmpty else {
+        mfa_write_stderr("mfagate: no code given; \(unchanged)\n")
+        throw ExitCode(1)
+    }
+    return typed
+}
+
 extension String {
     var trimmingSpaces: String {
         var view = self[...]
@@ -134,11 +144,7 @@ extension MFAGate {
             if proof.isEmpty, getuid() != 0,
                case .status(let s) = try ask(.status(version: WireProtocol.version, user: user ?? ""), with: global), s.enrolled {
                 print("\(s.user) is already enrolled. Replacing the enrollment (a new phone) needs proof that it is you.")
-                guard let typed = readAnswer("Current code or a recovery code: "), !typed.isEmpty else {
-                    mfa_write_stderr("mfagate: no code given; the enrollment is unchanged\n")
-                    throw ExitCode(1)
-                }
-                proof = typed
+                proof = try requireProof("Current code or a recovery code: ", unchanged: "the enrollment is unchanged")
             }
             let begin = EnrollBeginRequest(user: user ?? "", method: hotp ? .hotp : .totp, counter: counter.map { String($0) } ?? "",
                                            secret: secret ?? "", proof: proof)
@@ -198,11 +204,7 @@ extension MFAGate {
         func run() throws {
             var typed = code ?? ""
             if typed.isEmpty && getuid() != 0 {
-                guard let answer = readAnswer("Current code from your authenticator: "), !answer.isEmpty else {
-                    mfa_write_stderr("mfagate: no code given; the recovery codes are unchanged\n")
-                    throw ExitCode(1)
-                }
-                typed = answer
+                typed = try requireProof("Current code from your authenticator: ", unchanged: "the recovery codes are unchanged")
             }
             let reply = try perform(.regenerateRecoveryCodes(UserCodeRequest(user: user ?? "", code: typed)), with: global)
             guard case .recoveryCodes(let name, let codes) = reply else { throw unexpected(reply) }
@@ -226,11 +228,7 @@ extension MFAGate {
         func run() throws {
             var typed = code ?? ""
             if typed.isEmpty && getuid() != 0 {
-                guard let answer = readAnswer("Current code or a recovery code: "), !answer.isEmpty else {
-                    mfa_write_stderr("mfagate: no code given; nothing was changed\n")
-                    throw ExitCode(1)
-                }
-                typed = answer
+                typed = try requireProof("Current code or a recovery code: ")
             }
             let reply = try perform(.disable(UserCodeRequest(user: user ?? "", code: typed)), with: global)
             guard case .changed(_, let text) = reply else { throw unexpected(reply) }
