@@ -154,6 +154,8 @@ def main() -> int:
     assert debs, "no build/mfagate_*_amd64.deb: run make deb"
     deb = debs[-1]
     depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True, text=True, check=True).stdout
+    # DT_RELR (Makefile) needs glibc 2.36, which dpkg-shlibdeps does not derive (debian/control).
+    assert "libc6 (>= 2.36)" in depends, f"Depends lacks libc6 (>= 2.36): {depends}"
     wanted = {alt.split("(")[0].strip() for dep in depends.split(",") for alt in dep.split("|")[:1]}
     included = set(INCLUDE.split(","))
     missing = sorted(p for p in wanted if p not in included and not p.startswith("systemd-sysusers"))
