@@ -15,6 +15,18 @@ final class ConfigFuzzRegressionTests: XCTestCase {
         XCTAssertEqual(config.window, 2)
     }
 
+    /// ConfigFuzz.swift, corpus/config/fleet-and-delivery.conf: the fuzzer's rule "every line of an
+    /// accepted file is accepted on its own" met the first rules between keys (`store = postgresql`
+    /// needs `database_url`; sms in `methods` needs `sms_command`). Those hold for the file: a line is
+    /// read alone without them, and the file without its partner key is still refused.
+    func testRulesBetweenKeysHoldForTheFileNotForOneLine() throws {
+        XCTAssertThrowsError(try ConfigParser.parse("store = postgresql\n", file: "f"))
+        XCTAssertThrowsError(try ConfigParser.parse("methods = totp sms\n", file: "f"))
+        XCTAssertEqual(try ConfigParser.parse("store = postgresql\n", file: "f", checkingConflicts: false).store, .postgresql)
+        let file = "store = postgresql\ndatabase_url = postgresql://mfagate@db/mfagate\nmethods = totp sms\nsms_command = /usr/local/bin/sms\n"
+        XCTAssertEqual(try ConfigParser.parse(file, file: "f").store, .postgresql)
+    }
+
     func testCRLFErrorsNameTheirOwnLine() {
         XCTAssertThrowsError(try ConfigParser.parse("mode = off\r\nwindow = 99\r\n", file: "f")) { error in
             XCTAssertEqual((error as? ConfigError)?.line, 2)
