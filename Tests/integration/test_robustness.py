@@ -333,8 +333,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_never_accepts_a_code_twice(
            f"outcomes {dict(sorted(model.outcomes.items()))}, {replays} final replays refused")
     assert model.outcomes.get("totp PAM_SUCCESS", 0) + model.outcomes.get("recovery PAM_SUCCESS", 0) > 0
     if STRESS:
-        for what in ("regenerate confirmed", "disable confirmed", "lockout file parsed", "seen file parsed",
-                     "TOTP replay refused, its step only in the journal"):
+        # A kill that leaves a used step only in the journal is rare (0 or 1 in 1,000, by chance), so
+        # it is reported, not required here; test_replay_journal.py makes that case on purpose.
+        for what in ("regenerate confirmed", "disable confirmed", "lockout file parsed", "seen file parsed"):
             assert model.outcomes.get(what, 0) > 0, f"no kill exercised {what!r}"
 
 

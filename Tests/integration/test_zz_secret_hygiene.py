@@ -37,11 +37,14 @@ def test_no_secret_code_or_recovery_code_in_any_log_or_stderr():
     assert hygiene.hits() == []
 
 
-def test_delivered_codes_are_among_the_values_searched():
+def test_delivered_codes_are_among_the_values_searched(request):
     """Codes sent by email or SMS (test_delivery.py registers each one it reads from a mailbox or the
     gateway script) are searched for like every other code: in the daemon's log, exim's log, the
     relay's stderr and what PAM showed. The daemon logs each delivery's outcome, never the code."""
     import mta
+    # `make stress` runs this file with test_robustness.py only: no code was sent in that run.
+    if not any(item.nodeid.split("::")[0].endswith("test_delivery.py") for item in request.session.items):
+        pytest.skip("test_delivery.py is not part of this run")
     values, captures, _ = hygiene.counts()
     if captures == 0 or not mta.available():
         pytest.skip("run the whole suite with exim4 installed")
