@@ -35,13 +35,39 @@ exit 0
 """
 
 
+def make_sms_gateway(tmp_path: Path) -> tuple[Path, Path]:
+    """The stand-in gateway script and the directory it records texts in (writable by the daemon)."""
+    sms_dir = tmp_path / "sms"
+    sms_dir.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(sms_dir, 0o777)
+    script = tmp_path / "sms-gateway"
+    script.write_text(SMS_SCRIPT.format(dir=sms_dir))
+    os.chmod(script, 0o755)
+    return script, sms_dir
+
+
+def sms_texts(sms_dir: Path) -> list[str]:
+    files = sorted(sms_dir.glob("sms.*"), key=lambda p: int(p.suffix[1:]))
+    return [p.read_text() for p in files]
+
+
+def sms_code(sms_dir: Path, count: int = 1) -> str:
+    """The code in the count-th text the gateway got (waiting for it up to 10 s)."""
+    deadline = time.monotonic() + 10
+    while len(sms_texts(sms_dir)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    code = re.search(r"^(\d{6}) is your verification code", sms_texts(sms_dir)[count - 1], re.M).group(1)
+    hygiene.register("delivered code", code)
+    return code
+
+
 class Setup:
     def __init__(self, daemon, mail: mta.LocalMTA, sms_dir: Path):
         self.d, self.mail, self.sms_dir = daemon, mail, sms_dir
 
     def sms(self) -> list[str]:
-        files = sorted(self.sms_dir.glob("sms.*"), key=lambda p: int(p.suffix[1:]))
-        return [p.read_text() for p in files]
+        return sms_texts(self.sms_dir)
 
     def set_sms_mode(self, mode: str) -> None:
         (self.sms_dir / "mode").write_text(mode)
@@ -52,13 +78,7 @@ class Setup:
         return code
 
     def sms_code(self, count: int = 1) -> str:
-        deadline = time.monotonic() + 10
-        while len(self.sms()) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        text = self.sms()[count - 1]
-        code = re.search(r"^(\d{6}) is your verification code", text, re.M).group(1)
-        hygiene.register("delivered code", code)
-        return code
+        return sms_code(self.sms_dir, count)
 
     def codes_sent(self, address: str = ALICE) -> int:
         return len(self.mail.messages(address, codes_only=True))
@@ -84,13 +104,7 @@ class Setup:
 @pytest.fixture
 def setup(daemon_factory, tmp_path):
     mail = mta.LocalMTA()
-    sms_dir = tmp_path / "sms"
-    sms_dir.mkdir()
-    os.chmod(tmp_path, 0o755)
-    os.chmod(sms_dir, 0o777)
-    script = tmp_path / "sms-gateway"
-    script.write_text(SMS_SCRIPT.format(dir=sms_dir))
-    os.chmod(script, 0o755)
+    script, sms_dir = make_sms_gateway(tmp_path)
     offset = tmp_path / "clock-offset"
     offset.write_text("0\n")
     d = daemon_factory("optional", extra_config=(

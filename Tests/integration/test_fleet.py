@@ -256,25 +256,11 @@ def test_a_host_with_another_fleet_key_is_told_and_follows_failmode(fleet):
 def test_a_phone_added_on_one_host_gets_codes_from_the_other(fleet, tmp_path):
     """Methods (issue 10) live in the sealed record, so they hold fleet-wide; the code itself is
     sent and checked by the host the user logs in to (docs/fleet.md, "What stays on each host")."""
-    from test_delivery import PHONE, SMS_SCRIPT, Login
-    sms_dir = tmp_path / "sms"
-    sms_dir.mkdir()
-    os.chmod(tmp_path, 0o755)
-    os.chmod(sms_dir, 0o777)
-    script = tmp_path / "sms-gateway"
-    script.write_text(SMS_SCRIPT.format(dir=sms_dir))
-    os.chmod(script, 0o755)
-
-    def texts() -> list[str]:
-        return [p.read_text() for p in sorted(sms_dir.glob("sms.*"), key=lambda p: int(p.suffix[1:]))]
+    from test_delivery import PHONE, Login, make_sms_gateway, sms_code
+    script, sms_dir = make_sms_gateway(tmp_path)
 
     def code(count: int) -> str:
-        deadline = time.monotonic() + 10
-        while len(texts()) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        found = re.search(r"^(\d{6}) is your verification code", texts()[count - 1], re.M).group(1)
-        hygiene.register("delivered code", found)
-        return found
+        return sms_code(sms_dir, count)
 
     a, b = fleet(2, extra=f"methods = totp sms\nsms_command = {script}\n")
     a.enroll("alice")
