@@ -29,8 +29,8 @@ public struct LoginSession: Sendable {
     public enum Purpose: Sendable {
         /// A TOTP or recovery code.
         case code
-        /// Locked out: the prompt looks the same, but no answer is checked, so right and wrong
-        /// codes get the same answer in the same time.
+        /// Locked out: the prompt looks the same, but no code is checked, so right and wrong
+        /// codes get the same answer in the same time; only a recovery code is (LockoutRecovery.swift).
         case locked(until: Int64, reason: String)
         /// The grace-period notice was shown; Enter continues without a code.
         case graceNotice(until: Int64)
@@ -44,6 +44,8 @@ public struct LoginSession: Sendable {
     public var user: UserName
     public var peer: Peer
     public var purpose: Purpose = .code
+    /// This login typed a right invite code (`enroll_at_login = invite`).
+    public var invited = false
 }
 
 /// The outcome of one request: frames to send, and whether the login continues.
@@ -72,6 +74,8 @@ public final class Authority {
     public let notifier: Notifier
     /// Delivered codes, methods being added, deliveries in flight (Delivery.swift; memory only).
     let delivery = DeliveryState()
+    /// One-time invites of `enroll_at_login = invite` (Invites.swift).
+    let invites: InviteKeeper
     public static let prompt = "Verification code: "
     public static let continuePrompt = "Press Enter to continue: "
 
@@ -81,6 +85,7 @@ public final class Authority {
         self.environment = environment
         self.logger = logger
         self.books = try Bookkeeper(store: store, logger: logger)
+        self.invites = InviteKeeper(store: store, stateDirectory: config.stateDirectory, logger: logger)
         self.notifier = Notifier(logger: logger)
         notifier.onEvent = { [unowned self] event, user, metadata in self.sendNotice(event, user: user, metadata: metadata) }
     }
@@ -193,6 +198,7 @@ public final class Authority {
         let now = environment.now()
         switch session.purpose {
         case .locked(let until, let reason):
+            if let recovered = recoveryWhileLocked(typed, in: session, now: now) { return recovered }
             return verdict(.locked, "\(reason), locked until \(UTCTime.format(until))")
         case .graceNotice(let until):
             return verdict(.ignore, "not enrolled, in grace period until \(UTCTime.format(until))")
@@ -205,6 +211,7 @@ public final class Authority {
         }
         // Locked while the user was typing (parallel guesses): nothing more is checked.
         if let until = books.rhostBlockedUntil(session.request.rhost, now: now) ?? books.userLockedUntil(session.user.value, now: now) {
+            if let recovered = recoveryWhileLocked(typed, in: session, now: now) { return recovered }
             return verdict(.locked, "too many wrong codes, locked until \(UTCTime.format(until))")
         }
         switch checkAgainstStore(session, now: now, { checkFactor(typed, against: $0, now: now) }) {
