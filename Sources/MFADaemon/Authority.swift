@@ -385,9 +385,15 @@ public final class Authority {
         do { user = try UserName(validating: raw) } catch { return .error(.invalidUserName, message: "\(error)") }
         do {
             let (outcome, record) = try evaluate(user: user, service: service, rhost: rhost, sideEffects: false)
+            var decision = outcome.decision
+            // enroll_at_login = invite: without an invite the screen is not shown (EnrollmentAtLogin.swift).
+            if case .offerEnrollment(let mandatory) = decision, config.enrollAtLoginNeedsInvite,
+               !invites.hasInvite(user, now: environment.now()) {
+                decision = mandatory ? .deny(reason: "not enrolled, no invite") : .ignore(reason: "not enrolled, no invite")
+            }
             var until: Int64 = 0
             let reason: String
-            switch outcome.decision {
+            switch decision {
             case .askForCode: reason = "a verification code is needed"
             case .offerEnrollment(let mandatory):
                 reason = mandatory ? "not enrolled: must enroll at this login" : "not enrolled: may enroll at this login or skip"
@@ -397,7 +403,7 @@ public final class Authority {
             case .locked(let t, let why): until = t; reason = "locked out (\(why)) until \(UTCTime.format(t))"
             }
             let effective = config.mode == .off ? "no code needed (mode off)" : reason
-            return .checked(CheckReply(decision: outcome.decision.word, reason: effective, rule: outcome.rule, until: until,
+            return .checked(CheckReply(decision: decision.word, reason: effective, rule: outcome.rule, until: until,
                                        enrolled: record != nil))
         } catch {
             logger.error("\(error)")

@@ -50,12 +50,13 @@ def test_invite_only_enrollment_at_login(daemon_factory):
     r = d.pam("carol", "")
     assert r.result == "PAM_AUTH_ERR" and not r.messages, r
     assert 'reason="not enrolled, no invite, mode required"' in d.log()
-    assert d.check("carol")["decision"] == "enroll"
+    assert d.check("carol")["decision"] == "refuse"
 
     # Only root makes invites.
     denied = d.cli("invite", "--user", "carol", user="nobody")
     assert denied.returncode == 1 and "only root" in denied.stderr
     code = make_invite(d, "carol")
+    assert d.check("carol")["decision"] == "enroll"
     assert re.fullmatch(r"[a-z2-9]{4}(-[a-z2-9]{4}){4}", code), code
     # Stored hashed: neither the code as shown nor without its dashes is anywhere in the state dir.
     blob = state_bytes(d)
