@@ -101,6 +101,7 @@ def test_an_invite_works_once_even_in_two_logins_at_the_same_time(daemon_factory
     first.answer(code)
     assert first.prompt() == "Verification code:"
     second.answer(code)
+    assert second.prompt() == "", "no enrollment screen for a used invite"
     assert second.result().result == "PAM_AUTH_ERR", "the invite was used by the first login"
     enroll_through_screen(first)
     assert first.result().result == "PAM_SUCCESS"
