@@ -6,8 +6,12 @@ import os
 import re
 import time
 
-from mfagate_harness import oathtool_totp
+import pexpect
+
+from mfagate_harness import SHIM, oathtool_totp
+from sshd_sandbox import SshdSandbox
 from test_delivery import Login
+from test_enroll_at_login import PASSWORD, ssh_spawn
 
 import hygiene
 
@@ -149,3 +153,26 @@ def test_a_bad_invite_file_never_stops_the_daemon(daemon_factory):
     assert r.result == "PAM_AUTH_ERR" and not r.messages, r
     assert "unreadable line(s) skipped" in d.log()
     assert make_invite(d, "carol")
+
+
+def test_invite_then_enrollment_through_real_sshd(daemon_factory, tmp_path):
+    """The same through OpenSSH's keyboard-interactive prompts (private mount namespace)."""
+    d = daemon_factory("required", extra_config=INVITE_CONFIG, run_as="nobody")
+    stack = ["auth required pam_unix.so", f"auth required {SHIM} socket={d.socket} timeout=5"]
+    with SshdSandbox(stack, [("newuser", PASSWORD)], tmp_path) as box:
+        code = make_invite(d, "newuser")
+        child = ssh_spawn(box.port, "newuser")
+        child.expect(r"[Pp]assword:")
+        child.sendline(PASSWORD)
+        child.expect("Invite code:")
+        assert "invite code your administrator gave you" in child.before
+        child.sendline(code)
+        child.expect("Verification code:")
+        key = re.search(r"by hand \(time-based, 6 digits\): ([A-Z2-7 ]+)", child.before.replace("\r", "")).group(1)
+        child.sendline(oathtool_totp(key.replace(" ", "")))
+        child.expect("Press Enter after you saved them")
+        child.sendline("")
+        child.expect("LOGIN-OK")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert re.search(r"enrolled at login .*invite=yes.*user=newuser", d.log()), d.log()
