@@ -7,11 +7,14 @@ import re
 import time
 
 import pexpect
+import pytest
 
+from fleet_pg import available as fleet_available
 from mfagate_harness import SHIM, oathtool_totp
 from sshd_sandbox import SshdSandbox
 from test_delivery import Login
 from test_enroll_at_login import PASSWORD, ssh_spawn
+from test_fleet import cluster, fleet  # noqa: F401 (fixtures)
 
 import hygiene
 
@@ -176,3 +179,20 @@ def test_invite_then_enrollment_through_real_sshd(daemon_factory, tmp_path):
         child.expect(pexpect.EOF)
         child.close()
         assert re.search(r"enrolled at login .*invite=yes.*user=newuser", d.log()), d.log()
+
+
+@pytest.mark.skipif(not fleet_available(), reason="PostgreSQL 15 (postgresql package) is not installed")
+def test_fleet_invites_are_per_host_and_the_enrollment_is_fleet_wide(fleet):
+    a, b = fleet(2, extra=INVITE_CONFIG, mode="required")
+    code = make_invite(a, "carol")
+    assert (a.state / "invites").exists() and not (b.state / "invites").exists()
+    r = b.pam("carol", code)
+    assert r.result == "PAM_AUTH_ERR" and not r.messages, "the invite is for host a"
+    login = Login(a, "carol")
+    assert login.prompt() == "Invite code:"
+    login.answer(code)
+    assert login.prompt() == "Verification code:"
+    secret = re.search(r"by hand \(time-based, 6 digits\): ([A-Z2-7 ]+)", login.messages()).group(1).replace(" ", "")
+    enroll_through_screen(login)
+    assert login.result().result == "PAM_SUCCESS"
+    assert b.pam("carol", oathtool_totp(secret, at="now + 30 seconds")).result == "PAM_SUCCESS", "enrolled fleet-wide"
