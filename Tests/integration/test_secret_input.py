@@ -96,3 +96,18 @@ def test_recovery_code_from_a_pipe_disables(daemon):
     assert proc.returncode == 0, err
     hygiene.capture("mfagate disable stdout", out)
     assert json.loads(daemon.cli("status", "--user", "nobody", "--json", check=True).stdout)["enrolled"] is False
+
+
+def test_secret_from_a_terminal_with_echo_off(daemon):
+    hygiene.register("TOTP secret", SECRET)
+    child = pexpect.spawn(str(MFAGATE), ["--socket", daemon.socket, "enroll", "--user", "carol", "--json", "--secret", "-"],
+                          encoding="utf-8", timeout=30)
+    child.expect("Secret \\(base32\\): ")
+    assert SECRET.encode() not in cmdline(child.pid)
+    child.sendline(SECRET)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    echoed, _, rest = child.before.partition("{")
+    assert SECRET not in echoed, "echo was off while the secret was typed"
+    assert json.loads("{" + rest)["secret"] == SECRET
