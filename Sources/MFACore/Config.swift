@@ -30,6 +30,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var maxFailuresPerRhost: Int = 20
     /// Unenrolled users are offered enrollment (QR code in the prompt) at login.
     public var enrollAtLogin: Bool = true
+    /// `enroll_at_login = invite`: the enrollment screen comes only after a one-time invite code
+    /// that root made with `mfagate invite` (enrollAtLogin is then true as well).
+    public var enrollAtLoginNeedsInvite: Bool = false
     /// The name authenticator apps show; nil: the host name.
     public var issuer: String? = nil
     /// Run by the daemon with an event name and a user name after every enrollment change; nil: none.
@@ -182,9 +185,10 @@ public enum ConfigParser {
             config.maxFailuresPerRhost = try number(key, value, in: 0...100_000, what: "a count (0 turns the per-address limit off)")
         case "enroll_at_login":
             switch value {
-            case "yes": config.enrollAtLogin = true
-            case "no": config.enrollAtLogin = false
-            default: throw ValueError(message: "`enroll_at_login` must be yes or no (found \"\(value)\")")
+            case "yes": config.enrollAtLogin = true; config.enrollAtLoginNeedsInvite = false
+            case "no": config.enrollAtLogin = false; config.enrollAtLoginNeedsInvite = false
+            case "invite": config.enrollAtLogin = true; config.enrollAtLoginNeedsInvite = true
+            default: throw ValueError(message: "`enroll_at_login` must be yes, no or invite (found \"\(value)\")")
             }
         case "issuer":
             guard !value.isEmpty, value.utf8.count <= 64, !value.contains(":"),
@@ -324,7 +328,7 @@ public enum ConfigParser {
         case "failure_window": return formatDuration(c.failureWindow)
         case "lockout": return formatDuration(c.lockout)
         case "max_failures_per_rhost": return "\(c.maxFailuresPerRhost)"
-        case "enroll_at_login": return c.enrollAtLogin ? "yes" : "no"
+        case "enroll_at_login": return c.enrollAtLoginNeedsInvite ? "invite" : c.enrollAtLogin ? "yes" : "no"
         case "issuer": return c.issuer ?? ""
         case "notify_command": return c.notifyCommand ?? ""
         case "store": return c.store.rawValue

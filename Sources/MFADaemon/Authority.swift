@@ -29,8 +29,8 @@ public struct LoginSession: Sendable {
     public enum Purpose: Sendable {
         /// A TOTP or recovery code.
         case code
-        /// Locked out: the prompt looks the same, but no answer is checked, so right and wrong
-        /// codes get the same answer in the same time.
+        /// Locked out: the prompt looks the same, but no code is checked, so right and wrong
+        /// codes get the same answer in the same time; only a recovery code is (LockoutRecovery.swift).
         case locked(until: Int64, reason: String)
         /// The grace-period notice was shown; Enter continues without a code.
         case graceNotice(until: Int64)
@@ -44,6 +44,8 @@ public struct LoginSession: Sendable {
     public var user: UserName
     public var peer: Peer
     public var purpose: Purpose = .code
+    /// This login typed a right invite code (`enroll_at_login = invite`).
+    public var invited = false
 }
 
 /// The outcome of one request: frames to send, and whether the login continues.
@@ -72,6 +74,8 @@ public final class Authority {
     public let notifier: Notifier
     /// Delivered codes, methods being added, deliveries in flight (Delivery.swift; memory only).
     let delivery = DeliveryState()
+    /// One-time invites of `enroll_at_login = invite` (Invites.swift).
+    let invites: InviteKeeper
     public static let prompt = "Verification code: "
     public static let continuePrompt = "Press Enter to continue: "
 
@@ -81,6 +85,7 @@ public final class Authority {
         self.environment = environment
         self.logger = logger
         self.books = try Bookkeeper(store: store, logger: logger)
+        self.invites = InviteKeeper(store: store, stateDirectory: config.stateDirectory, logger: logger)
         self.notifier = Notifier(logger: logger)
         notifier.onEvent = { [unowned self] event, user, metadata in self.sendNotice(event, user: user, metadata: metadata) }
     }
@@ -193,6 +198,7 @@ public final class Authority {
         let now = environment.now()
         switch session.purpose {
         case .locked(let until, let reason):
+            if let recovered = recoveryWhileLocked(typed, in: session, now: now) { return recovered }
             return verdict(.locked, "\(reason), locked until \(UTCTime.format(until))")
         case .graceNotice(let until):
             return verdict(.ignore, "not enrolled, in grace period until \(UTCTime.format(until))")
@@ -205,6 +211,7 @@ public final class Authority {
         }
         // Locked while the user was typing (parallel guesses): nothing more is checked.
         if let until = books.rhostBlockedUntil(session.request.rhost, now: now) ?? books.userLockedUntil(session.user.value, now: now) {
+            if let recovered = recoveryWhileLocked(typed, in: session, now: now) { return recovered }
             return verdict(.locked, "too many wrong codes, locked until \(UTCTime.format(until))")
         }
         switch checkAgainstStore(session, now: now, { checkFactor(typed, against: $0, now: now) }) {
@@ -378,9 +385,15 @@ public final class Authority {
         do { user = try UserName(validating: raw) } catch { return .error(.invalidUserName, message: "\(error)") }
         do {
             let (outcome, record) = try evaluate(user: user, service: service, rhost: rhost, sideEffects: false)
+            var decision = outcome.decision
+            // enroll_at_login = invite: without an invite the screen is not shown (EnrollmentAtLogin.swift).
+            if case .offerEnrollment(let mandatory) = decision, config.enrollAtLoginNeedsInvite,
+               !invites.hasInvite(user, now: environment.now()) {
+                decision = mandatory ? .deny(reason: "not enrolled, no invite") : .ignore(reason: "not enrolled, no invite")
+            }
             var until: Int64 = 0
             let reason: String
-            switch outcome.decision {
+            switch decision {
             case .askForCode: reason = "a verification code is needed"
             case .offerEnrollment(let mandatory):
                 reason = mandatory ? "not enrolled: must enroll at this login" : "not enrolled: may enroll at this login or skip"
@@ -390,7 +403,7 @@ public final class Authority {
             case .locked(let t, let why): until = t; reason = "locked out (\(why)) until \(UTCTime.format(t))"
             }
             let effective = config.mode == .off ? "no code needed (mode off)" : reason
-            return .checked(CheckReply(decision: outcome.decision.word, reason: effective, rule: outcome.rule, until: until,
+            return .checked(CheckReply(decision: decision.word, reason: effective, rule: outcome.rule, until: until,
                                        enrolled: record != nil))
         } catch {
             logger.error("\(error)")

@@ -93,6 +93,7 @@ extension Authority {
         guard case .enrolled(let reply) = enrollByDelivery(.email, address: address, user: session.user, peer: session.peer) else {
             return verdict(.unavailable, "could not save the enrollment")
         }
+        logEnrolledAtLogin(session, method: "email")
         var next = state
         next.stage = .showingRecoveryCodes
         return askEnrolling(session, next, [

@@ -17,6 +17,8 @@ public enum JournalFields {
         // Every enrollment change (enrolled, disabled, reset, imported, codes regenerated or used);
         // the kind is in MFAGATE_EVENT.
         ("enrollment change", "cd16482ad6b24c8eaf995edf13030e16"),
+        // A second factor added at the login prompt (any enroll_at_login): worth an alert.
+        ("enrolled at login", "7ce5e6e3279c4fa5a0c934429d52edfc"),
         ("refused", "05fda9ea7b0042919a81d65c8f14c23a"),
         ("ready", "dd04c02e147043e0a0a2784f2db848d8"),
         ("stopping", "113307d20e0a4ec4a258cd0271360018"),

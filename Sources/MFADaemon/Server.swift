@@ -372,6 +372,8 @@ public final class Server {
             finish(authority.list(version: version, peer: connection.peer), on: connection)
         case (.awaitingRequest, .importGoogleAuthenticator(let request)):
             finish(authority.importGoogleAuthenticator(request, peer: connection.peer), on: connection)
+        case (.awaitingRequest, .invite(let request)):
+            finish(authority.invite(request, peer: connection.peer), on: connection)
         case (.awaitingRequest, .method(let request)):
             apply(authority.method(request, peer: connection.peer), on: connection)
         default:

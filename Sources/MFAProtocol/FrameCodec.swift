@@ -145,6 +145,7 @@ public enum FrameCodec {
         case .unlock(let version, let user, let rhost):
             w.u8(Tag.unlock.rawValue); w.u8(version); try w.str(user); try w.str(rhost)
         case .method(let m): try w.method(m)
+        case .invite(let r): try w.invite(r)
         }
         return try w.finish()
     }
@@ -202,6 +203,7 @@ public enum FrameCodec {
             message = .unlock(version: version, user: user, rhost: rhost)
         case .methodAdd, .methodConfirm, .methodList, .methodPrefer, .methodRemove:
             message = .method(try r.method(tagByte))
+        case .invite: message = .invite(try r.invite())
         default:
             throw .unknownTag(tagByte)
         }
@@ -246,6 +248,7 @@ public enum FrameCodec {
         case .error(let code, let text):
             w.u8(Tag.error.rawValue); w.u16(code.rawValue); try w.str(text)
         case .methods(let reply): try w.methods(reply)
+        case .invited(let reply): try w.invited(reply)
         }
         return try w.finish()
     }
@@ -302,6 +305,7 @@ public enum FrameCodec {
             message = .error(ErrorCode(rawValue: raw) ?? .badRequest, message: try r.str())
         case .methodsReply:
             message = .methods(try r.methods())
+        case .invited: message = .invited(try r.invited())
         default:
             throw .unknownTag(tagByte)
         }

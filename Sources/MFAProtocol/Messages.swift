@@ -101,6 +101,8 @@ public enum ClientMessage: Sendable, Equatable {
     case unlock(version: UInt8, user: String, rhost: String)
     /// Email/SMS methods: add, confirm, list, prefer, remove (MethodMessages.swift).
     case method(MethodRequest)
+    /// A one-time invite to enroll at login (root; InviteMessages.swift).
+    case invite(InviteRequest)
 }
 
 /// The answer to `check`: the decision, the human reason, the rule that made it, and a deadline.
@@ -173,6 +175,8 @@ public enum DaemonMessage: Sendable, Equatable {
     case error(ErrorCode, message: String)
     /// The answer to METHOD_LIST.
     case methods(MethodsReply)
+    /// The answer to INVITE.
+    case invited(InviteReply)
 }
 
 enum Tag: UInt8 {
@@ -182,4 +186,5 @@ enum Tag: UInt8 {
     case pending = 0x92, recoveryCodes = 0x93, changed = 0x94, listReply = 0x95
     case methodAdd = 0x18, methodConfirm = 0x19, methodList = 0x1A, methodPrefer = 0x1B, methodRemove = 0x1C
     case methodsReply = 0x96
+    case invite = 0x23, invited = 0xA3
 }

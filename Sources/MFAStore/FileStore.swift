@@ -288,7 +288,7 @@ public final class FileStore {
 
     /// Names of the daemon's own bookkeeping files at the top of the state directory.
     public enum StateFile: String, Sendable {
-        case lockout, seen
+        case lockout, seen, invites
     }
 
     public static let maximumStateFileSize = 8 << 20

@@ -35,7 +35,8 @@ extension MFAGate {
             @Option(name: .long, help: "Root: act for this user (no proof needed).")
             var user: String?
 
-            @Option(name: .long, help: ArgumentHelp("Proof: a current code from the app or an unused recovery code (else asked for).", valueName: "code"))
+            @Option(name: .long, help: ArgumentHelp("Proof: a current code from the app or an unused recovery code (else asked for). "
+                                                    + "Visible to every local user in ps; - reads it from standard input.", valueName: "code"))
             var code: String?
 
             func validate() throws {
@@ -43,7 +44,7 @@ extension MFAGate {
             }
 
             func run() throws {
-                var proof = code ?? ""
+                var proof = try secretOption(code, option: "--code", prompt: "Current code from your app or a recovery code: ") ?? ""
                 // Proof is needed only when there is an enrollment to protect.
                 if proof.isEmpty && getuid() != 0,
                    case .status(let s) = try ask(.status(version: WireProtocol.version, user: user ?? ""), with: global), s.enrolled {
@@ -66,14 +67,23 @@ extension MFAGate {
             @Argument(help: "email or sms.")
             var method: String
 
-            @Argument(help: "The code from the message, or resend.")
+            @Argument(help: "The code from the message, or resend; - reads it from standard input.")
             var code: String
 
             @Option(name: .long, help: "Root: act for this user.")
             var user: String?
 
             func run() throws {
-                let reply = try perform(.method(MethodRequest(.confirm, user: user ?? "", method: method, code: code)), with: global)
+                // A sent code is short-lived and only its own user may confirm it, so no warning for the inline form.
+                var typed = code
+                if code == "-" {
+                    guard let line = readSecretLine("Code from the message: "), !line.isEmpty else {
+                        mfa_write_stderr("mfagate: nothing was read from standard input; nothing was changed\n")
+                        throw ExitCode(2)
+                    }
+                    typed = line
+                }
+                let reply = try perform(.method(MethodRequest(.confirm, user: user ?? "", method: method, code: typed)), with: global)
                 switch reply {
                 case .done(let text): print(text)
                 case .enrolled(let e): printFirstMethod(e, method: method)
@@ -144,11 +154,12 @@ extension MFAGate {
             @Option(name: .long, help: "Root: act for this user (no code needed).")
             var user: String?
 
-            @Option(name: .long, help: ArgumentHelp("A current code or an unused recovery code (else asked for).", valueName: "code"))
+            @Option(name: .long, help: ArgumentHelp("A current code or an unused recovery code (else asked for). "
+                                                    + "Visible to every local user in ps; - reads it from standard input.", valueName: "code"))
             var code: String?
 
             func run() throws {
-                var proof = code ?? ""
+                var proof = try secretOption(code, option: "--code", prompt: "Current code from your app or a recovery code: ") ?? ""
                 if proof.isEmpty && getuid() != 0 {
                     proof = try requireProof("Current code from your app or a recovery code: ")
                 }

@@ -87,7 +87,8 @@ extension MFAGate {
         @Option(name: .long, help: "Root: provision this user, active at once.")
         var user: String?
 
-        @Option(name: .long, help: ArgumentHelp("Use this base32 secret (e.g. a hardware token's) instead of a new 160-bit one.", valueName: "base32"))
+        @Option(name: .long, help: ArgumentHelp("Use this base32 secret (e.g. a hardware token's) instead of a new 160-bit one. "
+                                                + "Visible to every local user in ps: give - to type it or pipe it on standard input.", valueName: "base32"))
         var secret: String?
 
         @Flag(name: .long, help: "A counter-based (HOTP) token instead of a time-based app.")
@@ -96,7 +97,8 @@ extension MFAGate {
         @Option(name: .long, help: ArgumentHelp("HOTP: the token's next counter value.", valueName: "n"))
         var counter: UInt64?
 
-        @Option(name: .long, help: ArgumentHelp("Re-enrolling: a current code or an unused recovery code.", valueName: "code"))
+        @Option(name: .long, help: ArgumentHelp("Re-enrolling: a current code or an unused recovery code. "
+                                                + "Visible to every local user in ps; - reads it from standard input.", valueName: "code"))
         var code: String?
 
         @Flag(name: .customLong("no-qr"), help: "Do not draw the QR code.")
@@ -122,6 +124,7 @@ extension MFAGate {
         }
 
         func provision(_ user: String) throws {
+            let secret = try secretOption(self.secret, option: "--secret", prompt: "Secret (base32): ")
             let request = EnrollRequest(user: user, secret: secret ?? "", replaceExisting: force,
                                         method: hotp ? .hotp : .totp, counter: counter.map { String($0) } ?? "")
             let reply = try perform(.enroll(request), with: global)
@@ -140,7 +143,8 @@ extension MFAGate {
         }
 
         func selfService() throws {
-            var proof = code ?? ""
+            let secret = try secretOption(self.secret, option: "--secret", prompt: "Secret (base32): ")
+            var proof = try secretOption(code, option: "--code", prompt: "Current code or a recovery code: ") ?? ""
             if proof.isEmpty, getuid() != 0,
                case .status(let s) = try ask(.status(version: WireProtocol.version, user: user ?? ""), with: global), s.enrolled {
                 print("\(s.user) is already enrolled. Replacing the enrollment (a new phone) needs proof that it is you.")
@@ -194,7 +198,8 @@ extension MFAGate {
         @Option(name: .long, help: "Root: act for this user (no code needed).")
         var user: String?
 
-        @Option(name: .long, help: ArgumentHelp("A current code from your authenticator (else asked for).", valueName: "code"))
+        @Option(name: .long, help: ArgumentHelp("A current code from your authenticator (else asked for). "
+                                                + "Visible to every local user in ps; - reads it from standard input.", valueName: "code"))
         var code: String?
 
         func validate() throws {
@@ -202,7 +207,7 @@ extension MFAGate {
         }
 
         func run() throws {
-            var typed = code ?? ""
+            var typed = try secretOption(code, option: "--code", prompt: "Current code from your authenticator: ") ?? ""
             if typed.isEmpty && getuid() != 0 {
                 typed = try requireProof("Current code from your authenticator: ", unchanged: "the recovery codes are unchanged")
             }
@@ -222,11 +227,12 @@ extension MFAGate {
         @Option(name: .long, help: "Root: act for this user (no code needed; same as reset).")
         var user: String?
 
-        @Option(name: .long, help: ArgumentHelp("A current code or an unused recovery code (else asked for).", valueName: "code"))
+        @Option(name: .long, help: ArgumentHelp("A current code or an unused recovery code (else asked for). "
+                                                + "Visible to every local user in ps; - reads it from standard input.", valueName: "code"))
         var code: String?
 
         func run() throws {
-            var typed = code ?? ""
+            var typed = try secretOption(code, option: "--code", prompt: "Current code or a recovery code: ") ?? ""
             if typed.isEmpty && getuid() != 0 {
                 typed = try requireProof("Current code or a recovery code: ")
             }

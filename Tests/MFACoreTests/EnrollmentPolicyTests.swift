@@ -13,8 +13,12 @@ final class EnrollmentPolicyTests: XCTestCase {
         XCTAssertEqual(c.issuer, "Corp VPN")
         XCTAssertEqual(c.notifyCommand, "/usr/local/bin/tell")
         XCTAssertTrue(DaemonConfig().enrollAtLogin, "default yes")
+        XCTAssertFalse(DaemonConfig().enrollAtLoginNeedsInvite)
+        let invite = try ConfigParser.parse("enroll_at_login = invite\n", file: "f")
+        XCTAssertTrue(invite.enrollAtLogin && invite.enrollAtLoginNeedsInvite)
+        XCTAssertTrue(ConfigParser.render(invite).contains("enroll_at_login = invite"))
         XCTAssertTrue(ConfigParser.render(c).contains("issuer = Corp VPN"))
-        for (text, needle) in [("enroll_at_login = maybe\n", "yes or no"), ("issuer = a:b\n", "without ':'"),
+        for (text, needle) in [("enroll_at_login = maybe\n", "yes, no or invite"), ("issuer = a:b\n", "without ':'"),
                                ("notify_command = tell\n", "absolute path")] {
             XCTAssertThrowsError(try ConfigParser.parse(text, file: "f")) { XCTAssertTrue("\($0)".contains("f:1: ") && "\($0)".contains(needle), "\($0)") }
         }

@@ -179,8 +179,8 @@ class Daemon:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
         hygiene.capture(f"mfagate {args[0] if args else ''} stderr", out.stderr)
         # enroll shows the admin the new secret and codes, on purpose; so does the confirmation of a
-        # first method by email or SMS (its recovery codes)
-        if not args or (args[0] != "enroll" and args[:2] != ("method", "confirm")):
+        # first method by email or SMS (its recovery codes), and invite its one-time code
+        if not args or (args[0] not in ("enroll", "invite") and args[:2] != ("method", "confirm")):
             hygiene.capture(f"mfagate {args[0] if args else ''} stdout", out.stdout)
         if check:
             out.check_returncode()
