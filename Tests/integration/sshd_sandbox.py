@@ -86,6 +86,20 @@ def _read_ids(path: Path) -> tuple[set[str], set[int]]:
     return names, ids
 
 
+def _suite_accounts(passwd_txt: str) -> dict[str, int]:
+    """The test suite's own accounts (gecos "mfagate test account"): name -> uid."""
+    accounts = {}
+    for line in passwd_txt.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 5 and parts[4] == "mfagate test account" and parts[2].isdigit():
+            accounts[parts[0]] = int(parts[2])
+    return accounts
+
+
+def _without(name: str, text: str) -> str:
+    return "".join(l for l in text.splitlines(keepends=True) if not l.startswith(f"{name}:"))
+
+
 def _proc_children() -> dict[int, list[int]]:
     """ppid -> [pid] for every process currently visible in /proc."""
     kids: dict[int, list[int]] = {}
@@ -297,24 +311,31 @@ class SshdSandbox:
         today = int(time.time() // 86400)
         uid = FIRST_UID
         add_p, add_g, add_s = [], [], []
+        # An account of the test suite's namespace (Tests/integration/with_test_accounts.py: the
+        # daemon outside this sandbox must know the name too) keeps its uid and gets a home and a
+        # password here; any other existing name is an error.
+        suite_accounts = _suite_accounts(passwd_txt) if os.environ.get("MFAGATE_TEST_ACCOUNTS") == "1" else {}
         for name, password in self._user_specs:
             if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,30}", name):
                 raise ValueError(f"bad user name {name!r}")
-            if name in names or name in gnames or name in self.users:
+            if name in self.users or ((name in names or name in gnames) and name not in suite_accounts):
                 raise ValueError(f"user or group {name!r} already exists")
             while uid in uids or uid in gids:
                 uid += 1
+            if name in suite_accounts:
+                passwd_txt, group_txt, shadow_txt = (_without(name, t) for t in (passwd_txt, group_txt, shadow_txt))
+            uid_of = suite_accounts.get(name, uid)
             home_host = self.home_root / name
             home_host.mkdir()
-            os.chown(home_host, uid, uid)
+            os.chown(home_host, uid_of, uid_of)
             os.chmod(home_host, 0o755)
             home_ns = f"{HOME_MOUNT}/{name}"
-            add_p.append(f"{name}:x:{uid}:{uid}:mfagate test user:{home_ns}:/bin/sh\n")
-            add_g.append(f"{name}:x:{uid}:\n")
+            add_p.append(f"{name}:x:{uid_of}:{uid_of}:mfagate test user:{home_ns}:/bin/sh\n")
+            add_g.append(f"{name}:x:{uid_of}:\n")
             add_s.append(f"{name}:{_hash_password(password)}:{today}:0:99999:7:::\n")
-            self.users[name] = uid
-            uids.add(uid)
-            gids.add(uid)
+            self.users[name] = uid_of
+            uids.add(uid_of)
+            gids.add(uid_of)
 
         def with_lines(text: str, lines: list[str]) -> str:
             if text and not text.endswith("\n"):
