@@ -89,7 +89,7 @@ fuzz-shim:
 # Benchmarks side by side with pam_google_authenticator and pam_oath (docs/performance.md).
 # A few minutes on 2 cores; prints a table and writes build/bench.json. BENCH_ARGS=--tiny for a smoke run.
 .PHONY: bench
-bench: build $(BUILD)/bench_driver
+bench: build $(BUILD)/bench_driver $(BUILD)/libnss_mfatest.so.2
 	python3 bench/bench.py $(BENCH_ARGS)
 
 $(BUILD)/bench_driver: bench/bench_driver.c

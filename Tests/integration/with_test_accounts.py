@@ -26,10 +26,10 @@ from pathlib import Path
 FIRST_UID = 40000
 
 # Every name the integration tests use as an account (grep the tests for pam(, enroll(, --user).
-# Names SshdSandbox creates itself (mfauser, newuser, plainuser) are here too: the daemon, outside
+# Names SshdSandbox creates itself (mfauser, newuser, plainuser, make demo's mfademo) are here too: the daemon, outside
 # the sandbox, must know them; the sandbox then gives the same account a home and a password.
 NAMED = ["alice", "bob", "carol", "dave", "erin", "frank", "mallory", "tok", "victim",
-         "mfauser", "newuser", "plainuser", "u"]
+         "mfauser", "newuser", "plainuser", "u", "mfademo"]
 # Families of generated names, up to the largest count a test uses at stress scale.
 FAMILIES = ([f"u{i}" for i in range(200)] + [f"alice{i}" for i in range(8)] + [f"other{i}" for i in range(16)]
             + [f"gc{i}" for i in range(8)] + [f"bg{i}" for i in range(6)] + [f"ff{i}" for i in range(4)]
