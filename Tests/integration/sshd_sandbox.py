@@ -186,6 +186,9 @@ class SshdSandbox:
       everything the sandbox writes goes there and is left there.
     * ``extra_sshd_config``: lines put at the top of sshd_config; sshd uses the first value
       it sees for an option, so these override the defaults (no ``Match`` blocks here).
+    * ``extra_binds``: ``[(source, target), ...]`` files bind-mounted over existing paths inside
+      the namespace (e.g. a private ``/etc/nsswitch.conf``); ``extra_env``: variables for sshd
+      (e.g. ``LD_LIBRARY_PATH`` for an NSS module of the tests' own).
     * ``host_run_paths``: existing host paths under ``/run`` to bind into the namespace's
       ``/run`` overlay. Needed for Unix sockets there (e.g. a daemon listening on
       ``/run/mfagate/mfagated.sock``): a socket seen through overlayfs refuses connections.
@@ -208,7 +211,11 @@ class SshdSandbox:
         log_level: str = "VERBOSE",
         start_timeout: float = 10.0,
         host_run_paths: Sequence[str] = (),
+        extra_binds: Sequence[tuple[str, str]] = (),
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
+        self.extra_binds = [(str(a), str(b)) for a, b in extra_binds]
+        self.extra_env = dict(extra_env or {})
         self.pam_auth_lines = list(pam_auth_lines)
         self._user_specs = list(users)
         self.workdir = Path(workdir).resolve()
@@ -440,7 +447,7 @@ class SshdSandbox:
             f"mount -n --bind {q(str(sb / 'shadow'))} /etc/shadow",
             f"mount -n --bind {q(str(sb / 'group'))} /etc/group",
         ]
-        for copy, orig in self._log_copies:
+        for copy, orig in self._log_copies + self.extra_binds:
             lines.append(f"mount -n --bind {q(copy)} {q(orig)}")
         # /run: overlay (keeps everything of the host's /run visible) or, failing that, a tmpfs
         overlay_ok = not any(c in str(sb) for c in ",:\\ ")
@@ -521,6 +528,7 @@ class SshdSandbox:
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "LANG": "C",
             "LIBMOUNT_UTAB": str(self.sb / "utab"),
+            **self.extra_env,
         }
         self._log_file = open(self.log_path, "ab", buffering=0)
         # unshare execs sh, which execs sshd: the PID we hold is sshd's own.

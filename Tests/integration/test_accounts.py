@@ -197,3 +197,39 @@ def test_fleet_keys_by_the_canonical_account(request, daemon_factory):
     assert a.pam("Alice", wrong_code(code)).result == "PAM_AUTH_ERR"
     assert b.pam("ALICE", wrong_code(code)).result == "PAM_AUTH_ERR"
     assert a.pam("alice", code).result == "PAM_MAXTRIES", "two wrong codes under two spellings on two hosts lock alice"
+
+
+def test_ssh_ALICE_at_host_is_asked_alices_code_under_a_directory_like_nss(directory_daemon, tmp_path):
+    """The attack of finding 3 end to end: the real sshd and ssh client, sshd's NSS (and pam_unix's
+    shadow lookup) mapping `ALICE` to alice as SSSD would, the daemon resolving it the same way."""
+    import hygiene
+    from mfagate_harness import SHIM
+    from sshd_sandbox import SshdSandbox, ssh_login
+    password = "correct horse 42"
+    d = directory_daemon("required", "enroll_at_login = yes\nmax_failures = 2\n")
+    e = d.enroll("alice")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("passwd: files mfatest\nshadow: files mfatest\ngroup: files\nhosts: files\n")
+    os.chmod(nsswitch, 0o644)
+    stack = ["auth required pam_unix.so", f"auth required {SHIM} socket={d.socket} timeout=5"]
+    with SshdSandbox(stack, [("alice", password)], tmp_path, extra_binds=[(str(nsswitch), "/etc/nsswitch.conf")],
+                     extra_env={"LD_LIBRARY_PATH": str(BUILD)}) as box:
+        try:
+            def answers(code):
+                return [(r"[Pp]assword:", password), (r"Verification code:", code)]
+            code = oathtool_totp(e["secret"])
+            bad = ssh_login(box.port, "ALICE", answers(wrong_code(code)))
+            assert not bad.ok and any("Verification code" in p for p in bad.prompts), bad
+            assert not any("QR" in p or "second factor" in p for p in bad.prompts), bad
+            good = ssh_login(box.port, "alice@example.test", answers(code))
+            assert good.ok, (good, box.log_text()[-2000:], d.log())
+            # Two wrong codes under two more spellings: alice's own lockout (max_failures = 2).
+            assert not ssh_login(box.port, "Alice", answers(wrong_code(code))).ok
+            assert not ssh_login(box.port, "ALICE@EXAMPLE.TEST", answers(wrong_code(code))).ok
+            locked = ssh_login(box.port, "alice", answers(oathtool_totp(e["secret"], at="now + 30 seconds")))
+            assert not locked.ok, locked
+            assert "user locked out" in d.log()
+            assert user_files(d) == ["alice"]
+        finally:
+            hygiene.capture("sshd log", box.log_text())
+            hygiene.capture("syslog in the sshd sandbox", box.syslog_text())

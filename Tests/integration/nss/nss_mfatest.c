@@ -1,11 +1,11 @@
-/* A small NSS module of the tests' own (libnss_mfatest.so.2), answering `passwd` lookups the way
+/* A small NSS module of the tests' own (libnss_mfatest.so.2), answering `passwd` and `shadow` lookups the way
  * SSSD or winbind do on a host whose accounts come from a directory: a name in any case, and
  * `name@example.test`, reaches the account whose own name (pw_name) is the lowercase one.
  *
  * The accounts are those of the file named by $MFATEST_NSS_PASSWD (passwd format), else of
  * /etc/passwd. Used only inside a private mount namespace whose /etc/nsswitch.conf says
  * `passwd: files mfatest` (Tests/integration/test_accounts.py), found through LD_LIBRARY_PATH by
- * the (non-setuid) daemon. Never installed, never named in the host's nsswitch.conf.
+ * the (non-setuid) daemon and by the test's sshd. Never installed, never named in the host's nsswitch.conf.
  *
  * With $MFATEST_NSS_NUMBERED (comma-separated prefixes, e.g. "mf,su") it answers instead for every
  * name made of one of the prefixes and 1 to 9 digits, in constant time, as a directory cache
@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <nss.h>
 #include <pwd.h>
+#include <shadow.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,17 @@
 
 enum nss_status _nss_mfatest_getpwnam_r(const char *name, struct passwd *result, char *buffer, size_t buflen,
                                         int *errnop);
+enum nss_status _nss_mfatest_getspnam_r(const char *name, struct spwd *result, char *buffer, size_t buflen,
+                                        int *errnop);
+
+/* The account name a spelling stands for: `name@example.test` loses its domain (any case). */
+static int base_name(const char *name, char *base, size_t size) {
+    size_t n = strlen(name), d = strlen(DOMAIN);
+    if (n >= size) return -1;
+    memcpy(base, name, n + 1);
+    if (n > d && strcasecmp(base + n - d, DOMAIN) == 0) base[n - d] = '\0';
+    return 0;
+}
 
 /* A numbered account: prefix number p (0-based) and number n give uid 1000000 * (p + 1) + n. */
 static enum nss_status numbered(const char *prefixes, const char *name, struct passwd *result, char *buffer,
@@ -66,11 +78,7 @@ enum nss_status _nss_mfatest_getpwnam_r(const char *name, struct passwd *result,
     const char *prefixes = getenv("MFATEST_NSS_NUMBERED");
     if (prefixes && *prefixes) return numbered(prefixes, name, result, buffer, buflen, errnop);
     char base[256];
-    size_t n = strlen(name);
-    size_t d = strlen(DOMAIN);
-    if (n >= sizeof base) return NSS_STATUS_NOTFOUND;
-    memcpy(base, name, n + 1);
-    if (n > d && strcasecmp(base + n - d, DOMAIN) == 0) base[n - d] = '\0';
+    if (base_name(name, base, sizeof base) != 0) return NSS_STATUS_NOTFOUND;
 
     const char *path = getenv("MFATEST_NSS_PASSWD");
     FILE *f = fopen(path && *path ? path : "/etc/passwd", "re");
@@ -89,6 +97,38 @@ enum nss_status _nss_mfatest_getpwnam_r(const char *name, struct passwd *result,
         }
         if (rc != 0 || !entry) break;
         if (strcasecmp(entry->pw_name, base) == 0) {
+            status = NSS_STATUS_SUCCESS;
+            break;
+        }
+    }
+    fclose(f);
+    if (status == NSS_STATUS_NOTFOUND) *errnop = ENOENT;
+    return status;
+}
+
+/* The same spellings for /etc/shadow (or $MFATEST_NSS_SHADOW), so pam_unix checks the password of
+ * `ALICE` against alice's entry, as pam_sss would against the directory. */
+enum nss_status _nss_mfatest_getspnam_r(const char *name, struct spwd *result, char *buffer, size_t buflen,
+                                        int *errnop) {
+    char base[256];
+    if (base_name(name, base, sizeof base) != 0) return NSS_STATUS_NOTFOUND;
+    const char *path = getenv("MFATEST_NSS_SHADOW");
+    FILE *f = fopen(path && *path ? path : "/etc/shadow", "re");
+    if (!f) {
+        *errnop = errno;
+        return NSS_STATUS_UNAVAIL;
+    }
+    enum nss_status status = NSS_STATUS_NOTFOUND;
+    struct spwd *entry = NULL;
+    for (;;) {
+        int rc = fgetspent_r(f, result, buffer, buflen, &entry);
+        if (rc == ERANGE) {
+            *errnop = ERANGE;
+            status = NSS_STATUS_TRYAGAIN;
+            break;
+        }
+        if (rc != 0 || !entry) break;
+        if (strcasecmp(entry->sp_namp, base) == 0) {
             status = NSS_STATUS_SUCCESS;
             break;
         }
