@@ -115,6 +115,35 @@ final class CanonicalAccountTests: XCTestCase {
               case .locked = session.purpose else { return XCTFail("alice is locked under her own name too") }
     }
 
+    func testUnlockNamesTheAccountInAnySpelling() throws {
+        try make()
+        _ = try enroll("alice")
+        for _ in 0..<3 {
+            guard case .ask(_, let session) = authority.beginLogin(LoginBegin(user: "ALICE", service: "sshd"), peer: root0) else { return XCTFail() }
+            _ = authority.answer("000000", in: session)
+        }
+        XCTAssertNotNil(authority.books.userLockedUntil("alice", now: clock.now))
+        guard case .done(let text) = authority.unlock(user: "alice@example.test", rhost: "", version: WireProtocol.version, peer: root0) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(text, "unlocked user alice")
+        XCTAssertNil(authority.books.userLockedUntil("alice", now: clock.now))
+    }
+
+    /// Root may still see and remove what is stored under a name NSS no longer knows (a deleted account).
+    func testRootMayStillRemoveWhatADeletedAccountLeft() throws {
+        try make()
+        let ghost = try UserName(validating: "ghost")
+        try authority.store.save(UserRecord(user: ghost, parameters: .standard, secret: Array(repeating: 7, count: 20), created: clock.now, recoveryCodes: []))
+        guard case .status(let s) = authority.status(user: "ghost", version: WireProtocol.version, peer: root0) else { return XCTFail() }
+        XCTAssertTrue(s.enrolled)
+        guard case .error(.invalidUserName, _) = authority.status(user: "ghost", version: WireProtocol.version, peer: alicePeer) else {
+            return XCTFail("only root")
+        }
+        guard case .changed = authority.disable(UserCodeRequest(user: "ghost", code: ""), peer: root0) else { return XCTFail() }
+        XCTAssertEqual(try userFiles(), [])
+    }
+
     func testAnUnknownNameIsDeniedAndLeavesNothingBehind() throws {
         try make()
         for typed in ["ghost", "hunter2-typed-as-a-name"] {
