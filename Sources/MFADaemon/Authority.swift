@@ -375,7 +375,7 @@ public final class Authority {
             user = resolved.user
         case .failure(let refusal):
             // Root may look at what is stored under a name NSS no longer knows.
-            guard case .success(let stored) = resolveForRemoval(raw, peer: peer) else { return refusal.message }
+            guard let stored = storedName(raw, after: refusal, peer: peer) else { return refusal.message }
             user = stored
         }
         do {

@@ -69,10 +69,16 @@ extension Authority {
     func resolveForRemoval(_ raw: String, peer: Peer) -> Result<UserName, AccountRefusal> {
         switch resolveAccount(raw) {
         case .success(let resolved): return .success(resolved.user)
-        case .failure(.unknown) where peer.isRoot:
-            do { return .success(try UserName(validating: raw)) } catch { return .failure(.invalidName(error)) }
-        case .failure(let refusal): return .failure(refusal)
+        case .failure(let refusal):
+            guard let stored = storedName(raw, after: refusal, peer: peer) else { return .failure(refusal) }
+            return .success(stored)
         }
+    }
+
+    /// The typed name itself, for root only and only when NSS said it knows no such account.
+    func storedName(_ raw: String, after refusal: AccountRefusal, peer: Peer) -> UserName? {
+        guard peer.isRoot, case .unknown = refusal else { return nil }
+        return try? UserName(validating: raw)
     }
 
     /// Root may act for anyone; anyone else only for the account whose uid they run as.

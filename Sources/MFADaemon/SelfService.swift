@@ -30,7 +30,7 @@ extension Authority {
             }
             return .success(resolved.user)
         case .failure(let refusal):
-            if removal, case .success(let stored) = resolveForRemoval(name, peer: peer) { return .success(stored) }
+            if removal, let stored = storedName(name, after: refusal, peer: peer) { return .success(stored) }
             let code: ErrorCode = { if case .unavailable = refusal { return .storageFailure } else { return .invalidUserName } }()
             return .failure(SelfServiceRefusal(code, refusal.sentence))
         }
