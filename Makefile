@@ -36,7 +36,13 @@ $(BUILD)/pam_mfagate.so: $(SHIM_SRC) $(SHIM_HDR) pam/exports.map
 	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $(SHIM_SRC) -lpam
 
 # Small C programs the integration tests drive (real libpam through pam_start_confdir).
-test-helpers: $(BUILD)/pam_driver $(BUILD)/bench_driver
+test-helpers: $(BUILD)/pam_driver $(BUILD)/bench_driver $(BUILD)/libnss_mfatest.so.2
+
+# The tests' own NSS module (case-insensitive names, name@example.test), used only inside a private
+# mount namespace by Tests/integration/test_accounts.py.
+$(BUILD)/libnss_mfatest.so.2: Tests/integration/nss/nss_mfatest.c
+	@mkdir -p $(BUILD)
+	$(CC) -std=c11 -O1 -g -fPIC -shared -Wall -Wextra -Werror -D_GNU_SOURCE -Wl,-soname,libnss_mfatest.so.2 -o $@ $<
 
 $(BUILD)/pam_driver: Tests/integration/pam_driver.c
 	@mkdir -p $(BUILD)
@@ -48,8 +54,9 @@ deps:
 unit:
 	$(SWIFT) test
 
+# In a private mount namespace where the suite's test accounts exist (the host's files untouched).
 integration: build test-helpers
-	python3 -m pytest -q Tests/integration
+	python3 Tests/integration/with_test_accounts.py python3 -m pytest -q Tests/integration
 
 check: unit integration
 
@@ -82,7 +89,7 @@ fuzz-shim:
 # Benchmarks side by side with pam_google_authenticator and pam_oath (docs/performance.md).
 # A few minutes on 2 cores; prints a table and writes build/bench.json. BENCH_ARGS=--tiny for a smoke run.
 .PHONY: bench
-bench: build $(BUILD)/bench_driver
+bench: build $(BUILD)/bench_driver $(BUILD)/libnss_mfatest.so.2
 	python3 bench/bench.py $(BENCH_ARGS)
 
 $(BUILD)/bench_driver: bench/bench_driver.c

@@ -37,6 +37,23 @@ MODULE_DIR = Path("/lib/x86_64-linux-gnu/security")
 MODULES = ["pam_permit", "pam_google_authenticator", "pam_oath", "pam_mfagate"]
 SHORT = {"pam_permit": "permit", "pam_google_authenticator": "ga", "pam_oath": "oath", "pam_mfagate": "mfagate"}
 DAEMON_USER = "nobody"
+# Prefixes of the users the daemon sees (pam_mfagate's population, the scale and flood phases).
+NUMBERED = "mf,su,fu,fl"
+
+
+def numbered_accounts(work: Path) -> None:
+    """Makes the bench users accounts for the daemon without a 100,000-line /etc/passwd: in this
+    private mount namespace, /etc/nsswitch.conf says `passwd: mfatest files`, and the tests' own NSS
+    module (Tests/integration/nss/nss_mfatest.c, copied where `nobody` can read it) answers every
+    name of a NUMBERED prefix and digits. Other processes do not find the module and skip it."""
+    nss = work / "nss"
+    nss.mkdir(mode=0o755)
+    shutil.copy2(BUILD / "libnss_mfatest.so.2", nss / "libnss_mfatest.so.2")
+    os.chmod(nss / "libnss_mfatest.so.2", 0o755)
+    conf = nss / "nsswitch.conf"
+    conf.write_text("passwd: mfatest files\ngroup: files\nshadow: files\nhosts: files\n")
+    os.chmod(conf, 0o644)
+    subprocess.run(["mount", "-n", "--bind", str(conf), "/etc/nsswitch.conf"], check=True)
 
 
 class Sizes:
@@ -176,7 +193,10 @@ class Daemon:
                 os.close(fd)
 
     def command(self) -> list[str]:
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+        # The daemon refuses names NSS does not know: the tests' NSS module answers for the
+        # numbered bench users in constant time, as a directory's cache would (numbered_accounts).
+        return ["env", f"LD_LIBRARY_PATH={self.binary.parent / 'nss'}", f"MFATEST_NSS_NUMBERED={NUMBERED}",
+                "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
                 str(self.binary), "--config", str(self.config)]
 
     def start(self, activation: bool = False) -> None:
@@ -462,6 +482,7 @@ def inside(args) -> int:
     scale_daemon = None
     try:
         drain = private_devlog(work)
+        numbered_accounts(work)
         shutil.copy2(BUILD / "mfagated", work / "mfagated")
         os.chmod(work / "mfagated", 0o755)
         daemon = Daemon(work, "main")

@@ -2,8 +2,9 @@
 """Profiling harness for the daemon (docs/performance.md, "Fewer system calls per login"). Root only.
 
 One build/mfagated as `nobody` in a temp dir under /var/tmp, LOGINS fresh users, DRIVERS concurrent
-bench_drivers; prints auths/s, the daemon's CPU per login and the machine's idle share. No mount
-namespace: only mfagate is driven (the shim does not need /dev/log).
+bench_drivers; prints auths/s, the daemon's CPU per login and the machine's idle share. In a private
+mount namespace only for the bench users' accounts (bench.numbered_accounts); the shim does not
+need /dev/log.
 Environment: LOGINS (4000), DRIVERS (1), BIN (daemon binary), SHIM (pam_mfagate.so),
   WRAP (command the daemon runs under, e.g. "strace -f -o /tmp/x/st.txt" or
   "valgrind --tool=callgrind --callgrind-out-file=/tmp/x/cg.out"; the daemon runs as nobody, so the
@@ -14,6 +15,11 @@ import os, sys, time, shutil, signal, tempfile, subprocess, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench
 from pathlib import Path
+# The daemon refuses names NSS does not know: the numbered users come from the tests' NSS module,
+# set up by bench.numbered_accounts in a private mount namespace (this script, re-run in one).
+if os.environ.get("MFAGATE_PROFILE_NS") != "1":
+    sys.exit(subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, os.path.abspath(__file__)],
+                            env=dict(os.environ, MFAGATE_PROFILE_NS="1")).returncode)
 wrapper = os.environ.get("WRAP", "").split()
 logins = int(os.environ.get("LOGINS", "4000"))
 drivers = int(os.environ.get("DRIVERS", "1"))
@@ -22,6 +28,7 @@ d = None
 try:
     shutil.copy2(os.environ.get("BIN", str(bench.BUILD / "mfagated")), work / "mfagated"); os.chmod(work / "mfagated", 0o755)
     os.chmod(work, 0o755)
+    bench.numbered_accounts(work)
     d = bench.Daemon(work, "main")
     confdir = bench.configure_modules(work, d)
     if os.environ.get("SHIM"): shutil.copy2(os.environ["SHIM"], work / "pam_mfagate.so")
@@ -29,7 +36,8 @@ try:
     d.enroll_files(users, range(logins))
     cmd = d.command()
     if wrapper:
-        cmd = cmd[:4] + wrapper + cmd[4:]
+        at = cmd.index(str(d.binary))
+        cmd = cmd[:at] + wrapper + cmd[at:]
     logf = open(d.log_path, "ab")
     d.proc = subprocess.Popen(cmd, stdout=logf, stderr=logf)
     bench.wait_for(lambda: "ready" in d.log_path.read_text(errors="replace"), "ready", timeout=60)

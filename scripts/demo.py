@@ -4,7 +4,9 @@
 Starts mfagated (as the unprivileged user `nobody`) in a temp dir, enrolls a demo user, starts a
 real sshd on 127.0.0.1 in a private mount namespace whose /etc/pam.d, /etc/passwd and /etc/shadow
 are temp copies (pam_unix + pam_mfagate), and logs in with the real ssh client, answering the
-password and a code computed by oathtool. Leaves no process, user or file behind."""
+password and a code computed by oathtool. Leaves no process, user or file behind. Run by
+scripts/demo.sh through Tests/integration/with_test_accounts.py, so the demo user is an account the
+daemon (outside sshd's namespace) knows."""
 import shutil
 import sys
 import tempfile

@@ -9,4 +9,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 bash scripts/install-deps.sh
 make -s build
-exec python3 scripts/demo.py
+# The daemon knows only accounts NSS knows: the demo user is added in a private mount namespace
+# (temp copies of /etc/passwd, /etc/group, /etc/shadow bind-mounted; the host's files untouched).
+exec python3 Tests/integration/with_test_accounts.py python3 scripts/demo.py

@@ -98,6 +98,23 @@ public enum ConfigParser {
                               "database_retry",
                               "methods", "email_command", "email_from", "email_address_pattern", "sms_command"]
 
+    /// Parses the file's bytes as read. A line that is not valid UTF-8 is refused with its number,
+    /// never repaired to U+FFFD: a name in `require_users` must not silently become another one.
+    public static func parse(bytes: [UInt8], file: String) throws(ConfigError) -> DaemonConfig {
+        if bytes.count > maximumSize {
+            throw ConfigError(file: file, line: 0, message: "the file is larger than 1 MiB")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            var lineNumber = 0
+            for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+                lineNumber += 1
+                if String(validating: line, as: UTF8.self) == nil { break }
+            }
+            throw ConfigError(file: file, line: lineNumber, message: "the line is not valid UTF-8; save the file as UTF-8")
+        }
+        return try parse(text, file: file)
+    }
+
     /// `checkingConflicts: false` skips the rules between keys (e.g. `store = postgresql` needs
     /// `database_url`): for reading one line on its own, as the config fuzzer does.
     public static func parse(_ text: String, file: String, checkingConflicts: Bool = true) throws(ConfigError) -> DaemonConfig {

@@ -12,6 +12,8 @@ public struct DaemonEnvironment: Sendable {
     public var now: @Sendable () -> Int64
     public var randomBytes: @Sendable (Int) throws -> [UInt8]
     public var hostName: String
+    /// Who a typed name is (AccountDirectory.swift); NSS in the daemon, a table in unit tests.
+    public var accounts: AccountDirectory = .nss
 
     public static let live = DaemonEnvironment(
         now: {
@@ -41,6 +43,7 @@ public struct LoginSession: Sendable {
         case delivered(DeliveredLogin)
     }
     public var request: LoginBegin
+    /// The account's canonical name (NSS's pw_name), not necessarily the spelling in `request.user`.
     public var user: UserName
     public var peer: Peer
     public var purpose: Purpose = .code
@@ -93,23 +96,25 @@ public final class Authority {
     // MARK: login
 
     public func beginLogin(_ request: LoginBegin, peer: Peer) -> Step {
-        abandonedIfBackendFailed(decideLogin(request, peer: peer), request, user: request.user, peer: peer)
+        var loggedName = "-"
+        let step = decideLogin(request, peer: peer, loggedName: &loggedName)
+        return abandonedIfBackendFailed(step, request, user: loggedName, peer: peer)
     }
 
     /// A verdict built while the fleet database failed may rest on missing facts (a lockout not
     /// read, a used code not recorded): the login is closed without one, and `failmode` decides.
+    /// `user` is the canonical name, or "-" when the typed one led to no account.
     func abandonedIfBackendFailed(_ step: Step, _ request: LoginBegin, user: String, peer: Peer) -> Step {
         guard store.backendFailedInRequest else { return step }
         let reason = "fleet database unavailable, left to the module's failmode"
-        let shown = (try? UserName(validating: user))?.value ?? "-"
         logger.log(level: .notice, "login", metadata: [
-            "user": "\(shown)", "service": "\(loggable(request.service))", "rhost": "\(loggable(request.rhost))",
+            "user": "\(user)", "service": "\(loggable(request.service))", "rhost": "\(loggable(request.rhost))",
             "peer": "\(peer)", "result": "abandoned", "reason": "\(reason)",
         ])
         return .abandon(reason: reason)
     }
 
-    func decideLogin(_ request: LoginBegin, peer: Peer) -> Step {
+    func decideLogin(_ request: LoginBegin, peer: Peer, loggedName: inout String) -> Step {
         func verdict(_ result: VerdictResult, _ reason: String, user: String? = nil) -> Step {
             logDecision(request, user: user ?? "-", peer: peer, result: result, reason: reason)
             return .finish(.verdict(result, reason: reason))
@@ -117,21 +122,26 @@ public final class Authority {
         guard request.version == WireProtocol.version else {
             return verdict(.unavailable, "unsupported protocol version \(request.version)")
         }
-        let user: UserName
-        do {
-            user = try UserName(validating: request.user)
-        } catch {
-            // The raw name is not logged: a user who typed a password into the login field would leak it.
-            return verdict(.denied, "invalid user name (\(error))")
+        // The typed name is never logged: a user who typed a password into the login field would
+        // leak it. Once NSS has named the account, its own name is.
+        let resolved: ResolvedAccount
+        switch resolveAccount(request.user) {
+        case .success(let r): resolved = r
+        case .failure(let refusal):
+            if config.mode == .off, refusal.isAboutTheAccount { return verdict(.ignore, "mode off") }
+            if case .unavailable = refusal { return verdict(.unavailable, refusal.sentence) }
+            return verdict(.denied, refusal.sentence)
         }
-        guard mayActFor(user, peer: peer) else {
+        let user = resolved.user
+        loggedName = user.value
+        guard mayActFor(resolved.account, peer: peer) else {
             return verdict(.denied, "peer \(peer) may not ask about another user", user: user.value)
         }
         if config.mode == .off { return verdict(.ignore, "mode off", user: user.value) }
         let outcome: PolicyOutcome
         let record: UserRecord?
         do {
-            (outcome, record) = try evaluate(user: user, service: request.service, rhost: request.rhost, sideEffects: true)
+            (outcome, record) = try evaluate(resolved, service: request.service, rhost: request.rhost, sideEffects: true)
         } catch {
             // A database outage is logged once by the store, not at every login.
             if !store.backendFailedInRequest { logger.error("\(error)") }
@@ -161,11 +171,12 @@ public final class Authority {
 
     /// Gathers the facts for the policy (user file, NSS groups, books) and evaluates it. With
     /// `sideEffects`, an unenrolled user who needs MFA is remembered as seen (grace starts now).
-    func evaluate(user: UserName, service: String, rhost: String, sideEffects: Bool) throws(StoreError) -> (outcome: PolicyOutcome, record: UserRecord?) {
+    func evaluate(_ resolved: ResolvedAccount, service: String, rhost: String, sideEffects: Bool) throws(StoreError) -> (outcome: PolicyOutcome, record: UserRecord?) {
         let now = environment.now()
+        let user = resolved.user
         let record = try store.load(user)
         let needsGroups = !config.requireGroups.isEmpty || !config.exemptGroups.isEmpty
-        let groups = needsGroups ? Accounts.groups(ofUser: user.value) : []
+        let groups = needsGroups ? environment.accounts.groups(resolved.account) : []
         var firstSeen = books.firstSeenTime(user.value)
         if record == nil && config.gracePeriod > 0 && firstSeen == nil
             && Policy.requirement(config, user: user.value, groups: groups).required == true {
@@ -314,8 +325,9 @@ public final class Authority {
             return refuse(.notAllowed, "only root may provision an enrollment for a user", peer: peer, action: "enroll")
         }
         let user: UserName
-        do { user = try UserName(validating: request.user) } catch {
-            return .error(.invalidUserName, message: "\(error)")
+        switch resolveAccount(request.user) {
+        case .success(let resolved): user = resolved.user
+        case .failure(let refusal): return refusal.message
         }
         do {
             if try store.load(user) != nil && !request.replaceExisting {
@@ -354,7 +366,7 @@ public final class Authority {
         guard version == WireProtocol.version else { return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command") }
         let raw: String
         if requested.isEmpty {
-            guard let own = Accounts.name(ofUID: peer.uid) else {
+            guard let own = environment.accounts.nameOfUID(peer.uid) else {
                 return .error(.invalidUserName, message: "your uid \(peer.uid) has no user name; pass --user")
             }
             raw = own
@@ -362,9 +374,16 @@ public final class Authority {
             raw = requested
         }
         let user: UserName
-        do { user = try UserName(validating: raw) } catch { return .error(.invalidUserName, message: "\(error)") }
-        guard mayActFor(user, peer: peer) else {
-            return refuse(.notAllowed, "you may only ask about your own enrollment (or run as root)", peer: peer, action: "status")
+        switch resolveAccount(raw) {
+        case .success(let resolved):
+            guard mayActFor(resolved.account, peer: peer) else {
+                return refuse(.notAllowed, "you may only ask about your own enrollment (or run as root)", peer: peer, action: "status")
+            }
+            user = resolved.user
+        case .failure(let refusal):
+            // Root may look at what is stored under a name NSS no longer knows.
+            guard let stored = storedName(raw, after: refusal, peer: peer) else { return refusal.message }
+            user = stored
         }
         do {
             return .status(summary(user, try store.load(user), now: environment.now()))
@@ -381,14 +400,17 @@ public final class Authority {
         guard peer.isRoot else {
             return refuse(.notAllowed, "only root may ask how the policy treats a user", peer: peer, action: "check")
         }
-        let user: UserName
-        do { user = try UserName(validating: raw) } catch { return .error(.invalidUserName, message: "\(error)") }
+        let resolved: ResolvedAccount
+        switch resolveAccount(raw) {
+        case .success(let r): resolved = r
+        case .failure(let refusal): return refusal.message
+        }
         do {
-            let (outcome, record) = try evaluate(user: user, service: service, rhost: rhost, sideEffects: false)
+            let (outcome, record) = try evaluate(resolved, service: service, rhost: rhost, sideEffects: false)
             var decision = outcome.decision
             // enroll_at_login = invite: without an invite the screen is not shown (EnrollmentAtLogin.swift).
             if case .offerEnrollment(let mandatory) = decision, config.enrollAtLoginNeedsInvite,
-               !invites.hasInvite(user, now: environment.now()) {
+               !invites.hasInvite(resolved.user, now: environment.now()) {
                 decision = mandatory ? .deny(reason: "not enrolled, no invite") : .ignore(reason: "not enrolled, no invite")
             }
             var until: Int64 = 0
@@ -418,7 +440,10 @@ public final class Authority {
         }
         var user: String? = nil
         if !raw.isEmpty {
-            do { user = try UserName(validating: raw).value } catch { return .error(.invalidUserName, message: "\(error)") }
+            switch resolveForRemoval(raw, peer: peer) {
+            case .success(let u): user = u.value
+            case .failure(let refusal): return refusal.message
+            }
         }
         if !rhost.isEmpty && LockoutBook.rhostKey(rhost) == nil {
             return .error(.badRequest, message: "\"\(loggable(rhost))\" is not an address")
@@ -442,12 +467,6 @@ public final class Authority {
         if text.isEmpty { return try environment.randomBytes(20) }
         guard let decoded = Base32.decode(text), decoded.count >= 10, decoded.count <= 128 else { return nil }
         return decoded
-    }
-
-    /// Root may act for anyone; anyone else only for the account whose uid they run as.
-    func mayActFor(_ user: UserName, peer: Peer) -> Bool {
-        if peer.isRoot { return true }
-        return Accounts.uid(ofUser: user.value) == peer.uid
     }
 
     func refuse(_ code: ErrorCode, _ message: String, peer: Peer, action: String) -> DaemonMessage {

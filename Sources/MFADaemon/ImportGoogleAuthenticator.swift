@@ -9,7 +9,10 @@ extension Authority {
         guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         guard peer.isRoot else { return refuse(.notAllowed, "only root may import google-authenticator files", peer: peer, action: "import") }
         let user: UserName
-        do { user = try UserName(validating: request.user) } catch { return .error(.invalidUserName, message: "\(error)") }
+        switch resolveAccount(request.user) {
+        case .success(let resolved): user = resolved.user
+        case .failure(let refusal): return refusal.message
+        }
         let file: GoogleAuthenticatorFile
         do { file = try GoogleAuthenticatorFile.parse(request.content) } catch {
             logger.notice("import refused", metadata: ["user": "\(user)", "reason": "\(error)"])

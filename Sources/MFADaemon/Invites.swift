@@ -82,7 +82,10 @@ extension Authority {
         }
         guard peer.isRoot else { return refuse(.notAllowed, "only root may make invites", peer: peer, action: "invite") }
         let user: UserName
-        do { user = try UserName(validating: request.user) } catch { return .error(.invalidUserName, message: "\(error)") }
+        switch resolveAccount(request.user) {
+        case .success(let resolved): user = resolved.user
+        case .failure(let refusal): return refusal.message
+        }
         let lifetime = request.lifetime == 0 ? InviteCodes.defaultLifetime : Int64(request.lifetime)
         guard lifetime <= InviteCodes.maximumLifetime else {
             return .error(.badRequest, message: "an invite may last at most \(InviteCodes.maximumLifetime / 86400) days")

@@ -65,32 +65,3 @@ public func loggable(_ text: String, limit: Int = 64) -> String {
     if text.unicodeScalars.count > limit { out += "…" }
     return out.isEmpty ? "-" : out
 }
-
-extension Accounts {
-    /// Names of every group the user belongs to (primary and supplementary) through NSS, so users
-    /// and groups from LDAP or SSSD count the same as local ones. Unknown user: no groups.
-    public static func groups(ofUser name: String) -> [String] {
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>? = nil
-        var buffer = [CChar](repeating: 0, count: 16384)
-        guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return [] }
-        var count: Int32 = 64
-        var gids = [gid_t](repeating: 0, count: Int(count))
-        while getgrouplist(name, entry.pw_gid, &gids, &count) < 0 {
-            guard count < 65536 else { return [] }
-            gids = [gid_t](repeating: 0, count: Int(count) * 2)
-            count = Int32(gids.count)
-        }
-        var names: [String] = []
-        var groupEntry = group()
-        var groupResult: UnsafeMutablePointer<group>? = nil
-        var groupBuffer = [CChar](repeating: 0, count: 65536)
-        for gid in gids.prefix(Int(count)) {
-            if getgrgid_r(gid, &groupEntry, &groupBuffer, groupBuffer.count, &groupResult) == 0, groupResult != nil,
-               let groupName = groupEntry.gr_name {
-                names.append(String(cString: groupName))
-            }
-        }
-        return names
-    }
-}

@@ -11,24 +11,29 @@ extension Authority {
 
     static let versionMessage = "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command"
 
-    /// The user a request is about (empty: the peer's own account), if the peer may act for it.
-    func resolveUser(_ raw: String, peer: Peer, action: String) -> Result<UserName, SelfServiceRefusal> {
+    /// The user a request is about (empty: the peer's own account), if the peer may act for it:
+    /// the account's canonical name (CanonicalAccount.swift). `removal`: root may name an account
+    /// NSS no longer knows, to remove what is stored under it.
+    func resolveUser(_ raw: String, peer: Peer, action: String, removal: Bool = false) -> Result<UserName, SelfServiceRefusal> {
         var name = raw
         if name.isEmpty {
-            guard let own = Accounts.name(ofUID: peer.uid) else {
+            guard let own = environment.accounts.nameOfUID(peer.uid) else {
                 return .failure(SelfServiceRefusal(.invalidUserName, "your uid \(peer.uid) has no user name; pass --user"))
             }
             name = own
         }
-        let user: UserName
-        do { user = try UserName(validating: name) } catch {
-            return .failure(SelfServiceRefusal(.invalidUserName, "\(error)"))
+        switch resolveAccount(name) {
+        case .success(let resolved):
+            guard mayActFor(resolved.account, peer: peer) else {
+                logger.warning("refused", metadata: ["action": "\(action)", "peer": "\(peer)", "reason": "not the peer's own account"])
+                return .failure(SelfServiceRefusal(.notAllowed, "you may only manage your own enrollment (or run as root)"))
+            }
+            return .success(resolved.user)
+        case .failure(let refusal):
+            if removal, let stored = storedName(name, after: refusal, peer: peer) { return .success(stored) }
+            let code: ErrorCode = { if case .unavailable = refusal { return .storageFailure } else { return .invalidUserName } }()
+            return .failure(SelfServiceRefusal(code, refusal.sentence))
         }
-        guard mayActFor(user, peer: peer) else {
-            logger.warning("refused", metadata: ["action": "\(action)", "peer": "\(peer)", "reason": "not the peer's own account"])
-            return .failure(SelfServiceRefusal(.notAllowed, "you may only manage your own enrollment (or run as root)"))
-        }
-        return .success(user)
     }
 
     var issuerName: String { config.issuer ?? environment.hostName }
@@ -208,7 +213,7 @@ extension Authority {
     public func disable(_ request: UserCodeRequest, peer: Peer) -> DaemonMessage {
         guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "disable") {
+        switch resolveUser(request.user, peer: peer, action: "disable", removal: true) {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }

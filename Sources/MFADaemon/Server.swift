@@ -328,13 +328,23 @@ public final class Server {
         }
         if case .closing = connection.state { return }
         connection.splitter.append(readBuffer[0..<n])
+        var tag: UInt8? = nil
         do {
             while let payload = try connection.splitter.nextPayload() {
+                tag = payload.first
                 var bytes = payload
                 defer { mfa_wipe(&bytes, bytes.count) }
                 authority.store.forgetLastCheck()
                 handle(try FrameCodec.decodeClient(bytes), on: connection)
                 if case .closing = connection.state { break }
+            }
+        } catch FrameError.invalidUTF8 {
+            // Answered, not dropped: a dropped login is left to the module's failmode, and a
+            // name or a typed code in bad UTF-8 must not turn into "daemon down" (InvalidText.swift).
+            switch connection.state {
+            case .awaitingReply(let session): apply(authority.refusedAnswer(in: session), on: connection)
+            case .awaitingRequest: finish(authority.refusedRequest(tag: tag, peer: connection.peer), on: connection)
+            default: drop(connection)
             }
         } catch {
             logger.warning("protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])

@@ -6,6 +6,9 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
     case trailingBytes
     case unknownTag(UInt8)
     case nulInString
+    /// A string is not valid UTF-8. It is refused, never repaired to U+FFFD: the names
+    /// `\xff\xfe` and `\xfe\xff` would otherwise both become "\u{FFFD}\u{FFFD}", one record.
+    case invalidUTF8
     case badValue(String)
 
     public var description: String {
@@ -16,6 +19,7 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
         case .trailingBytes: return "bytes left over after the last field"
         case .unknownTag(let t): return "unknown tag 0x\(String(t, radix: 16))"
         case .nulInString: return "NUL byte inside a string"
+        case .invalidUTF8: return "a string is not valid UTF-8"
         case .badValue(let what): return "bad value: \(what)"
         }
     }
@@ -104,12 +108,16 @@ struct Reader {
         let slice = bytes[index..<(index + n)]
         index += n
         if slice.contains(0) { throw .nulInString }
-        return String(decoding: slice, as: UTF8.self)
+        guard let text = String(validating: slice, as: UTF8.self) else { throw .invalidUTF8 }
+        return text
     }
     func end() throws(FrameError) { if index != bytes.count { throw .trailingBytes } }
 }
 
 public enum FrameCodec {
+    /// Whether a payload's first byte is LOGIN_BEGIN (for answering a login that could not be decoded).
+    public static func isLoginBegin(tag: UInt8?) -> Bool { tag == Tag.loginBegin.rawValue }
+
     // MARK: client → daemon
 
     public static func encode(_ message: ClientMessage) throws(FrameError) -> [UInt8] {

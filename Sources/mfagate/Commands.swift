@@ -64,6 +64,14 @@ struct MFAGate: ParsableCommand {
     }
 
     static func main() {
+        // CommandLine.arguments repairs bytes that are not UTF-8 to U+FFFD: refuse them instead, so a
+        // name or an address never reaches the daemon as another one.
+        for index in 1..<Int(CommandLine.argc) {
+            if let raw = CommandLine.unsafeArgv[index], String(validatingCString: raw) == nil {
+                mfa_write_stderr("mfagate: argument \(index) is not valid UTF-8; names, addresses and values must be UTF-8\n")
+                Glibc.exit(2)
+            }
+        }
         let arguments = reorderedArguments(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(arguments)

@@ -26,7 +26,7 @@ func loadConfig(path: String, explicit: Bool) throws(ConfigError) -> DaemonConfi
         bytes.append(contentsOf: chunk[0..<n])
         if bytes.count > ConfigParser.maximumSize { break }
     }
-    return try ConfigParser.parse(String(decoding: bytes, as: UTF8.self), file: path)
+    return try ConfigParser.parse(bytes: bytes, file: path)
 }
 
 @main

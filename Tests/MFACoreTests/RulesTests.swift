@@ -84,6 +84,17 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// Issue 14, finding 5: a value that is not UTF-8 was silently changed to U+FFFD.
+    func testConfigBytesThatAreNotUTF8AreRefusedWithTheirLine() throws {
+        let bytes = Array("mode = required\n".utf8) + Array("require_users = al".utf8) + [0xFF, 0xFE] + Array("\nwindow = 1\n".utf8)
+        XCTAssertThrowsError(try ConfigParser.parse(bytes: bytes, file: "/etc/mfagate/mfagate.conf")) { error in
+            XCTAssertEqual((error as? ConfigError)?.description,
+                           "/etc/mfagate/mfagate.conf:2: the line is not valid UTF-8; save the file as UTF-8")
+        }
+        let good = try ConfigParser.parse(bytes: Array("require_users = jürgen\n".utf8), file: "x.conf")
+        XCTAssertEqual(good.requireUsers, ["jürgen"])
+    }
+
     func testErrorsNameFileLineAndProblem() {
         assertError("mode = optional\nmodee = off\n", line: 2, contains: "unknown key `modee`")
         assertError("# c\nmode = sometimes\n", line: 2, contains: "required, optional, off")

@@ -77,6 +77,20 @@ final class FrameCodecTests: XCTestCase {
         for bytes in daemonCases { XCTAssertThrowsError(try FrameCodec.decodeDaemon(bytes), "\(bytes)") }
     }
 
+    /// Issue 14, finding 5: `\xff\xfe` and `\xfe\xff` were both decoded to U+FFFD U+FFFD (one record).
+    func testStringsThatAreNotUTF8AreRefusedNotRepaired() throws {
+        func login(_ name: [UInt8]) -> [UInt8] {
+            [0x01, 1, 0, UInt8(name.count)] + name + [0, 4] + Array("sshd".utf8) + [0, 0, 0, 0, 0, 0, 0]
+        }
+        for name: [UInt8] in [[0xFF, 0xFE], [0xFE, 0xFF], [0x61, 0xC3], [0xED, 0xA0, 0x80], [0xC0, 0xAF]] {
+            XCTAssertThrowsError(try FrameCodec.decodeClient(login(name)), "\(name)") { XCTAssertEqual($0 as? FrameError, .invalidUTF8) }
+        }
+        XCTAssertThrowsError(try FrameCodec.decodeClient([0x02, 0, 2, 0x31, 0xFF])) { XCTAssertEqual($0 as? FrameError, .invalidUTF8) }
+        // Well-formed UTF-8 other than ASCII still passes, byte for byte.
+        guard case .loginBegin(let b) = try FrameCodec.decodeClient(login(Array("jürgen".utf8))) else { return XCTFail() }
+        XCTAssertEqual(Array(b.user.utf8), Array("jürgen".utf8))
+    }
+
     func testSplitterHandlesPartialFramesAndRefusesBadLengths() throws {
         let a = try FrameCodec.encode(.reply(answer: "123456"))
         let b = try FrameCodec.encode(.cancel)

@@ -8,10 +8,13 @@
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func configFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    // As the daemon reads it: bytes, refused when not UTF-8 (so an accepted file is UTF-8 throughout).
+    let text = String(decoding: bytes, as: UTF8.self)
     let parsed: DaemonConfig
     do {
-        parsed = try ConfigParser.parse(text, file: "fuzz.conf")
+        parsed = try ConfigParser.parse(bytes: bytes, file: "fuzz.conf")
+        require(String(validating: bytes, as: UTF8.self) != nil, "a file that is not UTF-8 was accepted")
     } catch {
         require(error.line >= 0, "negative line number")
         let lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).count

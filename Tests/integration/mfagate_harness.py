@@ -22,6 +22,7 @@ MFAGATED = BUILD / "mfagated"
 MFAGATE = BUILD / "mfagate"
 SHIM = BUILD / "pam_mfagate.so"
 PAM_DRIVER = BUILD / "pam_driver"
+NSS_MODULE = BUILD / "libnss_mfatest.so.2"
 
 
 # libpam never hands PAM_IGNORE to the application (a stack whose modules all ignore fails with

@@ -86,6 +86,20 @@ def _read_ids(path: Path) -> tuple[set[str], set[int]]:
     return names, ids
 
 
+def _suite_accounts(passwd_txt: str) -> dict[str, int]:
+    """The test suite's own accounts (gecos "mfagate test account"): name -> uid."""
+    accounts = {}
+    for line in passwd_txt.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 5 and parts[4] == "mfagate test account" and parts[2].isdigit():
+            accounts[parts[0]] = int(parts[2])
+    return accounts
+
+
+def _without(name: str, text: str) -> str:
+    return "".join(l for l in text.splitlines(keepends=True) if not l.startswith(f"{name}:"))
+
+
 def _proc_children() -> dict[int, list[int]]:
     """ppid -> [pid] for every process currently visible in /proc."""
     kids: dict[int, list[int]] = {}
@@ -172,6 +186,9 @@ class SshdSandbox:
       everything the sandbox writes goes there and is left there.
     * ``extra_sshd_config``: lines put at the top of sshd_config; sshd uses the first value
       it sees for an option, so these override the defaults (no ``Match`` blocks here).
+    * ``extra_binds``: ``[(source, target), ...]`` files bind-mounted over existing paths inside
+      the namespace (e.g. a private ``/etc/nsswitch.conf``); ``extra_env``: variables for sshd
+      (e.g. ``LD_LIBRARY_PATH`` for an NSS module of the tests' own).
     * ``host_run_paths``: existing host paths under ``/run`` to bind into the namespace's
       ``/run`` overlay. Needed for Unix sockets there (e.g. a daemon listening on
       ``/run/mfagate/mfagated.sock``): a socket seen through overlayfs refuses connections.
@@ -194,7 +211,11 @@ class SshdSandbox:
         log_level: str = "VERBOSE",
         start_timeout: float = 10.0,
         host_run_paths: Sequence[str] = (),
+        extra_binds: Sequence[tuple[str, str]] = (),
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
+        self.extra_binds = [(str(a), str(b)) for a, b in extra_binds]
+        self.extra_env = dict(extra_env or {})
         self.pam_auth_lines = list(pam_auth_lines)
         self._user_specs = list(users)
         self.workdir = Path(workdir).resolve()
@@ -297,24 +318,31 @@ class SshdSandbox:
         today = int(time.time() // 86400)
         uid = FIRST_UID
         add_p, add_g, add_s = [], [], []
+        # An account of the test suite's namespace (Tests/integration/with_test_accounts.py: the
+        # daemon outside this sandbox must know the name too) keeps its uid and gets a home and a
+        # password here; any other existing name is an error.
+        suite_accounts = _suite_accounts(passwd_txt) if os.environ.get("MFAGATE_TEST_ACCOUNTS") == "1" else {}
         for name, password in self._user_specs:
             if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,30}", name):
                 raise ValueError(f"bad user name {name!r}")
-            if name in names or name in gnames or name in self.users:
+            if name in self.users or ((name in names or name in gnames) and name not in suite_accounts):
                 raise ValueError(f"user or group {name!r} already exists")
             while uid in uids or uid in gids:
                 uid += 1
+            if name in suite_accounts:
+                passwd_txt, group_txt, shadow_txt = (_without(name, t) for t in (passwd_txt, group_txt, shadow_txt))
+            uid_of = suite_accounts.get(name, uid)
             home_host = self.home_root / name
             home_host.mkdir()
-            os.chown(home_host, uid, uid)
+            os.chown(home_host, uid_of, uid_of)
             os.chmod(home_host, 0o755)
             home_ns = f"{HOME_MOUNT}/{name}"
-            add_p.append(f"{name}:x:{uid}:{uid}:mfagate test user:{home_ns}:/bin/sh\n")
-            add_g.append(f"{name}:x:{uid}:\n")
+            add_p.append(f"{name}:x:{uid_of}:{uid_of}:mfagate test user:{home_ns}:/bin/sh\n")
+            add_g.append(f"{name}:x:{uid_of}:\n")
             add_s.append(f"{name}:{_hash_password(password)}:{today}:0:99999:7:::\n")
-            self.users[name] = uid
-            uids.add(uid)
-            gids.add(uid)
+            self.users[name] = uid_of
+            uids.add(uid_of)
+            gids.add(uid_of)
 
         def with_lines(text: str, lines: list[str]) -> str:
             if text and not text.endswith("\n"):
@@ -419,7 +447,7 @@ class SshdSandbox:
             f"mount -n --bind {q(str(sb / 'shadow'))} /etc/shadow",
             f"mount -n --bind {q(str(sb / 'group'))} /etc/group",
         ]
-        for copy, orig in self._log_copies:
+        for copy, orig in self._log_copies + self.extra_binds:
             lines.append(f"mount -n --bind {q(copy)} {q(orig)}")
         # /run: overlay (keeps everything of the host's /run visible) or, failing that, a tmpfs
         overlay_ok = not any(c in str(sb) for c in ",:\\ ")
@@ -500,6 +528,7 @@ class SshdSandbox:
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "LANG": "C",
             "LIBMOUNT_UTAB": str(self.sb / "utab"),
+            **self.extra_env,
         }
         self._log_file = open(self.log_path, "ab", buffering=0)
         # unshare execs sh, which execs sshd: the PID we hold is sshd's own.

@@ -36,7 +36,6 @@ CASES = [
     ("dave", "sshd", "192.0.2.1", "ignore"),     # exempt_users beats require group
     ("erin", "sshd", "192.0.2.1", "code"),       # mode optional, enrolled
     ("frank", "sshd", "192.0.2.1", "refuse"),    # required group beats exempt group
-    ("ghost", "sshd", "192.0.2.1", "ignore"),    # unknown user, optional, not enrolled
 ]
 PAM_FOR = {"code": "PAM_AUTH_ERR", "ignore": "PAM_IGNORE", "refuse": "PAM_AUTH_ERR", "grace": "PAM_IGNORE",
            "locked": "PAM_MAXTRIES"}
@@ -60,6 +59,16 @@ def test_check_agrees_with_an_actual_login(policy_daemon, user, service, rhost, 
     prompted = any(m.startswith("PROMPT_ECHO_OFF: Verification code") for m in r.messages)
     assert prompted == (expected == "code"), r
     assert r.result == PAM_FOR[expected], (r, checked)
+
+
+def test_a_user_nss_does_not_know_is_refused_by_check_and_at_login(policy_daemon):
+    # Issue 14: once "ignore" in optional mode (and enrollment offered); now no account, no opinion
+    # to give but a refusal, and nothing remembered.
+    d = policy_daemon
+    out = d.cli("check", "--user", "ghost", "--json")
+    assert out.returncode == 1 and "no such account" in out.stderr, out
+    r = d.pam("ghost", "000000", service=d.service("sshd"), rhost="192.0.2.1")
+    assert r.result == "PAM_AUTH_ERR" and not r.messages, r
 
 
 def test_check_names_the_rule_and_the_line(policy_daemon):

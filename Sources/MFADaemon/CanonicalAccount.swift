@@ -1,0 +1,88 @@
+import MFACore
+import MFAProtocol
+
+/// Why a typed name does not lead to an account.
+enum AccountRefusal: Error, Equatable {
+    /// Not a name at all (a path, a control byte): UserName's rules.
+    case invalidName(UserName.Invalid)
+    /// NSS knows no such account.
+    case unknown
+    /// NSS failed; nothing is known about the name.
+    case unavailable(String)
+    /// NSS maps the name to an account whose own name mfagate cannot use as a key (UserName's rules).
+    case unusableCanonicalName(UserName.Invalid)
+
+    /// The name itself was fine; NSS had no usable account for it.
+    var isAboutTheAccount: Bool {
+        if case .invalidName = self { return false }
+        return true
+    }
+
+    /// One sentence for the requester. The typed name is left out: at a login it may be a password.
+    var sentence: String {
+        switch self {
+        case .invalidName(let why): return "\(why)"
+        case .unknown: return "no such account (NSS knows no user by that name)"
+        case .unavailable(let why): return "the account database (NSS) failed: \(why)"
+        case .unusableCanonicalName(let why): return "the account's own name is not usable: \(why)"
+        }
+    }
+
+    /// The CLI's error for this refusal.
+    var message: DaemonMessage {
+        switch self {
+        case .unavailable: return .error(.storageFailure, message: sentence)
+        default: return .error(.invalidUserName, message: sentence)
+        }
+    }
+}
+
+/// A typed user name resolved to the account it stands for. Under SSSD or winbind `ALICE` and
+/// `alice@example.com` reach alice's account; every record, lockout, first sighting, policy match
+/// and log line then uses `alice`, the name NSS gives back (`pw_name`), so another spelling can
+/// neither skip her second factor nor enroll a new one nor dodge her lockout.
+struct ResolvedAccount {
+    var user: UserName
+    var account: Account
+}
+
+extension Authority {
+    /// Asks NSS once for the account `raw` names. An account NSS does not know is refused: such a
+    /// name is never offered enrollment, never gets a user file, a first sighting or a code sent.
+    func resolveAccount(_ raw: String) -> Result<ResolvedAccount, AccountRefusal> {
+        do { _ = try UserName(validating: raw) } catch { return .failure(.invalidName(error)) }
+        switch environment.accounts.lookup(raw) {
+        case .unknown: return .failure(.unknown)
+        case .unavailable(let why): return .failure(.unavailable(why))
+        case .found(let account):
+            do {
+                return .success(ResolvedAccount(user: try UserName(validating: account.name), account: account))
+            } catch {
+                return .failure(.unusableCanonicalName(error))
+            }
+        }
+    }
+
+    /// For root's read-or-remove verbs (status, disable, unlock): the canonical account when NSS
+    /// knows the name, else the name as typed, so state left by an account since deleted can still
+    /// be seen and removed. Nothing is created under such a name.
+    func resolveForRemoval(_ raw: String, peer: Peer) -> Result<UserName, AccountRefusal> {
+        switch resolveAccount(raw) {
+        case .success(let resolved): return .success(resolved.user)
+        case .failure(let refusal):
+            guard let stored = storedName(raw, after: refusal, peer: peer) else { return .failure(refusal) }
+            return .success(stored)
+        }
+    }
+
+    /// The typed name itself, for root only and only when NSS said it knows no such account.
+    func storedName(_ raw: String, after refusal: AccountRefusal, peer: Peer) -> UserName? {
+        guard peer.isRoot, case .unknown = refusal else { return nil }
+        return try? UserName(validating: raw)
+    }
+
+    /// Root may act for anyone; anyone else only for the account whose uid they run as.
+    func mayActFor(_ account: Account, peer: Peer) -> Bool {
+        peer.isRoot || account.uid == peer.uid
+    }
+}
