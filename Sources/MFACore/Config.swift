@@ -185,8 +185,8 @@ public enum ConfigParser {
             config.maxFailuresPerRhost = try number(key, value, in: 0...100_000, what: "a count (0 turns the per-address limit off)")
         case "prompt_timeout":
             config.promptTimeout = try duration(key, value, allowZero: false)
-            if config.promptTimeout < 10 || config.promptTimeout > 3600 {
-                throw ValueError(message: "`prompt_timeout` must be from 10s to 1h (found \"\(value)\")")
+            if config.promptTimeout > 3600 {
+                throw ValueError(message: "`prompt_timeout` must be at most 1h (found \"\(value)\")")
             }
         case "enroll_at_login":
             switch value {

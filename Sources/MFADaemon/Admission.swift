@@ -18,7 +18,9 @@ enum Owner: Hashable {
 /// The rule:
 /// - every connection is charged to one owner once known: a local user by real uid (a non-root
 ///   peer at accept; a root peer when its LOGIN_BEGIN names the real uid it runs under), else the
-///   account the login is for; each owner holds at most `perOwner` connections at once;
+///   account the login is for; each owner holds at most `perOwner` connections at once (16), and
+///   never more than a quarter of the slots open to local users, so a small table still has room
+///   for three others;
 /// - connections charged to local users (uid ≠ 0) together never take the last `reservedForRoot`
 ///   slots: those stay for logins with real uid 0 (sshd, the console) and for root's admin
 ///   requests;
@@ -37,9 +39,9 @@ struct Admission {
 
     init(capacity: Int, perOwner: Int, reservedForRoot: Int) {
         self.capacity = capacity
-        self.perOwner = perOwner
         // Never more than half the table, so a tiny table still serves users.
         self.reservedForRoot = min(reservedForRoot, capacity / 2)
+        self.perOwner = max(1, min(perOwner, (capacity - self.reservedForRoot) / 4))
     }
 
     /// Whether a connection with this SO_PEERCRED uid may be accepted; if so it is counted (and,
