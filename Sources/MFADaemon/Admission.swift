@@ -18,30 +18,35 @@ enum Owner: Hashable {
 /// The rule:
 /// - every connection is charged to one owner once known: a local user by real uid (a non-root
 ///   peer at accept; a root peer when its LOGIN_BEGIN names the real uid it runs under), else the
-///   account the login is for; each owner holds at most `perOwner` connections at once (16), and
-///   never more than a quarter of the slots open to local users, so a small table still has room
-///   for three others;
+///   account the login is for;
+/// - a local user holds at most `perUser` connections at once (16), and never more than a quarter
+///   of the slots open to local users, so a small table still has room for three others;
+/// - an account holds at most `perAccount` (64: logins of one shared account from many places at
+///   once are legitimate, and sshd's MaxStartups bounds unauthenticated connections anyway), and
+///   never more than a quarter of the table;
 /// - connections charged to local users (uid ≠ 0) together never take the last `reservedForRoot`
 ///   slots: those stay for logins with real uid 0 (sshd, the console) and for root's admin
 ///   requests;
 /// - a root peer is not charged before its request (it has `requestTimeout` to send it).
 /// So one user's thousand `su` hold 16 slots, a remote attacker who knows one password holds the
-/// 16 of that account, and neither reaches the reserve. A connection over a cap is answered
+/// 64 of that account, and only sshd-like logins reach the reserve. A connection over a cap is answered
 /// BUSY (never left unanswered), which the module maps to PAM_AUTHINFO_UNAVAIL whatever its
 /// failmode.
 struct Admission {
     let capacity: Int
-    let perOwner: Int
+    let perUser: Int
+    let perAccount: Int
     let reservedForRoot: Int
     private(set) var open = 0
     private(set) var heldByUsers = 0
     private var held: [Owner: Int] = [:]
 
-    init(capacity: Int, perOwner: Int, reservedForRoot: Int) {
+    init(capacity: Int, perUser: Int, perAccount: Int, reservedForRoot: Int) {
         self.capacity = capacity
         // Never more than half the table, so a tiny table still serves users.
         self.reservedForRoot = min(reservedForRoot, capacity / 2)
-        self.perOwner = max(1, min(perOwner, (capacity - self.reservedForRoot) / 4))
+        self.perUser = max(1, min(perUser, (capacity - self.reservedForRoot) / 4))
+        self.perAccount = max(1, min(perAccount, capacity / 4))
     }
 
     /// Whether a connection with this SO_PEERCRED uid may be accepted; if so it is counted (and,
@@ -61,9 +66,10 @@ struct Admission {
 
     /// Whether an open (already counted) connection may now be charged to `owner`.
     func admits(_ owner: Owner) -> Bool {
-        guard held[owner, default: 0] < perOwner else { return false }
-        if case .user = owner { return heldByUsers < capacity - reservedForRoot }
-        return true
+        switch owner {
+        case .user: return held[owner, default: 0] < perUser && heldByUsers < capacity - reservedForRoot
+        case .account: return held[owner, default: 0] < perAccount
+        }
     }
 
     /// Charges an open connection to `owner` (after `admits` said yes).

@@ -19,11 +19,12 @@ public struct ServerError: Error, CustomStringConvertible {
 public struct ServerLimits: Sendable {
     /// Connections served at once; more are answered BUSY at accept.
     public var maximumConnections = 1024
-    /// Connections one owner (a local user's real uid, or the account of a login with real uid 0)
-    /// may hold at once, and slots local users' connections may never take (Admission.swift):
-    /// without both, one local user holding 1,024 idle connections, or a thousand `su` at the
-    /// prompt, made every login fail (test_robustness.py's flood tests, issue 14).
+    /// Connections one local user (by real uid) and one account (logins with real uid 0) may hold
+    /// at once, and slots local users' connections may never take (Admission.swift): without
+    /// them, one local user holding 1,024 idle connections, or a thousand `su` at the prompt, made
+    /// every login fail (test_robustness.py's flood tests, issue 14).
     public var maximumConnectionsPerUser = 16
+    public var maximumConnectionsPerAccount = 64
     public var reservedForRoot = 64
     /// Seconds a client has to send its request (and the shim to send a reply frame once typed).
     /// How long a login may wait at a prompt is the config's `prompt_timeout`.
@@ -108,8 +109,8 @@ public final class Server {
         self.limits = limits
         watchdogPingInterval = ServiceManager.watchdogPingInterval()
         connectionCapacity = Server.fitDescriptorLimit(to: limits.maximumConnections)
-        admission = Admission(capacity: connectionCapacity, perOwner: limits.maximumConnectionsPerUser,
-                              reservedForRoot: limits.reservedForRoot)
+        admission = Admission(capacity: connectionCapacity, perUser: limits.maximumConnectionsPerUser,
+                              perAccount: limits.maximumConnectionsPerAccount, reservedForRoot: limits.reservedForRoot)
         spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         signalFD = mfa_signalfd_for_lifecycle()
         guard signalFD >= 0 else { throw ServerError.system("setting up signal handling for", "mfagated") }

@@ -7,26 +7,27 @@ import XCTest
 /// Fair admission (Admission.swift): who may hold how many connection slots.
 final class AdmissionTests: XCTestCase {
     func testAUserHoldsHerShareAndNeverTheRootReserve() {
-        var a = Admission(capacity: 1024, perOwner: 16, reservedForRoot: 64)
+        var a = Admission(capacity: 1024, perUser: 16, perAccount: 64, reservedForRoot: 64)
         for _ in 0..<16 { XCTAssertTrue(a.accept(peerUID: 1000).admitted) }
         XCTAssertFalse(a.accept(peerUID: 1000).admitted, "17th connection of one uid")
         // Her setuid su (root peer, real uid 1000) counts against the same share.
         XCTAssertTrue(a.accept(peerUID: 0).admitted)
         XCTAssertFalse(a.admits(Admission.owner(ofLoginFor: "bob", reportedRealUID: 1000)))
-        // sshd's logins (real uid 0) are charged to the account, 16 each.
+        // sshd's logins (real uid 0) are charged to the account, 64 each.
         let bob = Admission.owner(ofLoginFor: "bob", reportedRealUID: 0)
         XCTAssertEqual(bob, .account("bob"))
         XCTAssertEqual(Admission.owner(ofLoginFor: "bob", reportedRealUID: nil), .account("bob"))
-        for _ in 0..<16 { XCTAssertTrue(a.admits(bob)); a.take(bob) }
+        for _ in 0..<64 { XCTAssertTrue(a.admits(bob)); a.take(bob) }
         XCTAssertFalse(a.admits(bob))
         XCTAssertTrue(a.admits(.account("carol")))
     }
 
     func testUsersTogetherLeaveTheReserve() {
-        var a = Admission(capacity: 100, perOwner: 16, reservedForRoot: 64)
-        // Reserve at most half: 50; a quarter of the other 50 per owner: 12.
+        var a = Admission(capacity: 100, perUser: 16, perAccount: 64, reservedForRoot: 64)
+        // Reserve at most half: 50; a quarter of the other 50 per user: 12; a quarter of all per account.
         XCTAssertEqual(a.reservedForRoot, 50)
-        XCTAssertEqual(a.perOwner, 12)
+        XCTAssertEqual(a.perUser, 12)
+        XCTAssertEqual(a.perAccount, 25)
         var admitted = 0
         for uid in 1000..<1010 {
             for _ in 0..<12 {
@@ -45,8 +46,8 @@ final class AdmissionTests: XCTestCase {
     }
 
     func testATinyTableStillServesSomeone() {
-        var a = Admission(capacity: 2, perOwner: 16, reservedForRoot: 64)
-        XCTAssertEqual(a.perOwner, 1)
+        var a = Admission(capacity: 2, perUser: 16, perAccount: 64, reservedForRoot: 64)
+        XCTAssertEqual(a.perUser, 1)
         XCTAssertTrue(a.accept(peerUID: 1000).admitted)
         XCTAssertFalse(a.accept(peerUID: 1001).admitted)
         XCTAssertTrue(a.accept(peerUID: 0).admitted)
