@@ -23,6 +23,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -172,9 +173,10 @@ class Daemon:
         for d in (self.state, self.users, self.state / "tmp"):
             d.mkdir(mode=0o700)
             os.chown(d, self.uid, self.gid)
+        # root's and 0755, as /run/mfagate is: the module refuses a socket in a directory anyone
+        # but root could write (issue 14), so the socket is bound by root and handed over (start).
         self.run = self.dir / "run"
         self.run.mkdir(mode=0o755)
-        os.chown(self.run, self.uid, self.gid)
         self.socket = self.run / "mfagated.sock"
         self.config = self.dir / "mfagate.conf"
         self.config.write_text(f"mode = required\nstate_dir = {self.state}\nsocket = {self.socket}\n")
@@ -210,9 +212,25 @@ class Daemon:
                 self.socket.unlink()
             cmd = ["systemd-socket-activate", "-l", str(self.socket), *cmd]
             self.log_path.write_bytes(b"")
+        pass_fds: tuple[int, ...] = ()
+        listener = None
+        if not activation:
+            # Bound here as root, mode 0666, and passed as LISTEN_FDS (as mfagated.socket does);
+            # setpriv execs, so the daemon keeps bash's PID, which LISTEN_PID names.
+            if self.socket.is_socket():
+                self.socket.unlink()
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(str(self.socket))
+            os.chmod(self.socket, 0o666)
+            listener.listen(128)
+            pass_fds = (listener.fileno(),)
+            cmd = ["bash", "-c", 'eval "exec 3<&$0"; export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"',
+                   str(listener.fileno()), *cmd]
         logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=logf)
+        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=logf, pass_fds=pass_fds)
         logf.close()
+        if listener is not None:
+            listener.close()  # the daemon holds it now
         if activation:
             # logged after listen(): a connection from now on waits in the backlog for the daemon
             wait_for(lambda: "Listening on" in self.log_path.read_text(errors="replace"), "the activation socket")

@@ -28,6 +28,9 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Wrong codes from one remote address within `failureWindow` that block that address (for
     /// `lockout` seconds) before it can lock out many users.
     public var maxFailuresPerRhost: Int = 20
+    /// Seconds a login may wait at a prompt for the user's answer (sshd's LoginGraceTime is 120 s):
+    /// a connection held at the prompt holds one of the daemon's slots.
+    public var promptTimeout: Int64 = 120
     /// Unenrolled users are offered enrollment (QR code in the prompt) at login.
     public var enrollAtLogin: Bool = true
     /// `enroll_at_login = invite`: the enrollment screen comes only after a one-time invite code
@@ -93,7 +96,7 @@ public enum ConfigParser {
     public static let keys = ["mode", "state_dir", "socket", "window", "require_users", "exempt_users",
                               "require_groups", "exempt_groups", "services", "trusted_networks", "trust_local",
                               "grace_period", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
-                              "enroll_at_login", "issuer", "notify_command",
+                              "prompt_timeout", "enroll_at_login", "issuer", "notify_command",
                               "store", "database_url", "database_password_file", "fleet_key_file", "database_timeout",
                               "database_retry",
                               "methods", "email_command", "email_from", "email_address_pattern", "sms_command"]
@@ -200,6 +203,11 @@ public enum ConfigParser {
         case "max_failures": config.maxFailures = try number(key, value, in: 0...1000, what: "a count (0 turns lockout off)")
         case "max_failures_per_rhost":
             config.maxFailuresPerRhost = try number(key, value, in: 0...100_000, what: "a count (0 turns the per-address limit off)")
+        case "prompt_timeout":
+            config.promptTimeout = try duration(key, value, allowZero: false)
+            if config.promptTimeout > 3600 {
+                throw ValueError(message: "`prompt_timeout` must be at most 1h (found \"\(value)\")")
+            }
         case "enroll_at_login":
             switch value {
             case "yes": config.enrollAtLogin = true; config.enrollAtLoginNeedsInvite = false
@@ -345,6 +353,7 @@ public enum ConfigParser {
         case "failure_window": return formatDuration(c.failureWindow)
         case "lockout": return formatDuration(c.lockout)
         case "max_failures_per_rhost": return "\(c.maxFailuresPerRhost)"
+        case "prompt_timeout": return formatDuration(c.promptTimeout)
         case "enroll_at_login": return c.enrollAtLoginNeedsInvite ? "invite" : c.enrollAtLogin ? "yes" : "no"
         case "issuer": return c.issuer ?? ""
         case "notify_command": return c.notifyCommand ?? ""

@@ -11,6 +11,7 @@ extension VerdictResult {
         case .ignore: return "ignore"
         case .locked: return "locked"
         case .unavailable: return "unavailable"
+        case .busy: return "busy"
         }
     }
 }

@@ -17,17 +17,18 @@ public struct ServerError: Error, CustomStringConvertible {
 
 /// Limits that keep one slow or hostile client from costing the others anything.
 public struct ServerLimits: Sendable {
-    /// Connections served at once; more are closed at accept.
+    /// Connections served at once; more are answered BUSY at accept.
     public var maximumConnections = 1024
-    /// Connections one non-root uid may hold at once, and slots only root peers (the PAM module in
-    /// sshd, sudo, su) may take: without both, one local user holding 1,024 idle connections made
-    /// every login fail (found by test_robustness.py's flood test).
+    /// Connections one local user (by real uid) and one account (logins with real uid 0) may hold
+    /// at once, and slots local users' connections may never take (Admission.swift): without
+    /// them, one local user holding 1,024 idle connections, or a thousand `su` at the prompt, made
+    /// every login fail (test_robustness.py's flood tests, issue 14).
     public var maximumConnectionsPerUser = 16
+    public var maximumConnectionsPerAccount = 64
     public var reservedForRoot = 64
     /// Seconds a client has to send its request (and the shim to send a reply frame once typed).
+    /// How long a login may wait at a prompt is the config's `prompt_timeout`.
     public var requestTimeout: Int64 = 10
-    /// Seconds a login may wait for the user to type a code (sshd's LoginGraceTime is 120 by default).
-    public var answerTimeout: Int64 = 300
     /// Seconds in-flight logins get to finish after SIGTERM.
     public var drainTimeout: Int64 = 10
     public init() {}
@@ -44,6 +45,8 @@ final class Connection {
 
     let fd: Int32
     let peer: Peer
+    /// Whom the connection's slot is charged to (nil: a root peer before its request).
+    var owner: Owner?
     var state: State = .awaitingRequest
     var splitter = FrameSplitter()
     var output: [UInt8] = []
@@ -83,9 +86,11 @@ public final class Server {
     /// whether poll has reported that flush's end.
     var awaitingBackgroundSync: [Connection] = []
     var backgroundSyncEnded = false
-    /// Open connections per non-root uid (root's are not counted here).
-    var connectionsPerUID: [uid_t: Int] = [:]
-    var nonRootConnections = 0
+    /// Who holds how many connection slots (Admission.swift).
+    var admission: Admission
+    /// An open descriptor kept for accepting (and answering BUSY) when the process is out of
+    /// descriptors (EMFILE): a connection left in the listen queue would be silence, not a refusal.
+    var spareFD: Int32 = -1
     /// Refusals since the last log line about them: a flood must not become a flood of log lines.
     var refusedSinceLog = 0
     var lastRefusalLog: Int64 = 0
@@ -104,6 +109,9 @@ public final class Server {
         self.limits = limits
         watchdogPingInterval = ServiceManager.watchdogPingInterval()
         connectionCapacity = Server.fitDescriptorLimit(to: limits.maximumConnections)
+        admission = Admission(capacity: connectionCapacity, perUser: limits.maximumConnectionsPerUser,
+                              perAccount: limits.maximumConnectionsPerAccount, reservedForRoot: limits.reservedForRoot)
+        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         signalFD = mfa_signalfd_for_lifecycle()
         guard signalFD >= 0 else { throw ServerError.system("setting up signal handling for", "mfagated") }
         if let inheritedSocket {
@@ -113,8 +121,14 @@ public final class Server {
             if boundPath != socketPath {
                 logger.warning("socket-activated on \(boundPath); the configured socket \(socketPath) is not used")
             }
+            if let problem = SocketDirectory.problem(socketPath: boundPath, daemonUID: geteuid()) {
+                throw ServerError(problem)
+            }
             self.socketPath = boundPath
         } else {
+            if let problem = SocketDirectory.problem(socketPath: socketPath, daemonUID: geteuid()) {
+                throw ServerError(problem)
+            }
             listenFD = try Server.bindListeningSocket(path: socketPath)
             ownsSocketFile = true
             self.socketPath = socketPath
@@ -270,33 +284,79 @@ public final class Server {
     func acceptConnections() {
         while true {
             let fd = mfa_accept_nonblocking(listenFD)
-            if fd < 0 { return }
-            guard let peer = Peer.of(socket: fd), admits(peer) else {
-                close(fd)
-                refusedSinceLog += 1
-                let now = Server.monotonicNow()
-                if now - lastRefusalLog >= 1000 {
-                    logger.warning("connections refused: too many at once (or no peer credentials)",
-                                   metadata: ["refused": "\(refusedSinceLog)"])
-                    refusedSinceLog = 0
-                    lastRefusalLog = now
-                }
+            if fd < 0 {
+                if errno == EMFILE || errno == ENFILE { refuseWithSpareDescriptor() }
+                return
+            }
+            guard let peer = Peer.of(socket: fd) else {
+                refuse(fd)
                 continue
             }
-            if !peer.isRoot {
-                connectionsPerUID[peer.uid, default: 0] += 1
-                nonRootConnections += 1
+            let (admitted, owner) = admission.accept(peerUID: peer.uid)
+            guard admitted else {
+                refuse(fd)
+                continue
             }
-            connections[fd] = Connection(fd: fd, peer: peer, deadline: Server.monotonicNow() + limits.requestTimeout * 1000)
+            let connection = Connection(fd: fd, peer: peer, deadline: Server.monotonicNow() + limits.requestTimeout * 1000)
+            connection.owner = owner
+            connections[fd] = connection
         }
     }
 
-    /// Root may use every slot; another uid only its own few, and never the slots kept for root.
-    func admits(_ peer: Peer) -> Bool {
-        guard connections.count < connectionCapacity else { return false }
-        if peer.isRoot { return true }
-        return connectionsPerUID[peer.uid, default: 0] < limits.maximumConnectionsPerUser
-            && nonRootConnections < connectionCapacity - min(limits.reservedForRoot, connectionCapacity / 2)
+    static let busyReason = "mfagated is busy: too many logins at once for this user, account or host"
+
+    /// Answers a connection over a cap with BUSY and closes it: the module then fails closed
+    /// whatever its failmode (a connection closed without an answer would be "daemon down").
+    /// The frame is small and the socket's buffer empty, so the send does not block.
+    func refuse(_ fd: Int32) {
+        if let frame = try? FrameCodec.encode(DaemonMessage.verdict(.busy, reason: Server.busyReason)) {
+            _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+        }
+        close(fd)
+        noteRefusal()
+    }
+
+    /// Out of descriptors: frees the spare one to accept the next connection and answer it BUSY.
+    func refuseWithSpareDescriptor() {
+        guard spareFD >= 0 else { return }
+        close(spareFD)
+        let fd = mfa_accept_nonblocking(listenFD)
+        if fd >= 0 { refuse(fd) }
+        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    }
+
+    /// One log line a second at most: a flood must not become a flood of log lines.
+    func noteRefusal() {
+        refusedSinceLog += 1
+        let now = Server.monotonicNow()
+        if now - lastRefusalLog >= 1000 {
+            logger.warning("connections refused: too many at once for one user, account or the host (or no peer credentials)",
+                           metadata: ["refused": "\(refusedSinceLog)"])
+            refusedSinceLog = 0
+            lastRefusalLog = now
+        }
+    }
+
+    /// Charges a root peer's login to the local user behind it (the real uid the module reports)
+    /// or to its account; over that owner's cap the login is answered BUSY at once. A non-root
+    /// peer was charged at accept; the rhost it sends is its own say-so and counts for nothing
+    /// (no per-address failures, blocks or trusted networks): only a root peer (sshd) knows it.
+    func admitLogin(_ request: LoginBegin, on connection: Connection) -> LoginBegin? {
+        guard connection.peer.isRoot else {
+            var local = request
+            local.rhost = ""
+            return local
+        }
+        guard connection.owner == nil else { return request }
+        let owner = Admission.owner(ofLoginFor: request.user, reportedRealUID: request.realUID)
+        guard admission.admits(owner) else {
+            noteRefusal()
+            finish(.verdict(.busy, reason: Server.busyReason), on: connection)
+            return nil
+        }
+        admission.take(owner)
+        connection.owner = owner
+        return request
     }
 
     func service(_ connection: Connection, revents: Int16) {
@@ -356,7 +416,8 @@ public final class Server {
     func handle(_ message: ClientMessage, on connection: Connection) {
         switch (connection.state, message) {
         case (.awaitingRequest, .loginBegin(let request)):
-            apply(authority.beginLogin(request, peer: connection.peer), on: connection)
+            guard let admitted = admitLogin(request, on: connection) else { return }
+            apply(authority.beginLogin(admitted, peer: connection.peer), on: connection)
         case (.awaitingReply(let session), .reply(let answer)):
             apply(authority.continueLogin(answer, in: session), on: connection)
         case (.awaitingReply(let session), .cancel):
@@ -393,12 +454,12 @@ public final class Server {
         }
     }
 
-    /// Sends a login step: another round (the user has `answerTimeout` to answer) or the verdict.
+    /// Sends a login step: another round (the user has the config's `prompt_timeout` to answer) or the verdict.
     func apply(_ step: Step, on connection: Connection) {
         switch step {
         case .ask(let frame, let session):
             connection.state = .awaitingReply(session)
-            connection.deadline = Server.monotonicNow() + limits.answerTimeout * 1000
+            connection.deadline = Server.monotonicNow() + authority.config.promptTimeout * 1000
             enqueue(frame, on: connection)
         case .finish(let frame):
             finish(frame, on: connection)
@@ -530,11 +591,7 @@ public final class Server {
 
     func drop(_ connection: Connection) {
         guard connections.removeValue(forKey: connection.fd) != nil else { return }
-        if !connection.peer.isRoot {
-            nonRootConnections -= 1
-            let left = connectionsPerUID[connection.peer.uid, default: 1] - 1
-            connectionsPerUID[connection.peer.uid] = left > 0 ? left : nil
-        }
+        admission.release(connection.owner)
         connection.splitter.wipe()
         close(connection.fd)
     }

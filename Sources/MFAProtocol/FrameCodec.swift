@@ -65,6 +65,7 @@ struct Writer {
     var bytes: [UInt8] = [0, 0, 0, 0]
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u16(_ v: UInt16) { bytes.append(UInt8(v >> 8)); bytes.append(UInt8(v & 0xFF)) }
+    mutating func u32(_ v: UInt32) { for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) } }
     mutating func u64(_ v: UInt64) { for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) } }
     mutating func str(_ s: String) throws(FrameError) {
         let utf8 = Array(s.utf8)
@@ -97,6 +98,11 @@ struct Reader {
         let hi = try u8(), lo = try u8()
         return UInt16(hi) << 8 | UInt16(lo)
     }
+    mutating func u32() throws(FrameError) -> UInt32 {
+        var v: UInt32 = 0
+        for _ in 0..<4 { v = v << 8 | UInt32(try u8()) }
+        return v
+    }
     mutating func u64() throws(FrameError) -> UInt64 {
         var v: UInt64 = 0
         for _ in 0..<8 { v = v << 8 | UInt64(try u8()) }
@@ -126,7 +132,8 @@ public enum FrameCodec {
         case .loginBegin(let b):
             w.u8(Tag.loginBegin.rawValue); w.u8(b.version)
             try w.str(b.user); try w.str(b.service); try w.str(b.rhost); try w.str(b.tty); try w.str(b.ruser)
-            w.u8(b.silent ? 1 : 0)
+            w.u8((b.silent ? 1 : 0) | (b.realUID != nil ? 2 : 0))
+            if let realUID = b.realUID { w.u32(realUID) }
         case .reply(let answer):
             w.u8(Tag.reply.rawValue); try w.str(answer)
         case .cancel:
@@ -167,8 +174,9 @@ public enum FrameCodec {
             let version = try r.u8()
             let user = try r.str(), service = try r.str(), rhost = try r.str(), tty = try r.str(), ruser = try r.str()
             let flags = try r.u8()
+            let realUID = flags & 2 != 0 ? try r.u32() : nil
             message = .loginBegin(LoginBegin(version: version, user: user, service: service, rhost: rhost,
-                                             tty: tty, ruser: ruser, silent: flags & 1 != 0))
+                                             tty: tty, ruser: ruser, silent: flags & 1 != 0, realUID: realUID))
         case .reply:
             message = .reply(answer: try r.str())
         case .cancel:

@@ -21,6 +21,10 @@ public struct ConversationMessage: Sendable, Equatable {
 
 public enum VerdictResult: UInt8, Sendable {
     case success = 0, denied = 1, ignore = 2, locked = 3, unavailable = 4
+    /// The daemon is up but at one of its connection caps (docs/robustness.md, "Fair admission"):
+    /// the module answers PAM_AUTHINFO_UNAVAIL whatever its failmode, so `failmode=safe` never
+    /// turns "daemon busy" into "no second factor".
+    case busy = 5
 }
 
 public enum ErrorCode: UInt16, Sendable {
@@ -50,9 +54,14 @@ public struct LoginBegin: Sendable, Equatable {
     public var tty: String
     public var ruser: String
     public var silent: Bool
+    /// The real uid of the process the module runs in (`getuid()`: in a setuid `su` or `sudo`, the
+    /// invoking user), as the module reports it; nil from a module that does not send it. The
+    /// daemon believes it only from a root peer (a user cannot load code into a setuid program).
+    public var realUID: UInt32?
     public init(version: UInt8 = WireProtocol.version, user: String, service: String, rhost: String = "",
-                tty: String = "", ruser: String = "", silent: Bool = false) {
+                tty: String = "", ruser: String = "", silent: Bool = false, realUID: UInt32? = nil) {
         self.version = version
+        self.realUID = realUID
         self.user = user
         self.service = service
         self.rhost = rhost

@@ -35,7 +35,14 @@ struct DaemonClient {
         var splitter = FrameSplitter()
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            if let payload = try splitter.nextPayload() { return try FrameCodec.decodeDaemon(payload) }
+            if let payload = try splitter.nextPayload() {
+                let answer = try FrameCodec.decodeDaemon(payload)
+                // A daemon at its connection caps answers BUSY to any request (docs/protocol.md).
+                if case .verdict(.busy, let reason) = answer {
+                    throw ClientError(description: "\(reason); try again in a moment")
+                }
+                return answer
+            }
             try wait(fd, for: Int16(POLLIN))
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, min($0.count, max(1, splitter.wantedBytes))) }
             if n < 0 {

@@ -72,6 +72,12 @@ struct MFAGated: ParsableCommand {
             throw ExitCode(2)
         }
         if checkConfig {
+            // The socket systemd passes is judged when the daemon starts on it (Server.init).
+            if let problem = SocketDirectory.problem(socketPath: settings.socketPath, daemonUID: geteuid()) {
+                let place = settings.lines["socket"].map { "\(path):\($0)" } ?? path
+                mfa_write_stderr("mfagated: \(place): \(problem)\n")
+                throw ExitCode(2)
+            }
             if print {
                 Swift.print("# effective configuration from \(path)")
                 Swift.print(ConfigParser.render(settings), terminator: "")

@@ -38,6 +38,12 @@ static void put_u16(struct writer *w, uint16_t v)
     put_bytes(w, b, sizeof b);
 }
 
+static void put_u32(struct writer *w, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    put_bytes(w, b, sizeof b);
+}
+
 static void put_str_n(struct writer *w, const char *s, size_t n)
 {
     if (s == NULL)
@@ -93,7 +99,8 @@ long mfg_encode_login_begin(uint8_t *buf, size_t cap, const struct mfg_login_beg
     put_str(&w, b->rhost);
     put_str(&w, b->tty);
     put_str(&w, b->ruser);
-    put_u8(&w, b->flags);
+    put_u8(&w, (uint8_t)(b->flags | MFG_LOGIN_FLAG_REAL_UID));
+    put_u32(&w, b->real_uid);
     return end_frame(&w);
 }
 

@@ -47,9 +47,11 @@ enum mfg_result {
     MFG_RESULT_IGNORE = 2,
     MFG_RESULT_LOCKED = 3,
     MFG_RESULT_UNAVAILABLE = 4,
+    MFG_RESULT_BUSY = 5, /* the daemon is at a connection cap: fail closed whatever failmode */
 };
 
-#define MFG_LOGIN_FLAG_SILENT 0x01 /* LOGIN_BEGIN flags bit 0: PAM_SILENT */
+#define MFG_LOGIN_FLAG_SILENT 0x01   /* LOGIN_BEGIN flags bit 0: PAM_SILENT */
+#define MFG_LOGIN_FLAG_REAL_UID 0x02 /* bit 1: a u32 real uid follows the flags */
 
 /* Decoder errors; every one means "malformed frame" to the shim. */
 enum mfg_error {
@@ -96,7 +98,8 @@ struct mfg_login_begin {
     const char *rhost;
     const char *tty;
     const char *ruser;
-    uint8_t flags;
+    uint8_t flags;    /* MFG_LOGIN_FLAG_SILENT; the encoder sets MFG_LOGIN_FLAG_REAL_UID itself */
+    uint32_t real_uid; /* getuid() of the process the module runs in */
 };
 
 /*

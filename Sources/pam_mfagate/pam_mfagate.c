@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
@@ -164,6 +165,33 @@ static int wait_fd(int fd, short events, int64_t deadline)
         if (r < 0 && errno != EINTR)
             return -1;
     }
+}
+
+/* Like sshd's StrictModes: the socket's directory must be root's and closed to group and others,
+ * else someone else could have put their own socket there and would answer our logins (a user's
+ * fake daemon answering SUCCESS). Such a socket is never used, whatever failmode: it is not a
+ * daemon that is down but one that may be lying. A directory that does not exist is left to the
+ * connect (daemon down). Returns 0 if the directory may be trusted. */
+static int check_socket_dir(const struct login *l)
+{
+    char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+    const char *path = l->opt->socket_path;
+    const char *slash = strrchr(path, '/'); /* the path is absolute (parse_socket) */
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    struct stat st;
+
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    if (stat(dir, &st) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        pam_syslog(l->pamh, LOG_ERR,
+                   "refusing to use %s: its directory %s must be owned by root and not writable "
+                   "by group or others (it is uid %u, mode %04o)",
+                   path, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    return 0;
 }
 
 static int connect_daemon(const struct login *l, int *fd_out)
@@ -421,6 +449,11 @@ static int map_verdict(const struct login *l, const struct mfg_daemon_msg *m)
         /* Not failmode: the daemon is up and could not decide (e.g. a damaged user file);
          * failing open here would let damage skip MFA. */
         return PAM_AUTHINFO_UNAVAIL;
+    case MFG_RESULT_BUSY:
+        /* Not failmode either: a daemon at its connection caps is up, and whoever filled them
+         * must not switch the second factor off with failmode=safe. */
+        pam_syslog(l->pamh, LOG_ERR, "mfagated is busy (too many logins at once); refusing");
+        return PAM_AUTHINFO_UNAVAIL;
     default:
         return unavailable(l, "malformed frame from mfagated: verdict %u",
                            (unsigned)m->u.verdict.result);
@@ -446,6 +479,9 @@ static int send_login_begin(struct login *l, const char *user)
         .tty = item_or_empty(l->pamh, PAM_TTY),
         .ruser = item_or_empty(l->pamh, PAM_RUSER),
         .flags = l->silent ? MFG_LOGIN_FLAG_SILENT : 0,
+        /* In a setuid su or sudo the invoking user: the daemon charges the connection to them
+         * (it believes this only from a root peer, which a user cannot load code into). */
+        .real_uid = (uint32_t)getuid(),
     };
     long len = mfg_encode_login_begin(l->buf->frame, sizeof l->buf->frame, &b);
     if (len < 0) {
@@ -454,8 +490,16 @@ static int send_login_begin(struct login *l, const char *user)
         pam_syslog(l->pamh, LOG_ERR, "login items too long for the protocol");
         return PAM_AUTH_ERR;
     }
-    if (send_frame(l, len) != 0)
-        return unavailable(l, "sending to mfagated: %s", strerror(errno));
+    if (send_frame(l, len) != 0) {
+        /* A daemon at its caps answers BUSY and closes at once, maybe before our request got
+         * there: the verdict may be waiting to be read. */
+        int send_errno = errno;
+        struct mfg_daemon_msg msg;
+        if ((send_errno == EPIPE || send_errno == ECONNRESET) && read_message(l, &msg) == CONTINUE &&
+            msg.tag == MFG_TAG_VERDICT)
+            return map_verdict(l, &msg);
+        return unavailable(l, "sending to mfagated: %s", strerror(send_errno));
+    }
     return CONTINUE;
 }
 
@@ -496,6 +540,10 @@ PUBLIC int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
     l.buf = malloc(sizeof *l.buf);
     if (l.buf == NULL) {
         retval = PAM_BUF_ERR;
+        goto out;
+    }
+    if (check_socket_dir(&l) != 0) {
+        retval = PAM_AUTHINFO_UNAVAIL;
         goto out;
     }
     if (connect_daemon(&l, &l.fd) != 0) {

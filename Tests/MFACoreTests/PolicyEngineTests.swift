@@ -129,6 +129,8 @@ final class PolicyEngineTests: XCTestCase {
             ("max_failures = many\n", "`max_failures` must be"),
             ("trust_local = maybe\n", "yes or no"),
             ("exempt_users = ../x\n", "not a valid name"),
+            ("prompt_timeout = 0\n", "duration like"),
+            ("prompt_timeout = 2h\n", "`prompt_timeout` must be at most 1h"),
         ]
         for (text, fragment) in bad {
             XCTAssertThrowsError(try config(text), text) { error in
@@ -136,6 +138,12 @@ final class PolicyEngineTests: XCTestCase {
                 XCTAssertTrue("\(error)".hasPrefix("/etc/mfagate/mfagate.conf:"), "\(error)")
             }
         }
+    }
+
+    func testPromptTimeoutDefaultsToSshdsLoginGraceTime() throws {
+        XCTAssertEqual(try config("").promptTimeout, 120)
+        XCTAssertEqual(try config("prompt_timeout = 45s\n").promptTimeout, 45)
+        XCTAssertEqual(ConfigParser.defaultText("prompt_timeout", DaemonConfig()), "2m")
     }
 
     func testRenderShowsEveryKeyWithItsOrigin() throws {

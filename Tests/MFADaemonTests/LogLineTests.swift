@@ -7,7 +7,7 @@ import XCTest
 /// scalar; it must read exactly as before.
 final class LogLineTests: XCTestCase {
     func testVerdictNamesAreWhatInterpolationPrinted() {
-        for result in [VerdictResult.success, .denied, .ignore, .locked, .unavailable] {
+        for result in [VerdictResult.success, .denied, .ignore, .locked, .unavailable, .busy] {
             XCTAssertEqual(result.logName, "\(result)")
         }
     }

@@ -55,6 +55,19 @@ final class FrameCodecTests: XCTestCase {
         XCTAssertEqual(frame, [0, 0, 0, 17, 0x01, 1, 0, 2, 0x61, 0x6c, 0, 1, 0x73, 0, 0, 0, 1, 0x74, 0, 0, 0])
     }
 
+    func testLoginBeginCarriesTheRealUIDAfterFlagBit1() throws {
+        let begin = LoginBegin(user: "al", service: "s", rhost: "", tty: "t", ruser: "", silent: true, realUID: 31000)
+        let frame = try FrameCodec.encode(.loginBegin(begin))
+        XCTAssertEqual(frame, [0, 0, 0, 21, 0x01, 1, 0, 2, 0x61, 0x6c, 0, 1, 0x73, 0, 0, 0, 1, 0x74, 0, 0, 3, 0, 0, 0x79, 0x18])
+        XCTAssertEqual(try FrameCodec.decodeClient(payload(frame)), .loginBegin(begin))
+        // Bit 1 without the u32 is truncated; a module that does not send it decodes with nil.
+        XCTAssertThrowsError(try FrameCodec.decodeClient(Array(payload(frame).dropLast(4))))
+        XCTAssertEqual(try FrameCodec.decodeClient([0x01, 1, 0, 1, 0x61, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+                       .loginBegin(LoginBegin(user: "a", service: "", realUID: nil)))
+        XCTAssertEqual(try FrameCodec.decodeDaemon(payload(try FrameCodec.encode(.verdict(.busy, reason: "busy")))),
+                       .verdict(.busy, reason: "busy"))
+    }
+
     func testMalformedPayloadsAreRefused() {
         let cases: [([UInt8], FrameError)] = [
             ([], .truncated),

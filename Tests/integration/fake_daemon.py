@@ -20,7 +20,8 @@ MAX_PAYLOAD = 65536
 LOGIN_BEGIN, REPLY, CANCEL = 0x01, 0x02, 0x03
 CONVERSE, VERDICT = 0x81, 0x82
 ECHO_OFF, ECHO_ON, ERROR_MSG, TEXT_INFO = 1, 2, 3, 4
-SUCCESS, DENIED, IGNORE, LOCKED, UNAVAILABLE = 0, 1, 2, 3, 4
+SUCCESS, DENIED, IGNORE, LOCKED, UNAVAILABLE, BUSY = 0, 1, 2, 3, 4, 5
+FLAG_REAL_UID = 0x02  # LOGIN_BEGIN flags bit 1: a u32 real uid follows
 
 
 # ---- encoding ----
@@ -79,6 +80,13 @@ class _Reader:
             raise ValueError("NUL in str")
         return s.decode("utf-8", "replace")
 
+    def u32(self):
+        if self.pos + 4 > len(self.data):
+            raise ValueError("short")
+        (v,) = struct.unpack_from(">I", self.data, self.pos)
+        self.pos += 4
+        return v
+
     def end(self):
         if self.pos != len(self.data):
             raise ValueError("trailing bytes")
@@ -91,6 +99,8 @@ def decode_client(payload):
     if tag == LOGIN_BEGIN:
         out = {"tag": "LOGIN_BEGIN", "version": r.u8(), "user": r.str(), "service": r.str(),
                "rhost": r.str(), "tty": r.str(), "ruser": r.str(), "flags": r.u8()}
+        if out["flags"] & FLAG_REAL_UID:
+            out["real_uid"] = r.u32()
     elif tag == REPLY:
         out = {"tag": "REPLY", "answer": r.str()}
     elif tag == CANCEL:
@@ -129,7 +139,7 @@ BEHAVIOURS = {
     "zero_length": [RECV, send(struct.pack(">I", 0)), HANG],
     "truncated": [RECV, send(verdict(SUCCESS)[:-3]), CLOSE],
     "early_close": [RECV, CLOSE],
-    "unknown_verdict": script_verdict(5),
+    "unknown_verdict": script_verdict(6),
     "too_many_rounds": [RECV] + [send(converse(PROMPT)), RECV] * 9 + [send(verdict(SUCCESS))],
 }
 

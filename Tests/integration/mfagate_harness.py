@@ -84,8 +84,11 @@ class Daemon:
             import pwd
             entry = pwd.getpwnam(run_as)
             os.chown(self.state, entry.pw_uid, entry.pw_gid)
-            os.chown(run_dir, entry.pw_uid, entry.pw_gid)
+        # The socket's directory stays root's (0755): the module refuses a socket in a directory
+        # anyone but root could write (issue 14). A daemon run as another user gets its socket the
+        # way systemd passes it (socket activation), bound here by root.
         self.socket = str(run_dir / "mfagated.sock")
+        self._listener: socket.socket | None = None
         self.config = self.dir / "mfagate.conf"
         self.confdir = self.dir / "pam"
         self.confdir.mkdir()
@@ -113,7 +116,11 @@ class Daemon:
             cmd = as_account(self.run_as, cmd)
         if self.accounts:
             cmd = self._with_accounts(cmd)
-        self.proc = subprocess.Popen(self.wrap + cmd, stdout=log, stderr=log)
+        prefix: list[str] = []
+        pass_fds: tuple[int, ...] = ()
+        if self.run_as:
+            prefix, pass_fds = self._activation()
+        self.proc = subprocess.Popen(prefix + self.wrap + cmd, stdout=log, stderr=log, pass_fds=pass_fds)
         log.close()
         if expect_ready:
             deadline = time.monotonic() + 10
@@ -125,6 +132,29 @@ class Daemon:
                 time.sleep(0.02)
             raise RuntimeError("mfagated did not become ready: " + self.log())
         return self
+
+    def _activation(self) -> tuple[list[str], tuple[int, ...]]:
+        """Binds the socket as root (like mfagated.socket: mode 0666 in a root-owned directory) and
+        returns a command prefix that hands it to the daemon as LISTEN_FDS (every wrapper execs,
+        so the daemon keeps the shell's PID, which LISTEN_PID names)."""
+        if self._listener is None:
+            if os.path.exists(self.socket):
+                os.unlink(self.socket)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(self.socket)
+            os.chmod(self.socket, 0o666)
+            listener.listen(128)
+            self._listener = listener
+        fd = self._listener.fileno()
+        script = 'eval "exec 3<&$0"; export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"'
+        return ["bash", "-c", script, str(fd)], (fd,)  # dash takes single-digit descriptors only
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+            if os.path.exists(self.socket):
+                os.unlink(self.socket)
 
     def _with_accounts(self, cmd: list[str]) -> list[str]:
         passwd = Path("/etc/passwd").read_text()
@@ -159,6 +189,7 @@ class Daemon:
                 self.proc.wait(timeout=5)
         rc = self.proc.returncode
         self.proc = None
+        self._close_listener()  # like a standalone daemon: once stopped, no socket answers
         return rc
 
     def close(self) -> None:

@@ -315,7 +315,8 @@ def test_code_prompt_then_success(tmp_path, sock):
     assert messages == ["TEXT_INFO: Scan the QR code", "PROMPT_ECHO_OFF: Verification code: "]
     begin, rep = d.received
     assert begin == {"tag": "LOGIN_BEGIN", "version": 1, "user": USER, "service": SERVICE,
-                     "rhost": "192.0.2.7", "tty": "", "ruser": "", "flags": 0}
+                     "rhost": "192.0.2.7", "tty": "", "ruser": "", "flags": fd.FLAG_REAL_UID,
+                     "real_uid": os.getuid()}
     assert rep == {"tag": "REPLY", "answer": CODE}
 
 
@@ -338,7 +339,8 @@ def test_verdict_without_conversation(tmp_path, sock):
 @pytest.mark.parametrize("verdict,expected", [(fd.DENIED, "PAM_AUTH_ERR"),
                                               (fd.IGNORE, "PAM_IGNORE"),
                                               (fd.LOCKED, "PAM_MAXTRIES"),
-                                              (fd.UNAVAILABLE, UNAVAIL)])
+                                              (fd.UNAVAILABLE, UNAVAIL),
+                                              (fd.BUSY, UNAVAIL)])
 def test_verdict_table(tmp_path, sock, verdict, expected, failmode):
     steps = fd.script_verdict(verdict, fd.PROMPT)
     result, _, _ = login(tmp_path, sock, steps, "--answer", "000000", failmode=failmode)
@@ -359,7 +361,7 @@ def test_silent_drops_info_but_prompts(tmp_path, sock):
     result, messages, d = login(tmp_path, sock, steps, "--silent", "--answer", CODE)
     assert result == "PAM_SUCCESS"
     assert messages == ["PROMPT_ECHO_OFF: Verification code: "]
-    assert d.frames("LOGIN_BEGIN")[0]["flags"] == 1
+    assert d.frames("LOGIN_BEGIN")[0]["flags"] == 1 | fd.FLAG_REAL_UID
     assert d.frames("REPLY") == [{"tag": "REPLY", "answer": CODE}]
 
 
@@ -411,6 +413,62 @@ def test_setcred(tmp_path, sock):
     with fd.FakeDaemon(sock, fd.script_verdict(fd.SUCCESS)):
         _, _, _, lines = run_driver(confdir, "--setcred")
     assert "SETCRED: PAM_SUCCESS" in lines
+
+
+# ---- fair admission and overload (issue 14) ---------------------------------------
+
+def test_login_begin_reports_the_real_uid_of_a_setuid_process(tmp_path, sock):
+    """In a setuid-root program (su, sudo) the real uid is the invoking user's: the module sends
+    it, so the daemon can charge the connection to her (here: real uid nobody, effective uid 0)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to set a real uid under an effective uid 0")
+    confdir = make_confdir(tmp_path, ["socket=" + sock])
+    os.chmod(tmp_path, 0o755)
+    with fd.FakeDaemon(sock, fd.script_verdict(fd.SUCCESS)) as d:
+        result = run_driver(confdir, wrap=lambda cmd: ["setpriv", "--ruid=65534", "--", *cmd])[0]
+    assert result == "PAM_SUCCESS"
+    begin = d.frames("LOGIN_BEGIN")[0]
+    assert begin["flags"] & fd.FLAG_REAL_UID and begin["real_uid"] == 65534, begin
+
+
+@pytest.mark.parametrize("failmode", ["secure", "safe"])
+def test_busy_answered_before_the_request_is_read_fails_closed(tmp_path, sock, failmode):
+    """A daemon at its caps answers BUSY at accept and closes without reading the request: the
+    module must read that verdict (even if its request then fails with EPIPE), and `failmode=safe`
+    must not make it PAM_IGNORE (busy is not down)."""
+    steps = [fd.send(fd.verdict(fd.BUSY, "busy")), fd.CLOSE]
+    for _ in range(5):  # the request may go out before or after the daemon's close
+        result, _, _ = login(tmp_path, sock, steps, failmode=failmode)
+        assert result == UNAVAIL
+
+
+# ---- socket squatting (issue 14, finding 10) -----------------------------------------
+
+@pytest.mark.parametrize("failmode", ["secure", "safe"])
+@pytest.mark.parametrize("owner,mode", [(0, 0o777), (0, 0o1777), (0, 0o775), (65534, 0o755)],
+                         ids=["world-writable", "sticky-tmp-like", "group-writable", "user-owned"])
+def test_a_socket_in_a_directory_others_control_is_not_believed(tmp_path, owner, mode, failmode, syslog):
+    """A user's fake daemon answering SUCCESS from a directory she can write (or owns) is never
+    asked: PAM_AUTHINFO_UNAVAIL whatever the failmode, and one syslog line says why."""
+    sink, wrap = syslog
+    squat = tmp_path / "squat"
+    squat.mkdir()
+    os.chown(squat, owner, -1)
+    os.chmod(squat, mode)
+    path = str(squat / "mfagated.sock")
+    confdir = make_confdir(tmp_path, ["socket=" + path, "failmode=" + failmode])
+    with fd.FakeDaemon(path, fd.script_verdict(fd.SUCCESS)) as d:
+        assert run_driver(confdir, wrap=wrap)[0] == UNAVAIL
+    assert d.received == [], "the module talked to the squatter"
+    assert sink.wait_for(lambda m: m.startswith("<83>") and "refusing to use " + path in m
+                         and "must be owned by root" in m), sink.messages
+
+
+def test_a_socket_in_a_root_directory_closed_to_others_is_used(tmp_path):
+    safe = tmp_path / "run"
+    safe.mkdir(mode=0o755)
+    path = str(safe / "mfagated.sock")
+    assert login(tmp_path, path, fd.script_verdict(fd.SUCCESS))[0] == "PAM_SUCCESS"
 
 
 # ---- logs (a private /dev/log in a mount namespace) -----------------------------
