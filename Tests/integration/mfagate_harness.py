@@ -52,6 +52,25 @@ def oathtool_totp(secret_b32: str, at: str | None = None, digits: int = 6) -> st
     return code
 
 
+def _known_account(name: str) -> bool:
+    import pwd
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def account_uids(names) -> dict[str, int]:
+    """The uid of each name: the account's own where it exists (the suite's test accounts,
+    with_test_accounts.py), else 31000 + its index in sorted order (Daemon(accounts=...) adds it)."""
+    import pwd
+    out = {}
+    for i, name in enumerate(sorted(names)):
+        out[name] = pwd.getpwnam(name).pw_uid if _known_account(name) else 31000 + i
+    return out
+
+
 def as_account(name: str, cmd: list[str]) -> list[str]:
     """Runs cmd as an unprivileged account (a real, different SO_PEERCRED uid)."""
     import pwd
@@ -160,10 +179,10 @@ class Daemon:
         passwd = Path("/etc/passwd").read_text()
         group_lines = Path("/etc/group").read_text().splitlines()
         users = []
-        for i, name in enumerate(sorted(self.accounts)):
-            uid = 31000 + i
-            users.append(f"{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin")
-            group_lines.append(f"{name}:x:{uid}:")
+        for name, uid in account_uids(self.accounts).items():
+            if not _known_account(name):
+                users.append(f"{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin")
+                group_lines.append(f"{name}:x:{uid}:")
         members: dict[str, list[str]] = {}
         for name, groups in self.accounts.items():
             for g in groups:

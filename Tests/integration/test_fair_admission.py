@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 import hygiene
-from mfagate_harness import MFAGATED, SHIM, oathtool_totp, wrong_code
+from mfagate_harness import MFAGATED, SHIM, account_uids, oathtool_totp, wrong_code
 from robustness import report
 
-# The daemon's private accounts (mfagate_harness.Daemon(accounts=...)): uid 31000 + sorted index.
+# The daemon's accounts (the suite's test accounts, or mfagate_harness.Daemon(accounts=...)).
 ACCOUNTS = {name: [] for name in ("alice", "bob", "carol", "dave", "mallory")}
-UID = {name: 31000 + i for i, name in enumerate(sorted(ACCOUNTS))}
+UID = account_uids(ACCOUNTS)
 RHOST = "192.0.2.50"
 
 
@@ -32,9 +32,11 @@ def su_sandbox(d, stack: str) -> tuple[Path, Path, Path]:
     is `stack`, for a private mount namespace; nothing of the host's is changed."""
     box = d.dir / "su"
     box.mkdir(exist_ok=True)
-    passwd = Path("/etc/passwd").read_text() + "".join(
-        f"{n}:x:{u}:{u}::/tmp:/bin/sh\n" for n, u in UID.items())
-    group = Path("/etc/group").read_text() + "".join(f"{n}:x:{u}:\n" for n, u in UID.items())
+    def without_ours(path: str) -> str:
+        return "".join(line for line in Path(path).read_text().splitlines(keepends=True)
+                       if line.split(":", 1)[0] not in UID)
+    passwd = without_ours("/etc/passwd") + "".join(f"{n}:x:{u}:{u}::/tmp:/bin/sh\n" for n, u in UID.items())
+    group = without_ours("/etc/group") + "".join(f"{n}:x:{u}:\n" for n, u in UID.items())
     (box / "passwd").write_text(passwd)
     (box / "group").write_text(group)
     pamd = box / "pam.d"
