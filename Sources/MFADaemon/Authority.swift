@@ -72,6 +72,8 @@ public final class Authority {
     public let notifier: Notifier
     /// Delivered codes, methods being added, deliveries in flight (Delivery.swift; memory only).
     let delivery = DeliveryState()
+    /// Lines a peer can cause at will, limited per kind (RefusalLog.swift).
+    var logLimiter = LogRateLimiter()
     public static let prompt = "Verification code: "
     public static let continuePrompt = "Press Enter to continue: "
 
@@ -80,9 +82,10 @@ public final class Authority {
         self.store = store
         self.environment = environment
         self.logger = logger
-        self.books = try Bookkeeper(store: store, logger: logger)
+        self.books = try Bookkeeper(store: store, logger: logger, now: environment.now(), failureWindow: config.failureWindow)
         self.notifier = Notifier(logger: logger)
         notifier.onEvent = { [unowned self] event, user, metadata in self.sendNotice(event, user: user, metadata: metadata) }
+        books.onStorageError = { [unowned self] error in self.logStorageError(error) }
     }
 
     // MARK: login
@@ -120,7 +123,10 @@ public final class Authority {
             return verdict(.denied, "invalid user name (\(error))")
         }
         guard mayActFor(user, peer: peer) else {
-            return verdict(.denied, "peer \(peer) may not ask about another user", user: user.value)
+            // Not a login of that user (no PAM stack runs as another user): a refusal, rate-limited.
+            logLimited(.notOwnAccount, .notice, "login", metadata: ["user": "\(user)", "peer": "\(peer)", "result": "denied",
+                                                                    "reason": "peer may not ask about another user"])
+            return .finish(.verdict(.denied, reason: "peer \(peer) may not ask about another user"))
         }
         if config.mode == .off { return verdict(.ignore, "mode off", user: user.value) }
         let outcome: PolicyOutcome
@@ -129,7 +135,7 @@ public final class Authority {
             (outcome, record) = try evaluate(user: user, service: request.service, rhost: request.rhost, sideEffects: true)
         } catch {
             // A database outage is logged once by the store, not at every login.
-            if !store.backendFailedInRequest { logger.error("\(error)") }
+            if !store.backendFailedInRequest { logStorageError(error) }
             return verdict(.unavailable, "user file unusable", user: user.value)
         }
         let session = LoginSession(request: request, user: user, peer: peer)
@@ -438,7 +444,7 @@ public final class Authority {
     }
 
     func refuse(_ code: ErrorCode, _ message: String, peer: Peer, action: String) -> DaemonMessage {
-        logger.warning("refused", metadata: ["action": "\(action)", "peer": "\(peer)", "reason": "\(message)"])
+        logLimited(.refused, .warning, "refused", metadata: ["action": "\(action)", "peer": "\(peer)", "reason": "\(message)"])
         return .error(code, message: message)
     }
 

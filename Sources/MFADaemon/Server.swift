@@ -204,6 +204,8 @@ public final class Server {
             authority.notifier.reap()
             resumeDeliveries()
             if let due = authority.notifier.nextDeadline { nextDeadline = min(nextDeadline, due) }
+            authority.flushLogSummaries()
+            if let due = authority.nextLogSummary { nextDeadline = min(nextDeadline, due) }
             for connection in connections.values {
                 var events = Int16(POLLIN)
                 if !connection.output.isEmpty && !connection.awaitsJournal { events |= Int16(POLLOUT) }
@@ -275,7 +277,7 @@ public final class Server {
                 close(fd)
                 refusedSinceLog += 1
                 let now = Server.monotonicNow()
-                if now - lastRefusalLog >= 1000 {
+                if now - lastRefusalLog >= 1000, authority.mayLog(.connectionsRefused) {
                     logger.warning("connections refused: too many at once (or no peer credentials)",
                                    metadata: ["refused": "\(refusedSinceLog)"])
                     refusedSinceLog = 0
@@ -337,7 +339,7 @@ public final class Server {
                 if case .closing = connection.state { break }
             }
         } catch {
-            logger.warning("protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
+            authority.logLimited(.protocolError, .warning, "protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
             if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }
             drop(connection)
         }
@@ -375,7 +377,7 @@ public final class Server {
         case (.awaitingRequest, .method(let request)):
             apply(authority.method(request, peer: connection.peer), on: connection)
         default:
-            logger.warning("protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "message out of order"])
+            authority.logLimited(.protocolError, .warning, "protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "message out of order"])
             if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }
             drop(connection)
         }
