@@ -34,7 +34,8 @@ extension FileStore {
     /// fdatasync before returning.
     public func appendState(_ file: StateFile, _ text: String, durable: Bool) throws(StoreError) -> Bool {
         let display = "\(path)/\(file.rawValue)"
-        let fd = openat(rootFD, file.rawValue, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        // Read and write: the last byte is read to see whether an earlier append was torn.
+        let fd = openat(rootFD, file.rawValue, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             let e = errno
             if e == ENOENT { return false }
@@ -46,7 +47,6 @@ extension FileStore {
         var bytes = Array(text.utf8)
         if st.st_size > 0 {
             var last: UInt8 = 0
-            // O_APPEND does not stop pread from reading where it likes.
             if pread(fd, &last, 1, off_t(st.st_size - 1)) == 1, last != UInt8(ascii: "\n") { bytes.insert(UInt8(ascii: "\n"), at: 0) }
         }
         var written = 0
