@@ -32,6 +32,11 @@ public final class StateLog {
         }
         guard let text else { return nil }
         let (count, dropped) = read(text)
+        if count > 0 && dropped == count {
+            // Not one readable entry (no `version 1` line, or another file altogether): kept for the admin.
+            let aside = try store.moveStateAside(file)
+            return "\(display) was unusable (not one readable entry): moved to \(aside), starting with an empty book"
+        }
         lines = count
         return dropped > 0 ? "\(display): \(dropped) unreadable line(s) dropped (a torn write or damage); the other entries are kept" : nil
     }
