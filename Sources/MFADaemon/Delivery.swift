@@ -193,9 +193,11 @@ extension Authority {
                                 prompt: Authority.prompt)
         }
         if let refusal = codeSendRefusal(state.method, to: state.address, sender: sender(ofLogin: user), user: user, purpose: "login") {
-            delivery.loginCodes.revoke(user.value)
-            return askDelivered(session, state, [ConversationMessage(.errorMessage, "\(refusal). Enter a code from your authenticator app or a recovery code.")],
-                                prompt: Authority.prompt)
+            // As at the per-user limit: a code sent before stays good until it expires.
+            let live = delivery.loginCodes.hasLiveCode(user.value, now: now)
+            return askDelivered(session, state, [ConversationMessage(.errorMessage, "\(refusal). "
+                + (live ? "Use the last code sent, or " : "Use ") + "a code from your authenticator app or a recovery code.")],
+                                prompt: live ? "Code sent to \(masked): " : Authority.prompt)
         }
         delivery.loginCodes.issue(user.value, code: code, salt: salt, now: now)
         let text = state.method == .email

@@ -17,7 +17,7 @@ import pytest
 import mta
 from mfagate_harness import as_account, oathtool_totp
 from robustness import report
-from test_delivery import make_sms_gateway, sms_texts
+from test_delivery import Login, make_sms_gateway, sms_texts
 
 ACCOUNTS = {name: [] for name in ("alice", "bob", "carol", "dave", "mallory")}
 CAP = 100_000  # FirstSeenBook.maximumEntries
@@ -179,6 +179,30 @@ def test_sms_to_a_disallowed_prefix_is_refused_and_the_host_cap_holds(delivery):
     assert r.returncode == 1 and "max_codes_per_hour" in r.stderr, r
     time.sleep(0.5)
     assert len(sms_texts(delivery.sms_dir)) == 1 and mails_sent(delivery.mail) == 2
+
+
+def test_a_login_is_charged_to_its_account_and_falls_back_to_the_app_at_the_cap(delivery):
+    """The login path has the same cap: alice's resends stop at max_codes_per_sender (here 2, below
+    the per-user 3 in 10 minutes), the prompt says so in one sentence, and her app still works."""
+    d = delivery("max_codes_per_sender = 2\n")
+    e = d.enroll("alice")
+    assert d.cli("method", "add", "email", "alice@example.org", "--user", "alice").returncode == 0
+    code = mta.code_in(delivery.mail.wait_for("alice@example.org", 1, codes_only=True)[-1])
+    d.cli("method", "confirm", "email", code, "--user", "alice", check=True)
+    d.cli("method", "prefer", "email", "--user", "alice", check=True)
+    login = Login(d, "alice")
+    assert login.prompt().startswith("Code sent to")           # 1st code charged to alice
+    login.answer("resend")
+    assert login.prompt().startswith("Code sent to")           # 2nd
+    login.answer("resend")
+    prompt = login.prompt()
+    assert "No code was sent" in login.messages() and "max_codes_per_sender" in login.messages(), login.lines
+    assert prompt.startswith("Code sent to"), "the last code sent still works"
+    login.answer(oathtool_totp(e["secret"]))
+    assert login.result().result == "PAM_SUCCESS"
+    delivery.mail.wait_for("alice@example.org", 3, codes_only=True)
+    time.sleep(0.5)
+    assert len(delivery.mail.messages("alice@example.org", codes_only=True)) == 3, "1 confirmation and 2 login codes"
 
 
 # --------------------------------------------------------------------------------------------------
