@@ -244,3 +244,22 @@ def test_20000_refused_frames_write_a_bounded_number_of_lines_and_decisions_are_
     assert re.search(r"(?m)^\S+ login .*result=success", log), "alice's login decision is logged"
     report(f"log flood: {FLOOD:,} refused frames from one uid wrote {written} lines and "
            f"{log.count('suppressed ')} summary line(s) counting {suppressed:,}; a login meanwhile was logged")
+
+
+def test_a_flood_of_malformed_frames_writes_a_bounded_number_of_protocol_error_lines(daemon):
+    count = 2_000
+    frame = struct.pack(">I", 2) + b"\xff\xff"  # a tag no client message has
+    script = (f"import socket\nfor _ in range({count}):\n"
+              f"    s=socket.socket(socket.AF_UNIX);s.connect({daemon.socket!r});s.sendall({frame!r})\n"
+              f"    s.recv(16)\n    s.close()\n")
+    out = subprocess.run(as_account("nobody", ["/usr/bin/python3", "-c", script]), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        log = daemon.log()
+        written = log.count("protocol error, closing connection")
+        suppressed = sum(int(n) for n in re.findall(r"suppressed (\d+) similar log lines kind=\"protocol error\"", log))
+        if written + suppressed >= count:
+            break
+        time.sleep(0.2)
+    assert written + suppressed == count and written <= 60, (written, suppressed)
