@@ -7,15 +7,22 @@ import MFAStore
 /// mode (`store = postgresql`) every question and change goes to the shared ledger instead
 /// (Bookkeeper+Fleet.swift), so a lockout made on one host holds on all.
 final class Bookkeeper {
-    let store: FileStore!
     let shared: (any SharedLedger)?
     let logger: Logger
     /// Nil in fleet mode (the shared ledger keeps these books).
     let lockoutLedger: LockoutLedger?
     let firstSeenLedger: FirstSeenLedger?
+    /// The file mode's lockout book, changed in place (a copy per change would cost O(entries)).
     var lockouts: LockoutBook {
         get { lockoutLedger?.book ?? LockoutBook() }
-        set { lockoutLedger?.book = newValue }
+        _modify {
+            if let ledger = lockoutLedger {
+                yield &ledger.book
+            } else {
+                var none = LockoutBook()
+                yield &none
+            }
+        }
     }
     /// Fleet mode: when stale failure records were last removed from the shared ledger.
     var lastFleetPrune: Int64 = 0
@@ -28,12 +35,10 @@ final class Bookkeeper {
         self.logger = logger
         shared = factorStore.sharedLedger
         guard shared == nil, let store = factorStore as? FileStore else {
-            self.store = nil
             lockoutLedger = nil
             firstSeenLedger = nil
             return
         }
-        self.store = store
         lockoutLedger = try LockoutLedger(store: store, now: now, window: failureWindow) { logger.error("\($0)") }
         firstSeenLedger = try FirstSeenLedger(store: store) { logger.error("\($0)") }
     }
