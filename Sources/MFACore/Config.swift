@@ -62,6 +62,13 @@ public struct DaemonConfig: Sendable, Equatable {
     public var emailAddressPattern: String? = nil
     /// Program and arguments that get a text message on stdin and the number in `MFAGATE_SMS_TO`.
     public var smsCommand: [String]? = nil
+    /// Codes sent by email or SMS per hour for one sender (a login's account, a command's uid),
+    /// across every address and name (issue 14; SendCaps.swift).
+    public var maxCodesPerSender: Int = 10
+    /// Codes sent by email or SMS per hour by the whole host.
+    public var maxCodesPerHour: Int = 200
+    /// E.164 prefixes (`+49`, `+1`) texts may go to; empty: any number (a toll-fraud risk).
+    public var smsAllowedPrefixes: [String] = []
     /// Line of the file that set each key (absent: the default), so decisions can name their rule.
     public var lines: [String: Int] = [:]
     /// The text of each key as written, for explanations.
@@ -99,7 +106,8 @@ public enum ConfigParser {
                               "prompt_timeout", "enroll_at_login", "issuer", "notify_command",
                               "store", "database_url", "database_password_file", "fleet_key_file", "database_timeout",
                               "database_retry",
-                              "methods", "email_command", "email_from", "email_address_pattern", "sms_command"]
+                              "methods", "email_command", "email_from", "email_address_pattern", "sms_command",
+                              "max_codes_per_sender", "max_codes_per_hour", "sms_allowed_prefixes"]
 
     /// Parses the file's bytes as read. A line that is not valid UTF-8 is refused with its number,
     /// never repaired to U+FFFD: a name in `require_users` must not silently become another one.
@@ -240,7 +248,8 @@ public enum ConfigParser {
             if config.databaseTimeout > 60 { throw ValueError(message: "`database_timeout` must be at most 60s (the PAM module waits 10 s by default)") }
         case "database_retry":
             config.databaseRetry = try duration(key, value, allowZero: false)
-        case "methods", "email_command", "email_from", "email_address_pattern", "sms_command":
+        case "methods", "email_command", "email_from", "email_address_pattern", "sms_command",
+             "max_codes_per_sender", "max_codes_per_hour", "sms_allowed_prefixes":
             try applyDelivery(key: key, value: value, to: &config)
         default:
             throw ValueError(message: "unknown key `\(key)` (known keys: \(keys.joined(separator: ", ")))")
@@ -368,6 +377,9 @@ public enum ConfigParser {
         case "email_from": return c.emailFrom ?? ""
         case "email_address_pattern": return c.emailAddressPattern ?? ""
         case "sms_command": return c.smsCommand?.joined(separator: " ") ?? ""
+        case "max_codes_per_sender": return "\(c.maxCodesPerSender)"
+        case "max_codes_per_hour": return "\(c.maxCodesPerHour)"
+        case "sms_allowed_prefixes": return c.smsAllowedPrefixes.joined(separator: " ")
         default: return ""
         }
     }

@@ -205,6 +205,9 @@ public struct DeliveryBook: Sendable {
     /// At most `maximumSends` codes per key within `sendWindow` seconds.
     public static let maximumSends = 3
     public static let sendWindow: Int64 = 600
+    /// Keys (users, user and method) remembered at most; past it, expired entries go, then the
+    /// oldest (issue 14: every per-name book is bounded).
+    public static let maximumKeys = 10_000
 
     var live: [String: Live] = [:]
     var sends: [String: [Int64]] = [:]
@@ -223,6 +226,11 @@ public struct DeliveryBook: Sendable {
     public mutating func issue(_ key: String, code: String, salt: [UInt8], now: Int64) {
         live[key] = Live(salt: salt, hash: Self.hash(code, salt: salt), expires: now + Self.lifetime, attemptsLeft: Self.attempts)
         sends[key] = (sends[key] ?? []).filter { now - $0 < Self.sendWindow } + [now]
+        if live.count > Self.maximumKeys || sends.count > Self.maximumKeys {
+            sweep(now: now)
+            BoundedBook.evictOldest(&live, limit: BoundedBook.evictionTarget(Self.maximumKeys)) { $0.expires }
+            BoundedBook.evictOldest(&sends, limit: BoundedBook.evictionTarget(Self.maximumKeys)) { $0.max() ?? 0 }
+        }
     }
 
     /// Kills the live code of `key` (its delivery failed, or the login it was for is over).

@@ -79,6 +79,8 @@ public final class Authority {
     let delivery = DeliveryState()
     /// One-time invites of `enroll_at_login = invite` (Invites.swift).
     let invites: InviteKeeper
+    /// Lines a peer can cause at will, limited per kind (RefusalLog.swift).
+    var logLimiter = LogRateLimiter()
     public static let prompt = "Verification code: "
     public static let continuePrompt = "Press Enter to continue: "
 
@@ -87,10 +89,11 @@ public final class Authority {
         self.store = store
         self.environment = environment
         self.logger = logger
-        self.books = try Bookkeeper(store: store, logger: logger)
+        self.books = try Bookkeeper(store: store, logger: logger, now: environment.now(), failureWindow: config.failureWindow)
         self.invites = InviteKeeper(store: store, stateDirectory: config.stateDirectory, logger: logger)
         self.notifier = Notifier(logger: logger)
         notifier.onEvent = { [unowned self] event, user, metadata in self.sendNotice(event, user: user, metadata: metadata) }
+        books.onStorageError = { [unowned self] error in self.logStorageError(error) }
     }
 
     // MARK: login
@@ -135,7 +138,10 @@ public final class Authority {
         let user = resolved.user
         loggedName = user.value
         guard mayActFor(resolved.account, peer: peer) else {
-            return verdict(.denied, "peer \(peer) may not ask about another user", user: user.value)
+            // Not a login of that user (no PAM stack runs as another user): a refusal, rate-limited.
+            logLimited(.notOwnAccount, .notice, "login", metadata: ["user": "\(user)", "peer": "\(peer)", "result": "denied",
+                                                                    "reason": "peer may not ask about another user"])
+            return .finish(.verdict(.denied, reason: "peer \(peer) may not ask about another user"))
         }
         if config.mode == .off { return verdict(.ignore, "mode off", user: user.value) }
         let outcome: PolicyOutcome
@@ -144,7 +150,7 @@ public final class Authority {
             (outcome, record) = try evaluate(resolved, service: request.service, rhost: request.rhost, sideEffects: true)
         } catch {
             // A database outage is logged once by the store, not at every login.
-            if !store.backendFailedInRequest { logger.error("\(error)") }
+            if !store.backendFailedInRequest { logStorageError(error) }
             return verdict(.unavailable, "user file unusable", user: user.value)
         }
         let session = LoginSession(request: request, user: user, peer: peer)
@@ -470,7 +476,7 @@ public final class Authority {
     }
 
     func refuse(_ code: ErrorCode, _ message: String, peer: Peer, action: String) -> DaemonMessage {
-        logger.warning("refused", metadata: ["action": "\(action)", "peer": "\(peer)", "reason": "\(message)"])
+        logLimited(.refused, .warning, "refused", metadata: ["action": "\(action)", "peer": "\(peer)", "reason": "\(message)"])
         return .error(code, message: message)
     }
 

@@ -7,38 +7,46 @@ import MFAStore
 /// mode (`store = postgresql`) every question and change goes to the shared ledger instead
 /// (Bookkeeper+Fleet.swift), so a lockout made on one host holds on all.
 final class Bookkeeper {
-    let store: FileStore!
     let shared: (any SharedLedger)?
     let logger: Logger
-    private(set) var lockouts = LockoutBook()
-    private(set) var firstSeen = FirstSeenBook()
+    /// Nil in fleet mode (the shared ledger keeps these books).
+    let lockoutLedger: LockoutLedger?
+    let firstSeenLedger: FirstSeenLedger?
+    /// The file mode's lockout book, changed in place (a copy per change would cost O(entries)).
+    var lockouts: LockoutBook {
+        get { lockoutLedger?.book ?? LockoutBook() }
+        _modify {
+            if let ledger = lockoutLedger {
+                yield &ledger.book
+            } else {
+                var none = LockoutBook()
+                yield &none
+            }
+        }
+    }
     /// Fleet mode: when stale failure records were last removed from the shared ledger.
     var lastFleetPrune: Int64 = 0
+    /// Storage errors of the books, logged at most a few times a minute (RefusalLog.swift).
+    var onStorageError: ((StoreError) -> Void)?
 
-    init(store factorStore: any FactorStore, logger: Logger) throws(StoreError) {
+    /// A book the daemon wrote itself never stops it from starting (issue 14, finding 6): bad
+    /// lines are dropped, an unreadable file is moved aside, each logged once here.
+    init(store factorStore: any FactorStore, logger: Logger, now: Int64, failureWindow: Int64) throws(StoreError) {
         self.logger = logger
         shared = factorStore.sharedLedger
         guard shared == nil, let store = factorStore as? FileStore else {
-            self.store = nil
+            lockoutLedger = nil
+            firstSeenLedger = nil
             return
         }
-        self.store = store
-        if let text = try store.loadState(.lockout) {
-            do { lockouts = try LockoutBook.parse(text) } catch {
-                throw .damagedFile(path: "\(store.path)/lockout", detail: error.description)
-            }
-        }
-        if let text = try store.loadState(.seen) {
-            do { firstSeen = try FirstSeenBook.parse(text) } catch {
-                throw .damagedFile(path: "\(store.path)/seen", detail: error.description)
-            }
-        }
+        lockoutLedger = try LockoutLedger(store: store, now: now, window: failureWindow) { logger.error("\($0)") }
+        firstSeenLedger = try FirstSeenLedger(store: store) { logger.error("\($0)") }
     }
 
     /// When the user's grace period started (0: used up), nil: never seen unenrolled.
     func firstSeenTime(_ user: String) -> Int64? {
         if let shared { return fleetFirstSeen(shared, user) }
-        return firstSeen.users[user]
+        return firstSeenLedger?.time(user)
     }
 
     func userLockedUntil(_ user: String, now: Int64) -> Int64? {
@@ -61,7 +69,9 @@ final class Bookkeeper {
                                                           "until": "\(UTCTime.format(userRecord.lockedUntil ?? now))"])
         }
         lockouts.users[user] = userRecord
+        var rhosts: [String] = []
         if let key = LockoutBook.rhostKey(rhost) {
+            rhosts = [key]
             var rhostRecord = lockouts.rhosts[key] ?? FailureRecord()
             if rhostRecord.recordFailure(at: now, limit: config.maxFailuresPerRhost, window: config.failureWindow, lockout: config.lockout) {
                 logger.warning("address blocked", metadata: ["rhost": "\(key)", "user": "\(user)",
@@ -69,7 +79,7 @@ final class Bookkeeper {
             }
             lockouts.rhosts[key] = rhostRecord
         }
-        saveLockouts(config: config, now: now)
+        saveLockouts(users: [user], rhosts: rhosts, config: config, now: now)
     }
 
     /// A right code clears the user's count of wrong ones (as pam_faillock does).
@@ -77,49 +87,68 @@ final class Bookkeeper {
         if let shared { return fleetRecordSuccess(shared, user: user) }
         guard let record = lockouts.users[user], !record.failures.isEmpty else { return }
         lockouts.users[user]?.failures = []
-        saveLockouts(config: config, now: now)
+        saveLockouts(users: [user], rhosts: [], config: config, now: now)
     }
 
     /// Clears a user's and/or an address's lockout; returns what was cleared.
     func unlock(user: String?, rhost: String?, config: DaemonConfig, now: Int64) -> [String] {
         if let shared { return fleetUnlock(shared, user: user, rhost: rhost) }
         var cleared: [String] = []
-        if let user, lockouts.users.removeValue(forKey: user) != nil { cleared.append("user \(user)") }
+        var users: [String] = [], rhosts: [String] = []
+        if let user, lockouts.users.removeValue(forKey: user) != nil {
+            cleared.append("user \(user)")
+            users.append(user)
+        }
         if let rhost, let key = LockoutBook.rhostKey(rhost), lockouts.rhosts.removeValue(forKey: key) != nil {
             cleared.append("address \(key)")
+            rhosts.append(key)
         }
-        if !cleared.isEmpty { saveLockouts(config: config, now: now) }
+        if !cleared.isEmpty { saveLockouts(users: users, rhosts: rhosts, config: config, now: now) }
         return cleared
     }
 
-    /// Remembers when an unenrolled user was first seen (the start of their grace period).
+    /// Remembers when an unenrolled user was first seen (the start of their grace period): one
+    /// line appended to STATE/seen, whatever the size of the book.
     func noteFirstSeen(_ user: String, now: Int64) -> Int64 {
         if let shared { return fleetNoteFirstSeen(shared, user, now: now) }
-        if let t = firstSeen.users[user] { return t }
-        firstSeen.users[user] = now
-        do { try store.saveState(.seen, firstSeen.serialize()) } catch {
-            logger.error("\(error)")
+        guard let ledger = firstSeenLedger else { return now }
+        if let t = ledger.time(user) { return t }
+        do {
+            let evicted = try ledger.note(user, at: now)
+            if !evicted.isEmpty {
+                logger.warning("first-sighting book full: forgot the \(evicted.count) oldest sightings (those users start a new grace period if seen again unenrolled)",
+                               metadata: ["entries": "\(FirstSeenBook.maximumEntries)"])
+            }
+        } catch {
+            storageError(error)
         }
         return now
     }
 
-    /// Marks the user's grace period as used up (first seen at time 0).
+    /// Marks the user's grace period as used up (first seen at time 0): written durably, since
+    /// losing it would give the user a grace period again.
     func forgetGrace(_ user: String) {
         if let shared { return fleetForgetGrace(shared, user) }
-        guard firstSeen.users[user] != 0 else { return }
-        firstSeen.users[user] = 0
-        do { try store.saveState(.seen, firstSeen.serialize()) } catch {
-            logger.error("\(error)")
+        guard let ledger = firstSeenLedger, ledger.time(user) != 0 else { return }
+        do { _ = try ledger.note(user, at: 0, durable: true) } catch {
+            storageError(error)
         }
     }
 
-    private func saveLockouts(config: DaemonConfig, now: Int64) {
-        lockouts.prune(now: now, window: config.failureWindow)
-        // Not fsynced: a lockout must survive a restart or crash of the daemon, which the page
-        // cache gives; a power cut may forget the last few wrong codes, which costs little.
-        do { try store.saveState(.lockout, lockouts.serialize(), durable: false) } catch {
-            // The in-memory state still applies; only a restart would forget it.
-            logger.error("\(error)")
+    private func saveLockouts(users: [String], rhosts: [String], config: DaemonConfig, now: Int64) {
+        // The in-memory state applies even if the write fails; only a restart would forget it.
+        do {
+            let evicted = try lockoutLedger?.save(users: users, rhosts: rhosts, now: now, window: config.failureWindow) ?? 0
+            if evicted > 0 {
+                logger.warning("lockout book full: forgot the \(evicted) least recently active records",
+                               metadata: ["users": "\(LockoutBook.maximumUsers)", "addresses": "\(LockoutBook.maximumAddresses)"])
+            }
+        } catch {
+            storageError(error)
         }
+    }
+
+    private func storageError(_ error: StoreError) {
+        if let onStorageError { onStorageError(error) } else { logger.error("\(error)") }
     }
 }

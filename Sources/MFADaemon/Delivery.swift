@@ -94,6 +94,8 @@ final class DeliveryState {
     /// Addresses that must also get the next notice about a user (a removed or replaced address,
     /// or the address of a user whose enrollment is about to be deleted).
     var alsoNotify: [String: [String]] = [:]
+    /// Codes sent per sender and by the host in the last hour (SendGate.swift).
+    var caps = SendCaps(perSender: 10, perHour: 200)
 }
 
 /// A login that prompts for a delivered code (the user's preferred method is email or SMS).
@@ -189,6 +191,13 @@ extension Authority {
         guard let code = try? makeDeliveredCode(), let salt = try? environment.randomBytes(16) else {
             return askDelivered(session, state, [ConversationMessage(.errorMessage, "Could not make a code; enter a code from your authenticator app or a recovery code.")],
                                 prompt: Authority.prompt)
+        }
+        if let refusal = codeSendRefusal(state.method, to: state.address, sender: sender(ofLogin: user), user: user, purpose: "login") {
+            // As at the per-user limit: a code sent before stays good until it expires.
+            let live = delivery.loginCodes.hasLiveCode(user.value, now: now)
+            return askDelivered(session, state, [ConversationMessage(.errorMessage, "\(refusal). "
+                + (live ? "Use the last code sent, or " : "Use ") + "a code from your authenticator app or a recovery code.")],
+                                prompt: live ? "Code sent to \(masked): " : Authority.prompt)
         }
         delivery.loginCodes.issue(user.value, code: code, salt: salt, now: now)
         let text = state.method == .email
@@ -306,6 +315,9 @@ extension Authority {
     /// Remembers the user's email address before a change removes it, so the notice still reaches it.
     func noteNoticeAddress(_ user: UserName, _ address: String?) {
         guard let address else { return }
+        // Bounded like every per-name book: a few addresses per user, a capped number of users.
+        if delivery.alsoNotify[user.value] == nil && delivery.alsoNotify.count >= DeliveryBook.maximumKeys { return }
+        if (delivery.alsoNotify[user.value]?.count ?? 0) >= 8 { return }
         delivery.alsoNotify[user.value, default: []].append(address)
     }
 }

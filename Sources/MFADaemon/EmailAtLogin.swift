@@ -49,6 +49,10 @@ extension Authority {
         guard let code = try? makeDeliveredCode(), let salt = try? environment.randomBytes(16) else {
             return askEnrolling(session, state, [ConversationMessage(.errorMessage, "Could not make a code; scan the QR code instead.")], prompt: Authority.prompt)
         }
+        if let refusal = codeSendRefusal(.email, to: address, sender: sender(ofLogin: session.user), user: session.user, purpose: "enroll") {
+            return askEnrolling(session, state, [ConversationMessage(.errorMessage, "\(refusal). Scan the QR code with an app instead.")],
+                                prompt: Authority.prompt)
+        }
         delivery.confirmations.issue(key, code: code, salt: salt, now: now)
         let text = DeliveryMessage.codeEmail(code: code, to: address, from: config.emailFrom, account: account(session.user),
                                              purpose: "to set up login codes by email", minutes: Self.deliveryMinutes)

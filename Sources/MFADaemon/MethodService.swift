@@ -68,8 +68,13 @@ extension Authority {
                 address = try DeliveryAddress.validatePhone(raw)
             }
         } catch {
-            logger.notice("refused", metadata: ["action": "method add", "user": "\(user)", "peer": "\(peer)", "reason": "bad \(method.rawValue) address"])
+            logLimited(.refused, .notice, "refused", metadata: ["action": "method add", "user": "\(user)", "peer": "\(peer)", "reason": "bad \(method.rawValue) address"])
             return .finish(.error(.badAddress, message: error.message))
+        }
+        if method == .sms && !PhonePrefix.allows(config.smsAllowedPrefixes, address) {
+            logLimited(.refused, .notice, "refused", metadata: ["action": "method add", "user": "\(user)", "peer": "\(peer)",
+                                                                "reason": "number outside sms_allowed_prefixes"])
+            return .finish(.error(.badAddress, message: PhonePrefix.refusal(config.smsAllowedPrefixes, address)))
         }
         guard deliveryCommand(method, user: user, address: address) != nil else {
             return .finish(.error(.methodNotAllowed, message: "this host has no sms_command"))
@@ -87,12 +92,13 @@ extension Authority {
         let now = environment.now()
         delivery.pendingMethods = delivery.pendingMethods.filter { now < $0.value.expires }
         delivery.pendingMethods[pendingKey(user, method)] = PendingMethod(method: method, address: address, expires: now + DeliveryBook.lifetime)
-        return sendConfirmation(method, address: address, user: user)
+        BoundedBook.evictOldest(&delivery.pendingMethods, limit: DeliveryBook.maximumKeys) { $0.expires }
+        return sendConfirmation(method, address: address, user: user, peer: peer)
     }
 
     func pendingKey(_ user: UserName, _ method: LoginMethod) -> String { "\(user.value) \(method.rawValue)" }
 
-    func sendConfirmation(_ method: LoginMethod, address: String, user: UserName) -> Step {
+    func sendConfirmation(_ method: LoginMethod, address: String, user: UserName, peer: Peer) -> Step {
         let key = pendingKey(user, method)
         let now = environment.now()
         let masked = DeliveryAddress.masked(address, method: method)
@@ -108,6 +114,9 @@ extension Authority {
             salt = try environment.randomBytes(16)
         } catch {
             return .finish(storageError(error))
+        }
+        if let refusal = codeSendRefusal(method, to: address, sender: sender(ofCommand: peer), user: user, purpose: "confirm") {
+            return .finish(.error(.tooManyCodes, message: refusal))
         }
         delivery.confirmations.issue(key, code: code, salt: salt, now: now)
         let purpose = "to confirm this \(method == .email ? "address" : "number")"
@@ -134,13 +143,13 @@ extension Authority {
         guard config.methods.contains(method) else { return .finish(notAllowed(method)) }
         if code.trimmed(of: " \t").lowercased() == "resend" {
             delivery.pendingMethods[key]?.expires = now + DeliveryBook.lifetime
-            return sendConfirmation(method, address: waiting.address, user: user)
+            return sendConfirmation(method, address: waiting.address, user: user, peer: peer)
         }
         switch delivery.confirmations.check(key, typed: code, now: now) {
         case .matched:
             break
         case .wrong(let left) where left > 0:
-            logger.notice("refused", metadata: ["action": "method confirm", "user": "\(user)", "peer": "\(peer)", "reason": "wrong code"])
+            logLimited(.refused, .notice, "refused", metadata: ["action": "method confirm", "user": "\(user)", "peer": "\(peer)", "reason": "wrong code"])
             return .finish(.error(.wrongCode, message: "that is not the code sent to \(DeliveryAddress.masked(waiting.address, method: method)); \(left) tries left"))
         case .wrong, .noCode:
             delivery.pendingMethods[key] = nil

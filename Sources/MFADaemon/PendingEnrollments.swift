@@ -22,7 +22,18 @@ struct PendingEnrollments {
     static let attempts = 5
     private var byUser: [String: PendingEnrollment] = [:]
 
-    mutating func put(_ pending: PendingEnrollment) { byUser[pending.user.value] = pending }
+    /// Users with a pending enrollment at most; past it, expired ones go, then the oldest.
+    static let maximumUsers = 10_000
+
+    mutating func put(_ pending: PendingEnrollment) {
+        byUser[pending.user.value] = pending
+        if byUser.count > Self.maximumUsers {
+            sweep(now: pending.expires - Self.lifetime)
+            BoundedBook.evictOldest(&byUser, limit: BoundedBook.evictionTarget(Self.maximumUsers)) { $0.expires }
+        }
+    }
+
+    var count: Int { byUser.count }
 
     /// The live pending enrollment of `user`; an expired one is forgotten here.
     mutating func get(_ user: UserName, now: Int64) -> PendingEnrollment? {

@@ -25,7 +25,7 @@ extension Authority {
         switch resolveAccount(name) {
         case .success(let resolved):
             guard mayActFor(resolved.account, peer: peer) else {
-                logger.warning("refused", metadata: ["action": "\(action)", "peer": "\(peer)", "reason": "not the peer's own account"])
+                logLimited(.refused, .warning, "refused", metadata: ["action": "\(action)", "peer": "\(peer)", "reason": "not the peer's own account"])
                 return .failure(SelfServiceRefusal(.notAllowed, "you may only manage your own enrollment (or run as root)"))
             }
             return .success(resolved.user)
@@ -67,7 +67,7 @@ extension Authority {
     }
 
     func storageError(_ error: Error) -> DaemonMessage {
-        logger.error("\(error)")
+        logStorageError(error)
         return .error(.storageFailure, message: "\(error)")
     }
 
@@ -91,7 +91,7 @@ extension Authority {
             return .success(updated)
         case .rejected(let reason):
             books.recordFailure(user: record.user.value, rhost: "", config: config, now: now)
-            logger.notice("refused", metadata: ["action": "\(action)", "user": "\(record.user)", "peer": "\(peer)", "reason": "\(reason)"])
+            logLimited(.refused, .notice, "refused", metadata: ["action": "\(action)", "user": "\(record.user)", "peer": "\(peer)", "reason": "\(reason)"])
             return .failure(SelfServiceRefusal(.wrongCode, "that is not \(what)"))
         }
     }

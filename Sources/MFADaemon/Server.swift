@@ -218,6 +218,8 @@ public final class Server {
             authority.notifier.reap()
             resumeDeliveries()
             if let due = authority.notifier.nextDeadline { nextDeadline = min(nextDeadline, due) }
+            authority.flushLogSummaries()
+            if let due = authority.nextLogSummary { nextDeadline = min(nextDeadline, due) }
             for connection in connections.values {
                 var events = Int16(POLLIN)
                 if !connection.output.isEmpty && !connection.awaitsJournal { events |= Int16(POLLOUT) }
@@ -329,7 +331,7 @@ public final class Server {
     func noteRefusal() {
         refusedSinceLog += 1
         let now = Server.monotonicNow()
-        if now - lastRefusalLog >= 1000 {
+        if now - lastRefusalLog >= 1000, authority.mayLog(.connectionsRefused) {
             logger.warning("connections refused: too many at once for one user, account or the host (or no peer credentials)",
                            metadata: ["refused": "\(refusedSinceLog)"])
             refusedSinceLog = 0
@@ -407,7 +409,7 @@ public final class Server {
             default: drop(connection)
             }
         } catch {
-            logger.warning("protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
+            authority.logLimited(.protocolError, .warning, "protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
             if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }
             drop(connection)
         }
@@ -448,7 +450,7 @@ public final class Server {
         case (.awaitingRequest, .method(let request)):
             apply(authority.method(request, peer: connection.peer), on: connection)
         default:
-            logger.warning("protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "message out of order"])
+            authority.logLimited(.protocolError, .warning, "protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "message out of order"])
             if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }
             drop(connection)
         }

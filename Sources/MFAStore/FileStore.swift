@@ -64,6 +64,9 @@ public final class FileStore {
     /// a second time microseconds later (one system call per login). Consumed by `save`, cleared
     /// before each request (`forgetLastCheck`).
     var lastChecked: (user: String, identity: FileIdentity)?
+    /// Bytes written to the bookkeeping files so far (FileStore+StateFiles.swift): what a new
+    /// name costs, for tests and for the figures in docs/robustness.md.
+    public internal(set) var stateBytesWritten = 0
 
     struct FileIdentity: Equatable {
         var device: UInt64, inode: UInt64, size: Int64, mode: UInt32, uid: UInt32
@@ -284,27 +287,6 @@ public final class FileStore {
         if fstatat(usersFD, record.user.value, &st, AT_SYMLINK_NOFOLLOW) == 0 {
             remember(record.user, CachedFile(identity: FileIdentity(st), record: record))
         }
-    }
-
-    /// Names of the daemon's own bookkeeping files at the top of the state directory.
-    public enum StateFile: String, Sendable {
-        case lockout, seen, invites
-    }
-
-    public static let maximumStateFileSize = 8 << 20
-
-    /// The text of a bookkeeping file, or nil if there is none yet.
-    public func loadState(_ file: StateFile) throws(StoreError) -> String? {
-        guard let (bytes, _) = try readChecked(dirFD: rootFD, name: file.rawValue, display: "\(path)/\(file.rawValue)",
-                                               maximumSize: FileStore.maximumStateFileSize) else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// Replaces a bookkeeping file atomically. `durable: false` skips the fsyncs: the new file
-    /// survives a crash of the daemon (it is in the page cache) but perhaps not of the machine, which
-    /// is the right price for counts of wrong codes written at every failure during a flood.
-    public func saveState(_ file: StateFile, _ text: String, durable: Bool = true) throws(StoreError) {
-        try writeAtomically(dirFD: rootFD, dirDisplay: path, name: file.rawValue, bytes: Array(text.utf8), durable: durable)
     }
 
     /// Reads a whole file after checking, on the open descriptor, that it is a regular file owned by

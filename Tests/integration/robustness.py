@@ -149,18 +149,21 @@ def read_lockout_file(path: Path) -> dict:
             raise ValueError(f"{path}: bad user name {key!r}")
         if kind == "rhost" and not re.fullmatch(r"[0-9A-Za-z.:%-]{1,255}", key):
             raise ValueError(f"{path}: bad address {key!r}")
-        if (kind, key) in book:
-            raise ValueError(f"{path}: {kind} {key} twice")
+        # The file is a log (issue 14): a later line about a key replaces the earlier one, and a line
+        # with neither lock nor failures removes the key.
+        if until == "-" and times == "-":
+            book.pop((kind, key), None)
+            continue
         book[(kind, key)] = (None if until == "-" else int(until), [] if times == "-" else [int(t) for t in times.split(",")])
     return book
 
 
 def read_seen_file(path: Path) -> dict:
-    """STATE/seen: `USER TIME` lines → {user: time}."""
+    """STATE/seen: `USER TIME` lines → {user: time}; a later line about a user wins (a log, issue 14)."""
     seen = {}
     for line in _state_lines(path):
         m = re.fullmatch(r"(\S+) (\d+)", line)
-        if not m or not USER_NAME.fullmatch(m.group(1)) or m.group(1) in seen:
+        if not m or not USER_NAME.fullmatch(m.group(1)):
             raise ValueError(f"{path}: bad line {line!r}")
         seen[m.group(1)] = int(m.group(2))
     return seen
