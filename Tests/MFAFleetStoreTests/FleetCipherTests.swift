@@ -12,15 +12,15 @@ final class FleetCipherTests: XCTestCase {
 
     func testRoundTrip() throws {
         let cipher = FleetCipher(key: key)
-        let sealed = try cipher.seal(record, user: "alice")
+        let sealed = try cipher.seal(record, user: "alice", version: 7)
         XCTAssertEqual(sealed.count, 1 + 12 + record.count + 16)
-        XCTAssertEqual(cipher.open(sealed, user: "alice"), record)
+        XCTAssertEqual(cipher.open(sealed, user: "alice", version: 7)?.plain, record)
         // A fresh nonce every time: the same record never seals to the same bytes.
-        XCTAssertNotEqual(try cipher.seal(record, user: "alice"), sealed)
+        XCTAssertNotEqual(try cipher.seal(record, user: "alice", version: 7), sealed)
     }
 
     func testNoSecretInTheSealedBytes() throws {
-        let sealed = try FleetCipher(key: key).seal(record, user: "alice")
+        let sealed = try FleetCipher(key: key).seal(record, user: "alice", version: 7)
         let text = String(decoding: sealed, as: UTF8.self)
         XCTAssertFalse(text.contains("JBSWY3DP"))
         XCTAssertFalse(text.contains("alice"))
@@ -28,26 +28,47 @@ final class FleetCipherTests: XCTestCase {
 
     func testEveryFlippedBitIsRefused() throws {
         let cipher = FleetCipher(key: key)
-        let sealed = try cipher.seal(record, user: "alice")
+        let sealed = try cipher.seal(record, user: "alice", version: 7)
         for i in 0..<sealed.count {
             var tampered = sealed
             tampered[i] ^= 0x01
-            XCTAssertNil(cipher.open(tampered, user: "alice"), "byte \(i)")
+            XCTAssertNil(cipher.open(tampered, user: "alice", version: 7), "byte \(i)")
         }
-        XCTAssertNil(cipher.open(Array(sealed.dropLast()), user: "alice"))
-        XCTAssertNil(cipher.open([], user: "alice"))
+        XCTAssertNil(cipher.open(Array(sealed.dropLast()), user: "alice", version: 7))
+        XCTAssertNil(cipher.open([], user: "alice", version: 7))
     }
 
     func testRowsCannotMoveBetweenUsers() throws {
-        let sealed = try FleetCipher(key: key).seal(record, user: "alice")
-        XCTAssertNil(FleetCipher(key: key).open(sealed, user: "mallory"))
+        let sealed = try FleetCipher(key: key).seal(record, user: "alice", version: 7)
+        XCTAssertNil(FleetCipher(key: key).open(sealed, user: "mallory", version: 7))
+    }
+
+    /// The version is inside the seal: an old row put back under a newer version number (to pass
+    /// a host's high-water mark) does not open.
+    func testRowsCannotChangeTheirVersion() throws {
+        let cipher = FleetCipher(key: key)
+        let sealed = try cipher.seal(record, user: "alice", version: 7)
+        XCTAssertNil(cipher.open(sealed, user: "alice", version: 8))
+        XCTAssertNil(cipher.open(sealed, user: "alice", version: 70))
+        XCTAssertEqual(cipher.open(sealed, user: "alice", version: 7)?.versionSealed, true)
+    }
+
+    /// Rows of schema version 1 (no version inside) still open, and say so.
+    func testLegacyRowsOpenWithoutASealedVersion() throws {
+        let cipher = FleetCipher(key: key)
+        let sealed = try cipher.sealLegacy(record, user: "alice")
+        XCTAssertEqual(sealed[0], 1)
+        let opened = cipher.open(sealed, user: "alice", version: 123)
+        XCTAssertEqual(opened?.plain, record)
+        XCTAssertEqual(opened?.versionSealed, false)
+        XCTAssertNil(cipher.open(sealed, user: "bob", version: 123))
     }
 
     func testAnotherKeyCannotOpen() throws {
-        let sealed = try FleetCipher(key: key).seal(record, user: "alice")
+        let sealed = try FleetCipher(key: key).seal(record, user: "alice", version: 7)
         var other = key
         other[0] ^= 0xFF
-        XCTAssertNil(FleetCipher(key: other).open(sealed, user: "alice"))
+        XCTAssertNil(FleetCipher(key: other).open(sealed, user: "alice", version: 7))
         XCTAssertNotEqual(FleetCipher(key: other).keyID, FleetCipher(key: key).keyID)
     }
 
