@@ -114,3 +114,23 @@ final class FleetCipherTests: XCTestCase {
         XCTAssertEqual(PostgresStore.mergedReplayState(remote, separate).recoveryCodes, remote.recoveryCodes)
     }
 }
+
+/// The high-water marks file's text (FleetMarks): marks only rise, damage is reported, not guessed.
+final class FleetMarksTests: XCTestCase {
+    func testMarksOnlyRiseAndRoundTrip() throws {
+        var marks = FleetMarks()
+        XCTAssertEqual(marks.raise("alice", to: 5), true)
+        XCTAssertEqual(marks.raise("alice", to: 3), false)
+        XCTAssertEqual(marks.raise("alice", to: 5), false)
+        XCTAssertEqual(marks.raise("bob", to: 0), true)
+        XCTAssertEqual(marks["alice"], 5)
+        XCTAssertEqual(try FleetMarks.parse(marks.serialize()), marks)
+    }
+
+    func testDamagedTextIsRefused() {
+        for text in ["alice\n", "alice x\n", "alice -1\n", "alice 1 2\n", " 1\n"] {
+            XCTAssertThrowsError(try FleetMarks.parse(text), text)
+        }
+        XCTAssertEqual(try FleetMarks.parse("# comment\n\nalice 7\n")["alice"], 7)
+    }
+}
