@@ -263,3 +263,57 @@ def test_key_rotation_under_live_logins_from_both_hosts(fleet, cluster):
     restart(a)
     assert "is not the key this fleet database was sealed with" in a.log()
     assert a.pam("alice", "123456").result == "PAM_AUTHINFO_UNAVAIL"
+
+
+# --- upgrade from schema version 1 ---------------------------------------------------------------
+
+
+SCHEMA_V1 = """
+CREATE TABLE mfagate_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE mfagate_users (name text PRIMARY KEY, version bigint NOT NULL, created bigint NOT NULL, sealed bytea NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(), updated_by text NOT NULL DEFAULT '');
+CREATE TABLE mfagate_failures (kind text NOT NULL CHECK (kind IN ('user', 'rhost')), key text NOT NULL, version bigint NOT NULL,
+    locked_until bigint, failures text NOT NULL DEFAULT '', PRIMARY KEY (kind, key));
+CREATE TABLE mfagate_first_seen (name text PRIMARY KEY, first_seen bigint NOT NULL);
+CREATE TABLE mfagate_meta (key text PRIMARY KEY, value text NOT NULL);
+INSERT INTO mfagate_schema (version) VALUES (1);
+"""
+
+
+def legacy_row(key_hex: str, user: str, record: bytes) -> tuple[str, str]:
+    """A row as mfagated of schema version 1 sealed it (format 1: no version inside), made here with
+    Python's cryptography, not with our code: `0x01 | nonce | ciphertext | tag`."""
+    import hmac
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    key = bytes.fromhex(key_hex)
+    nonce = os.urandom(12)
+    sealed = b"\x01" + nonce + AESGCM(key).encrypt(nonce, record, b"mfagate fleet record v1\x00" + user.encode())
+    key_id = hmac.new(key, b"mfagate fleet key id", "sha256").digest()[:8].hex()
+    return key_id, sealed.hex()
+
+
+def test_a_schema_version_1_database_upgrades_and_its_old_rows_still_serve(fleet, cluster, daemon_factory):
+    """A database made by the previous mfagated (schema 1, format-1 rows) is migrated to schema 2;
+    alice logs in with her existing enrollment, her row is re-sealed with its version inside, and
+    her old format-1 row put back is refused whatever version number it is given."""
+    files_host = daemon_factory("optional")
+    e = files_host.enroll("alice")
+    record = (files_host.state / "users" / "alice").read_bytes()
+    files_host.stop()
+    (a,) = fleet(1, start=False)
+    key_id, sealed = legacy_row(a.key.read_text().strip(), "alice", record)
+    cluster.psql("SET ROLE mfagate;" + SCHEMA_V1 +
+                 f"INSERT INTO mfagate_meta VALUES ('key_id', '{key_id}');"
+                 f"INSERT INTO mfagate_users (name, version, created, sealed) VALUES ('alice', 3, 0, '\\x{sealed}')",
+                 fleet.database)
+    a.start()
+    assert "fleet database schema migrated to version 2" in a.log()
+    assert a.pam("alice", oathtool_totp(e["secret"])).result == "PAM_SUCCESS"
+    row = cluster.psql("SELECT get_byte(sealed, 0), key_id, version > 3 FROM mfagate_users WHERE name = 'alice'",
+                       fleet.database).strip()
+    assert row == f"2|{key_id}|t", row
+    for version in (3, 10 ** 15):
+        cluster.psql(f"UPDATE mfagate_users SET version = {version}, sealed = '\\x{sealed}' WHERE name = 'alice'", fleet.database)
+        r = a.pam("alice", oathtool_totp(e["secret"], at="now + 30 seconds"))
+        assert r.result == "PAM_AUTHINFO_UNAVAIL", r
+    assert "a row of schema version 1 (no sealed version)" in a.log()
