@@ -2,8 +2,8 @@
 /// every user whose row this host has read or written, the highest row version it has seen. The
 /// version is inside each row's seal (FleetCipher), so a database writer cannot raise it; a row
 /// older than the mark is a rollback (a restored backup, an old row put back) and a missing row of a
-/// marked user is a deletion, and both are refused. Kept in `STATE/fleet-marks`, one `user version`
-/// line each, rewritten atomically when a mark rises.
+/// marked user is a deletion, and both are refused. Kept in `STATE/fleet-marks` (FleetMarksFile),
+/// `user version` lines; of several lines of one user the highest version counts.
 ///
 /// Version 0 marks a user seen only in a row of schema version 1 (no version inside its seal):
 /// its disappearance is still noticed.
@@ -47,10 +47,10 @@ public struct FleetMarks: Equatable, Sendable {
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             if line.isEmpty || line.hasPrefix("#") { continue }
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard fields.count == 2, !fields[0].isEmpty, let version = Int64(fields[1]), version >= 0,
-                  marks.raise(String(fields[0]), to: version) != nil else {
+            guard fields.count == 2, !fields[0].isEmpty, let version = Int64(fields[1]), version >= 0 else {
                 throw ParseError(line: index + 1)
             }
+            _ = marks.raise(String(fields[0]), to: version)  // beyond maximumUsers: not marked
         }
         return marks
     }

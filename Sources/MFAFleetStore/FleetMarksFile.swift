@@ -2,21 +2,46 @@
 import Glibc
 #endif
 
-/// Where a host keeps its high-water marks: `STATE/fleet-marks` (0600, the daemon's), replaced
-/// atomically (a temporary file, fsync, rename, fsync of the directory) whenever a mark rises, so a
-/// crash leaves the old or the new file. Written here rather than through FileStore, whose opening
-/// takes the state directory's lock and pre-allocates the file store's journal.
+/// Where a host keeps its high-water marks: `STATE/fleet-marks` (0600, the daemon's). A mark that
+/// rises is appended as one line and flushed (`fdatasync`) before the daemon acts on the row, so a
+/// login costs one short write, not a rewrite of every user's mark; when the appended lines
+/// outnumber the marks (and at start), the file is rewritten compactly and atomically (a temporary
+/// file, fsync, rename, fsync of the directory). A later line of a user wins over an earlier one;
+/// a last line cut short by a crash is ignored. Written here rather than through FileStore, whose
+/// opening takes the state directory's lock and pre-allocates the file store's journal.
 ///
 /// Nothing in it may stop the daemon: a missing, damaged or unsafe file is reported by `load` and
 /// the daemon goes on with no marks (it loses the rollback protection until it has read each user
 /// again, not its availability).
-public struct FleetMarksFile: Sendable {
+public final class FleetMarksFile: @unchecked Sendable {
     public let directory: String
     public static let name = "fleet-marks"
-    public static let maximumSize = 16 << 20
+    public static let maximumSize = 32 << 20
+    /// Lines appended since the last rewrite (one thread, the daemon's, uses this).
+    var appended = 0
+    /// At least this many appended lines before a compaction (tests lower it).
+    var compactAfter = 1024
 
     public init(directory: String) {
         self.directory = directory
+    }
+
+    /// Appends the new mark of `user` (compacting first when the appended lines outnumber the
+    /// marks); throws one sentence naming the file.
+    public func record(_ user: String, _ version: Int64, in marks: FleetMarks) throws(FleetError) {
+        if appended >= max(compactAfter, marks.versions.count) {
+            try save(marks)
+            return
+        }
+        let bytes = Array("\(user) \(version)\n".utf8)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: "opening failed: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        guard n == bytes.count, fdatasync(fd) == 0 else {
+            throw .unreadable(path: path, reason: "appending failed: \(String(cString: strerror(errno)))")
+        }
+        appended += 1
     }
 
     public var path: String { directory + "/" + FleetMarksFile.name }
@@ -44,15 +69,20 @@ public struct FleetMarksFile: Sendable {
             if n <= 0 { break }
             total += n
         }
+        // A last line without its newline was cut short by a crash: the mark it raised is lost (the
+        // row it named was not acted on before the line was flushed).
+        var complete = bytes[0..<total]
+        while let last = complete.last, last != UInt8(ascii: "\n") { complete = complete.dropLast() }
         do {
-            return (try FleetMarks.parse(String(decoding: bytes[0..<total], as: UTF8.self)), nil)
+            return (try FleetMarks.parse(String(decoding: complete, as: UTF8.self)), nil)
         } catch {
             return (FleetMarks(), "\(path) is damaged (\(error))")
         }
     }
 
-    /// Replaces the file; throws one sentence naming the file.
+    /// Replaces the file with one line per user; throws one sentence naming the file.
     public func save(_ marks: FleetMarks) throws(FleetError) {
+        appended = 0
         let temporary = path + ".tmp"
         let bytes = Array(marks.serialize().utf8)
         func fail(_ operation: String) -> FleetError {

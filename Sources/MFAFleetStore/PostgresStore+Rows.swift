@@ -185,9 +185,11 @@ extension PostgresStore {
         let (loaded, problem) = file.load()
         marks = loaded
         if let problem {
-            logger.error("\(problem); starting without high-water marks: until each user's row has been read again, this host cannot tell a rolled-back or deleted row (the file is rewritten at the next change)",
+            logger.error("\(problem); starting without high-water marks: until each user's row has been read again, this host cannot tell a rolled-back or deleted row (the file is rewritten now)",
                          metadata: ["fleet": "marks"])
         }
+        // Compact at start: the appended lines of the last run become one line per user.
+        do { try file.save(marks) } catch { logger.error("\(error); the rollback protection of this host holds only until it restarts", metadata: ["fleet": "marks"]) }
     }
 
     /// Raises the user's mark and writes the file before the caller acts on the row.
@@ -201,7 +203,7 @@ extension PostgresStore {
         }
         guard changed, let marksFile else { return }
         do {
-            try marksFile.save(marks)
+            try marksFile.record(user, version, in: marks)
         } catch {
             logger.error("\(error); the rollback protection of this host holds only until it restarts", metadata: ["fleet": "marks"])
         }

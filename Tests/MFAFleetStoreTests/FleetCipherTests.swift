@@ -115,6 +115,32 @@ final class FleetCipherTests: XCTestCase {
     }
 }
 
+/// The high-water marks file: appended marks, a line cut short by a crash, compaction.
+final class FleetMarksFileTests: XCTestCase {
+    func testAppendCompactAndCutLine() throws {
+        let dir = NSTemporaryDirectory() + "marks-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        XCTAssertEqual(mkdir(dir, 0o700), 0)
+        defer { _ = unlink(dir + "/fleet-marks"); _ = rmdir(dir) }
+        let file = FleetMarksFile(directory: dir)
+        file.compactAfter = 16
+        var marks = FleetMarks()
+        try file.save(marks)
+        for version in Int64(1)...40 {
+            _ = marks.raise("alice", to: version)
+            try file.record("alice", version, in: marks)
+        }
+        XCTAssertLessThan(file.appended, 16, "compacted once the appended lines outnumbered the marks")
+        XCTAssertEqual(file.load().marks["alice"], 40)
+        XCTAssertNil(file.load().problem)
+        // A crash in the middle of an append: the cut line is ignored, the rest is kept.
+        let fd = open(file.path, O_WRONLY | O_APPEND)
+        _ = "alice 9999".withCString { write(fd, $0, 10) }
+        close(fd)
+        XCTAssertEqual(file.load().marks["alice"], 40)
+        XCTAssertNil(file.load().problem)
+    }
+}
+
 /// The high-water marks file's text (FleetMarks): marks only rise, damage is reported, not guessed.
 final class FleetMarksTests: XCTestCase {
     func testMarksOnlyRiseAndRoundTrip() throws {
@@ -132,5 +158,7 @@ final class FleetMarksTests: XCTestCase {
             XCTAssertThrowsError(try FleetMarks.parse(text), text)
         }
         XCTAssertEqual(try FleetMarks.parse("# comment\n\nalice 7\n")["alice"], 7)
+        // Appended lines: the highest version of a user counts, wherever it is.
+        XCTAssertEqual(try FleetMarks.parse("alice 7\nbob 1\nalice 9\nalice 8\n")["alice"], 9)
     }
 }
