@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from pathlib import Path
+import time
 
 import pytest
 
 import hygiene
 from fleet_pg import Cluster, available, fleet_config, make_key_file
 from mfagate_harness import MFAGATE, oathtool_totp
-from test_fleet import cluster, fleet  # noqa: F401 (fixtures)
+from test_fleet import RowLock, cluster, fleet  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not available(), reason="PostgreSQL 15 (postgresql package) is not installed")
 
@@ -201,10 +201,13 @@ def fleet_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_key_rotation_under_live_logins_from_both_hosts(fleet, cluster):
     """Both hosts get the new key (fleet_new_key_file) and restart; rotate-key runs while both hosts
-    log users in with recovery codes: no login fails, no row is left on the old key; the tombstone
-    and the marks survive (an old row put back is still refused); then the old key is retired and a
-    host holding only it is refused at connect."""
-    a, b = fleet(2)
+    log users in with recovery codes: no login fails, no row is left on the old key. Forced: host A
+    reads bob's row under the old key and queues its write behind a row lock (psql) together with
+    rotate-key's re-seal of that row; whichever lands first, the other pass catches it. Then the
+    tombstone and the marks survive (an old row put back is still refused), the old key is retired
+    and a host holding only it is refused at connect."""
+    slow = "database_timeout = 8s\n"
+    a, b = fleet(2, extra=slow)
     users = ["alice", "bob", "carol", "dave", "mallory"]
     enrolled = {u: a.enroll(u) for u in users}
     a.cli("reset", "--user", "dave", check=True)
@@ -219,28 +222,39 @@ def test_key_rotation_under_live_logins_from_both_hosts(fleet, cluster):
         if copy != new_key:
             copy.write_text(new_key.read_text())
             os.chmod(copy, 0o400)
-        host.write_config("optional", fleet_config(cluster, fleet.database, host.key, f"fleet_new_key_file = {copy}\n"))
+        host.write_config("optional", fleet_config(cluster, fleet.database, host.key, slow + f"fleet_new_key_file = {copy}\n"))
         restart(host)
 
     results: list[str] = []
-    stop = threading.Event()
 
-    def logins(host, user):
-        for code in enrolled[user]["recovery_codes"]:
-            results.append(f"{host.state.name}:{user}:{host.pam(user, code).result}")
-            if stop.is_set():
-                break
+    services = {a: a.service(), b: b.service()}  # written once: threads must not rewrite the file
 
-    threads = [threading.Thread(target=logins, args=(a, "bob")), threading.Thread(target=logins, args=(b, "carol")),
-               threading.Thread(target=logins, args=(b, "mallory"))]
+    def logins(label, host, user, codes):
+        for code in codes:
+            results.append(f"{label}:{user}:{host.pam(user, code, service=services[host]).result}")
+
+    lock = RowLock(cluster, fleet.database, "bob")
+    threads = [threading.Thread(target=logins, args=("a", a, "bob", enrolled["bob"]["recovery_codes"][:1])),
+               threading.Thread(target=logins, args=("a", a, "alice", enrolled["alice"]["recovery_codes"])),
+               threading.Thread(target=logins, args=("b", b, "carol", enrolled["carol"]["recovery_codes"])),
+               threading.Thread(target=logins, args=("b", b, "mallory", enrolled["mallory"]["recovery_codes"]))]
     for t in threads:
         t.start()
-    rotated = fleet_cli("rotate-key", "--new", str(new_key), "--config", str(a.config))
+    rotation: list[subprocess.CompletedProcess] = []
+    rotator = threading.Thread(target=lambda: rotation.append(fleet_cli("rotate-key", "--new", str(new_key), "--config", str(a.config))))
+    rotator.start()
+    deadline = time.monotonic() + 30  # the rotation's process starts on a loaded machine
+    while lock.waiters() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waiting = lock.release_when_both_wait()
+    rotator.join()
     for t in threads:
         t.join()
+    rotated = rotation[0]
+    assert waiting == 2, (waiting, rotated)
     assert rotated.returncode == 0, rotated
     assert "no row is left on another key" in rotated.stdout
-    assert results and all(r.endswith("PAM_SUCCESS") for r in results), results
+    assert len(results) == 31 and all(r.endswith("PAM_SUCCESS") for r in results), results
     status = fleet_cli("key-status", "--config", str(b.config))
     assert status.returncode == 0 and "no row is left on another key" in status.stdout, status
     new_id = cluster.psql("SELECT value FROM mfagate_meta WHERE key = 'key_id'", fleet.database).strip()
@@ -254,7 +268,7 @@ def test_key_rotation_under_live_logins_from_both_hosts(fleet, cluster):
 
     # Retire the old key: every host holds only the new one.
     for host in (a, b):
-        host.write_config("optional", fleet_config(cluster, fleet.database, host.dir / "fleet-new.key"))
+        host.write_config("optional", fleet_config(cluster, fleet.database, host.dir / "fleet-new.key", slow))
         restart(host)
     assert b.pam("alice", oathtool_totp(enrolled["alice"]["secret"], at="now + 30 seconds")).result == "PAM_SUCCESS"
     old_only = a.dir / "old-only.conf"
