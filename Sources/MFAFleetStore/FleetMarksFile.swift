@@ -27,8 +27,10 @@ public final class FleetMarksFile: @unchecked Sendable {
     }
 
     /// Appends the new mark of `user` (compacting first when the appended lines outnumber the
-    /// marks); throws one sentence naming the file.
-    public func record(_ user: String, _ version: Int64, in marks: FleetMarks) throws(FleetError) {
+    /// marks); throws one sentence naming the file. `durable: false` skips the `fdatasync` (the line
+    /// survives a crash of the daemon, perhaps not of the machine): for a row only read, whose mark
+    /// the next write's flush makes durable too.
+    public func record(_ user: String, _ version: Int64, in marks: FleetMarks, durable: Bool = true) throws(FleetError) {
         if appended >= max(compactAfter, marks.versions.count) {
             try save(marks)
             return
@@ -38,7 +40,7 @@ public final class FleetMarksFile: @unchecked Sendable {
         guard fd >= 0 else { throw .unreadable(path: path, reason: "opening failed: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
-        guard n == bytes.count, fdatasync(fd) == 0 else {
+        guard n == bytes.count, !durable || fdatasync(fd) == 0 else {
             throw .unreadable(path: path, reason: "appending failed: \(String(cString: strerror(errno)))")
         }
         appended += 1
