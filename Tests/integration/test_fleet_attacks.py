@@ -331,3 +331,20 @@ def test_a_schema_version_1_database_upgrades_and_its_old_rows_still_serve(fleet
         r = a.pam("alice", oathtool_totp(e["secret"], at="now + 30 seconds"))
         assert r.result == "PAM_AUTHINFO_UNAVAIL", r
     assert "a row of schema version 1 (no sealed version)" in a.log()
+
+
+def test_config_of_the_new_fleet_keys(tmp_path):
+    from mfagate_harness import MFAGATED
+    cases = {
+        "database_insecure = maybe\n": "`database_insecure` must be yes or no",
+        "fleet_new_key_file = etc/new.key\n": "fleet_new_key_file",
+        "fleet_key_file = /etc/k\nfleet_new_key_file = /etc/k\n": "names the same file as `fleet_key_file`",
+    }
+    for text, message in cases.items():
+        conf = tmp_path / "c.conf"
+        conf.write_text(text)
+        out = subprocess.run([str(MFAGATED), "--config", str(conf), "--check-config"], capture_output=True, text=True)
+        assert out.returncode == 2 and message in out.stderr, (text, out.stderr)
+    conf.write_text("database_insecure = yes\nfleet_new_key_file = /etc/mfagate/fleet.key.new\n")
+    out = subprocess.run([str(MFAGATED), "--config", str(conf), "--check-config", "--print"], capture_output=True, text=True)
+    assert "database_insecure = yes" in out.stdout and "fleet_new_key_file = /etc/mfagate/fleet.key.new" in out.stdout, out
