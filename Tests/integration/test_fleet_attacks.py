@@ -68,7 +68,7 @@ def test_a_restored_snapshot_keeps_used_codes_used_on_both_hosts(fleet, cluster)
     assert a.pam("alice", rc[0]).result == "PAM_SUCCESS"
     assert b.pam("alice", rc[1]).result == "PAM_SUCCESS"
     assert a.pam("alice", totp).result == "PAM_SUCCESS"
-    restore = ("UPDATE mfagate_users u SET version = s.version, sealed = s.sealed, key_id = s.key_id "
+    restore = ("UPDATE mfagate_users u SET version = s.version, sealed = s.sealed "
                "FROM snapshot s WHERE u.name = s.name")
     cluster.psql(restore, fleet.database)
     for host in (a, b):
