@@ -29,11 +29,16 @@ enum FleetLink {
             if let value = values[key], !value.isEmpty { return value }
             return getenv(environment).map { String(cString: $0) } ?? ""
         }
+        let mode = setting("sslmode", "PGSSLMODE")
+        let service = setting("service", "PGSERVICE")
+        if !service.isEmpty && mode != "verify-full" {
+            // pg_service.conf may name any host; this check reads only the URL.
+            return "names the pg_service.conf service \(service), whose host this check cannot see, without sslmode=verify-full in the URL"
+        }
         let hostaddr = setting("hostaddr", "PGHOSTADDR")
         let hosts = setting("host", "PGHOST").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         let local = hostaddr.isEmpty && hosts.allSatisfy { $0.isEmpty || $0.hasPrefix("/") || $0.hasPrefix("@") }
         if local { return nil }
-        let mode = setting("sslmode", "PGSSLMODE")
         if mode == "verify-full" { return nil }
         let target = hostaddr.isEmpty ? hosts.filter { !$0.hasPrefix("/") && !$0.hasPrefix("@") }.joined(separator: ",") : hostaddr
         return "connects over the network (\(target)) with sslmode=\(mode.isEmpty ? "prefer (libpq's default)" : mode), which does not verify the server"

@@ -178,6 +178,11 @@ def test_a_network_database_needs_verified_tls(tls_cluster, daemon_factory):
     assert default_mode.proc.wait(timeout=10) == 1
     assert "sslmode=prefer (libpq's default)" in default_mode.log()
 
+    service = tls_host(daemon_factory, c, "service=fleet dbname={db} user=mfagate")
+    service.start(expect_ready=False)
+    assert service.proc.wait(timeout=10) == 1
+    assert "names the pg_service.conf service fleet, whose host this check cannot see" in service.log()
+
     accepted = tls_host(daemon_factory, c, c.tcp_conninfo("{db}", "require"), extra="database_insecure = yes\n").start()
     e = accepted.enroll("bob")
     assert accepted.pam("bob", oathtool_totp(e["secret"])).result == "PAM_SUCCESS"
