@@ -12,6 +12,10 @@ import CMFAPostgres
 enum FleetLink {
     /// nil if the link is a local socket or verified TLS; else why not (a clause for a sentence).
     static func insecurity(of conninfo: String) throws(FleetError) -> String? {
+        var loadError = [CChar](repeating: 0, count: 256)
+        if mfa_libpq_load(&loadError, loadError.count) != 0 {
+            throw .library(String(decoding: loadError.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
         var error: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(conninfo, &error) else {
             let why = error.map { String(cString: $0) } ?? "out of memory"

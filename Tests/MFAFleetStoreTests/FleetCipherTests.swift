@@ -162,3 +162,30 @@ final class FleetMarksTests: XCTestCase {
         XCTAssertEqual(try FleetMarks.parse("alice 7\nbob 1\nalice 9\nalice 8\n")["alice"], 9)
     }
 }
+
+/// Which database_url counts as an authenticated link (FleetLink, read with libpq's own parser).
+final class FleetLinkTests: XCTestCase {
+    func testLocalSocketsAndVerifiedTLSPass() throws {
+        for url in ["host=/run/postgresql dbname=mfagate user=mfagate", "dbname=mfagate",
+                    "postgresql:///mfagate?host=/run/postgresql", "host=/a,/b dbname=x", "host=@abstract dbname=x",
+                    "postgresql://mfagate@db.example.org/mfagate?sslmode=verify-full",
+                    "host=db.example.org hostaddr=192.0.2.10 sslmode=verify-full dbname=x",
+                    "service=fleet sslmode=verify-full"] {
+            XCTAssertNil(try FleetLink.insecurity(of: url), url)
+        }
+    }
+
+    func testNetworkWithoutVerificationIsNamed() throws {
+        let cases = ["postgresql://mfagate@db.example.org/mfagate": "sslmode=prefer (libpq's default)",
+                     "postgresql://db.example.org/mfagate?sslmode=verify-ca": "sslmode=verify-ca",
+                     "host=/run/postgresql hostaddr=192.0.2.10 dbname=x sslmode=require": "(192.0.2.10)",
+                     "host=/run/postgresql,db.example.org dbname=x": "(db.example.org)",
+                     "host=localhost dbname=x sslmode=disable": "sslmode=disable",
+                     "service=fleet": "pg_service.conf service fleet"]
+        for (url, expected) in cases {
+            let why = try FleetLink.insecurity(of: url)
+            XCTAssertTrue(why?.contains(expected) == true, "\(url): \(why ?? "nil")")
+        }
+        XCTAssertThrowsError(try FleetLink.insecurity(of: "host='unterminated"))
+    }
+}
