@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMFAPostgres
+import MFACore
 
 /// Whether the link to the fleet database is authenticated (docs/fleet.md, "What the database can
 /// and cannot do to you"): whoever sits on the path of a plaintext or unverified TLS connection can
@@ -9,7 +10,18 @@ import CMFAPostgres
 /// local Unix sockets, or use `sslmode=verify-full`; anything else needs `database_insecure = yes`.
 /// The URL is read with libpq's own parser (`PQconninfoParse`), so URIs and `key=value` strings
 /// mean here exactly what they mean to the connection.
-enum FleetLink {
+public enum FleetLink {
+    /// For `mfagated --check-config`: the sentence the daemon would refuse to start with, if any.
+    public static func refusal(_ config: DaemonConfig) -> String? {
+        guard config.store == .postgresql, let url = config.databaseURL, !config.databaseInsecure else { return nil }
+        do {
+            guard let why = try insecurity(of: url) else { return nil }
+            return "\(config.file): database_url \(why); use sslmode=verify-full (with sslrootcert), or write `database_insecure = yes` to accept it"
+        } catch {
+            return "\(config.file): \(error)"
+        }
+    }
+
     /// nil if the link is a local socket or verified TLS; else why not (a clause for a sentence).
     static func insecurity(of conninfo: String) throws(FleetError) -> String? {
         var loadError = [CChar](repeating: 0, count: 256)

@@ -78,6 +78,10 @@ struct MFAGated: ParsableCommand {
             throw ExitCode(2)
         }
         if checkConfig {
+            if let refusal = FleetLink.refusal(settings) {
+                mfa_write_stderr("mfagated: \(refusal)\n")
+                throw ExitCode(2)
+            }
             if print {
                 Swift.print("# effective configuration from \(path)")
                 Swift.print(ConfigParser.render(settings), terminator: "")

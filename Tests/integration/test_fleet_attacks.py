@@ -13,7 +13,7 @@ import pytest
 
 import hygiene
 from fleet_pg import Cluster, available, fleet_config, make_key_file
-from mfagate_harness import MFAGATE, oathtool_totp
+from mfagate_harness import MFAGATE, MFAGATED, oathtool_totp
 from test_fleet import RowLock, cluster, fleet  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not available(), reason="PostgreSQL 15 (postgresql package) is not installed")
@@ -172,6 +172,9 @@ def test_a_network_database_needs_verified_tls(tls_cluster, daemon_factory):
     assert unverified.proc.wait(timeout=10) == 1
     assert "database_url connects over the network (127.0.0.1) with sslmode=require, which does not verify the server" in unverified.log()
     assert "database_insecure = yes" in unverified.log()
+
+    checked = subprocess.run([str(MFAGATED), "--config", str(unverified.config), "--check-config"], capture_output=True, text=True)
+    assert checked.returncode == 2 and "sslmode=require, which does not verify the server" in checked.stderr, checked
 
     default_mode = tls_host(daemon_factory, c, "host=127.0.0.1 port=%d dbname={db} user=mfagate" % c.port)
     default_mode.start(expect_ready=False)
@@ -339,7 +342,6 @@ def test_a_schema_version_1_database_upgrades_and_its_old_rows_still_serve(fleet
 
 
 def test_config_of_the_new_fleet_keys(tmp_path):
-    from mfagate_harness import MFAGATED
     cases = {
         "database_insecure = maybe\n": "`database_insecure` must be yes or no",
         "fleet_new_key_file = etc/new.key\n": "fleet_new_key_file",
