@@ -52,7 +52,11 @@ public struct FleetSettings: Sendable {
 ///   and checks the code again (Authority.answer), finding it used;
 /// - failure records are updated the same way, so counts and lockouts are shared;
 /// - secrets never reach the database in clear: each record is sealed (FleetCipher) under the key
-///   that only the hosts hold.
+///   that only the hosts hold;
+/// - the database cannot switch MFA off or bring used codes back (PostgresStore+Rows): versions are
+///   sealed into the rows, each host refuses rows older than its high-water marks (FleetMarks) and
+///   missing rows of users it has seen, removals are sealed tombstones, and a network link must be
+///   verified TLS (FleetLink).
 ///
 /// One connection (the daemon is one thread: a pool would only hold idle connections), opened
 /// lazily and re-opened after a failure, at most every `retryMilliseconds`; one log line when the
