@@ -4,6 +4,7 @@ set -euo pipefail
 PKGS=(libpam0g-dev libssl-dev libsystemd-dev libqrencode-dev libpq-dev postgresql pamtester libpam-wrapper oathtool
       libpam-google-authenticator libpam-oath valgrind zbar-tools
       openssh-server openssh-client binutils util-linux passwd python3 python3-pexpect python3-pytest
+      openssl python3-cryptography
       systemd debhelper lintian debootstrap)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -32,7 +32,10 @@
     X(int, PQntuples, (const PGresult *res), (res)) \
     X(int, PQnfields, (const PGresult *res), (res)) \
     X(char *, PQgetvalue, (const PGresult *res, int tup_num, int field_num), (res, tup_num, field_num)) \
-    X(int, PQgetisnull, (const PGresult *res, int tup_num, int field_num), (res, tup_num, field_num))
+    X(int, PQgetisnull, (const PGresult *res, int tup_num, int field_num), (res, tup_num, field_num)) \
+    X(PQconninfoOption *, PQconninfoParse, (const char *conninfo, char **errmsg), (conninfo, errmsg)) \
+    X(void, PQconninfoFree, (PQconninfoOption *connOptions), (connOptions)) \
+    X(void, PQfreemem, (void *ptr), (ptr))
 
 #define MFA_POINTER(ret, name, params, args) static ret (*p_##name) params;
 MFA_LIBPQ_FUNCTIONS(MFA_POINTER)

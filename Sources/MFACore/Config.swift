@@ -48,6 +48,10 @@ public struct DaemonConfig: Sendable, Equatable {
     public var databasePasswordFile: String? = nil
     /// The AES-256 key that seals secrets in the database; the same on every host of the fleet.
     public var fleetKeyFile: String = "/etc/mfagate/fleet.key"
+    /// During a key rotation only: the new fleet key, held next to `fleetKeyFile` (docs/fleet.md).
+    public var fleetNewKeyFile: String? = nil
+    /// The admin accepts a database link that is neither a local socket nor verified TLS.
+    public var databaseInsecure = false
     /// Seconds any one database connect or statement may take before the database counts as down.
     public var databaseTimeout: Int64 = 2
     /// Seconds between reconnection attempts while the database is down.
@@ -105,7 +109,7 @@ public enum ConfigParser {
                               "grace_period", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
                               "prompt_timeout", "enroll_at_login", "issuer", "notify_command",
                               "store", "database_url", "database_password_file", "fleet_key_file", "database_timeout",
-                              "database_retry",
+                              "database_retry", "fleet_new_key_file", "database_insecure",
                               "methods", "email_command", "email_from", "email_address_pattern", "sms_command",
                               "max_codes_per_sender", "max_codes_per_hour", "sms_allowed_prefixes"]
 
@@ -243,6 +247,13 @@ public enum ConfigParser {
             config.databaseURL = value
         case "database_password_file": config.databasePasswordFile = try absolutePath(key, value)
         case "fleet_key_file": config.fleetKeyFile = try absolutePath(key, value)
+        case "fleet_new_key_file": config.fleetNewKeyFile = try absolutePath(key, value)
+        case "database_insecure":
+            switch value {
+            case "yes": config.databaseInsecure = true
+            case "no": config.databaseInsecure = false
+            default: throw ValueError(message: "`database_insecure` must be yes or no (found \"\(value)\")")
+            }
         case "database_timeout":
             config.databaseTimeout = try duration(key, value, allowZero: false)
             if config.databaseTimeout > 60 { throw ValueError(message: "`database_timeout` must be at most 60s (the PAM module waits 10 s by default)") }
@@ -270,6 +281,10 @@ public enum ConfigParser {
         if config.store == .postgresql && config.databaseURL == nil {
             throw ConfigError(file: config.file, line: config.lines["store"] ?? 0,
                               message: "`store = postgresql` needs `database_url` (a libpq URI such as postgresql://mfagate@db.example/mfagate)")
+        }
+        if let fresh = config.fleetNewKeyFile, fresh == config.fleetKeyFile {
+            throw ConfigError(file: config.file, line: config.lines["fleet_new_key_file"] ?? 0,
+                              message: "`fleet_new_key_file` names the same file as `fleet_key_file`; during a rotation it names the new key")
         }
         try checkDeliveryConflicts(config)
     }
@@ -370,6 +385,8 @@ public enum ConfigParser {
         case "database_url": return c.databaseURL ?? ""
         case "database_password_file": return c.databasePasswordFile ?? ""
         case "fleet_key_file": return c.fleetKeyFile
+        case "fleet_new_key_file": return c.fleetNewKeyFile ?? ""
+        case "database_insecure": return c.databaseInsecure ? "yes" : "no"
         case "database_timeout": return formatDuration(c.databaseTimeout)
         case "database_retry": return formatDuration(c.databaseRetry)
         case "methods": return c.methods.map(\.rawValue).joined(separator: " ")

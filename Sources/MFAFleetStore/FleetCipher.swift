@@ -13,6 +13,8 @@ public enum FleetError: Error, Equatable, CustomStringConvertible {
     case sealing(String)
     /// libpq could not be loaded (CMFAPostgres.h): the sentence names the package.
     case library(String)
+    /// database_url is neither a local socket nor verified TLS, and database_insecure is not set.
+    case insecureLink(String)
 
     public var description: String {
         switch self {
@@ -21,18 +23,24 @@ public enum FleetError: Error, Equatable, CustomStringConvertible {
         case .unreadable(let path, let reason): return "cannot read \(path): \(reason)"
         case .sealing(let what): return what
         case .library(let what): return what
+        case .insecureLink(let what): return what
         }
     }
 }
 
 /// Seals user records for the fleet database with AES-256-GCM under the fleet key, which lives only
 /// on the hosts: a dump of the database alone yields no working secret. The additional data binds
-/// each ciphertext to its user name, so a row copied onto another user's name does not open.
+/// each ciphertext to its user name and to the row's version, so a row copied onto another user's
+/// name does not open, and neither does an old row put back under a newer version number: the
+/// version a host compares with its high-water mark (FleetMarks) is the one inside the seal.
 ///
-/// Sealed form: `0x01` (format) | 12-byte random nonce | ciphertext | 16-byte tag.
+/// Sealed form: format byte | 12-byte random nonce | ciphertext | 16-byte tag. Format 2 (written
+/// since schema version 2): additional data `"mfagate fleet record v2" NUL user NUL version`.
+/// Format 1 (schema version 1, still read): `"mfagate fleet record v1" NUL user`, no version.
 public struct FleetCipher: Sendable {
     public static let keySize = 32
-    static let format: UInt8 = 1
+    static let legacyFormat: UInt8 = 1
+    static let format: UInt8 = 2
     static let nonceSize = 12
     static let tagSize = 16
     let key: [UInt8]
@@ -42,8 +50,9 @@ public struct FleetCipher: Sendable {
         self.key = key
     }
 
-    static func additionalData(user: String) -> [UInt8] {
-        Array("mfagate fleet record v1".utf8) + [0] + Array(user.utf8)
+    static func additionalData(user: String, version: Int64?) -> [UInt8] {
+        guard let version else { return Array("mfagate fleet record v1".utf8) + [0] + Array(user.utf8) }
+        return Array("mfagate fleet record v2".utf8) + [0] + Array(user.utf8) + [0] + Array(String(version).utf8)
     }
 
     /// A short public name of the key (HMAC of a fixed label), stored in the database so a host with
@@ -53,7 +62,17 @@ public struct FleetCipher: Sendable {
             .map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 
-    public func seal(_ plain: [UInt8], user: String, nonce: [UInt8]? = nil) throws(FleetError) -> [UInt8] {
+    /// Seals `plain` as the record of `user` at row version `version` (format 2).
+    public func seal(_ plain: [UInt8], user: String, version: Int64, nonce: [UInt8]? = nil) throws(FleetError) -> [UInt8] {
+        try seal(plain, format: FleetCipher.format, aad: FleetCipher.additionalData(user: user, version: version), nonce: nonce)
+    }
+
+    /// Format 1, as schema version 1 wrote it (for tests of the upgrade path).
+    func sealLegacy(_ plain: [UInt8], user: String) throws(FleetError) -> [UInt8] {
+        try seal(plain, format: FleetCipher.legacyFormat, aad: FleetCipher.additionalData(user: user, version: nil), nonce: nil)
+    }
+
+    func seal(_ plain: [UInt8], format: UInt8, aad: [UInt8], nonce: [UInt8]?) throws(FleetError) -> [UInt8] {
         let iv: [UInt8]
         if let nonce {
             iv = nonce
@@ -61,29 +80,36 @@ public struct FleetCipher: Sendable {
             do { iv = try Crypto.randomBytes(FleetCipher.nonceSize) } catch { throw .sealing("no random bytes for a nonce: \(error)") }
         }
         precondition(iv.count == FleetCipher.nonceSize)
-        let aad = FleetCipher.additionalData(user: user)
         var cipher = [UInt8](repeating: 0, count: plain.count)
         var tag = [UInt8](repeating: 0, count: FleetCipher.tagSize)
         let ok = mfa_gcm_seal(key, iv, aad, aad.count, plain, plain.count, &cipher, &tag)
         guard ok == 1 else { throw .sealing("AES-256-GCM sealing failed") }
-        return [FleetCipher.format] + iv + cipher + tag
+        return [format] + iv + cipher + tag
     }
 
-    /// The plain bytes, or nil if the sealed bytes were made under another key or user name, or
-    /// were changed in any bit.
-    public func open(_ sealed: [UInt8], user: String) -> [UInt8]? {
+    /// What a sealed row opened to: the plain bytes, and whether the version was inside the seal
+    /// (format 2) or only in the row's plain column (format 1, from before schema version 2).
+    public struct Opened {
+        public var plain: [UInt8]
+        public var versionSealed: Bool
+    }
+
+    /// The plain bytes, or nil if the sealed bytes were made under another key, user name or (format
+    /// 2) version, or were changed in any bit.
+    public func open(_ sealed: [UInt8], user: String, version: Int64) -> Opened? {
         let overhead = 1 + FleetCipher.nonceSize + FleetCipher.tagSize
-        guard sealed.count >= overhead, sealed[0] == FleetCipher.format else { return nil }
+        guard sealed.count >= overhead, sealed[0] == FleetCipher.format || sealed[0] == FleetCipher.legacyFormat else { return nil }
+        let versionSealed = sealed[0] == FleetCipher.format
         let iv = Array(sealed[1..<1 + FleetCipher.nonceSize])
         let cipher = Array(sealed[(1 + FleetCipher.nonceSize)..<(sealed.count - FleetCipher.tagSize)])
         let tag = Array(sealed[(sealed.count - FleetCipher.tagSize)...])
-        let aad = FleetCipher.additionalData(user: user)
+        let aad = FleetCipher.additionalData(user: user, version: versionSealed ? version : nil)
         var plain = [UInt8](repeating: 0, count: cipher.count)
         guard mfa_gcm_open(key, iv, aad, aad.count, cipher, cipher.count, tag, &plain) == 1 else {
             mfa_wipe(&plain, plain.count)
             return nil
         }
-        return plain
+        return Opened(plain: plain, versionSealed: versionSealed)
     }
 
     /// The key from its file's text: 64 hex digits, an optional trailing newline.

@@ -12,6 +12,7 @@ public enum FleetCommands {
     public static func sameStore(_ a: DaemonConfig, _ b: DaemonConfig) -> Bool {
         a.store == b.store && a.databaseURL == b.databaseURL && a.databasePasswordFile == b.databasePasswordFile
             && a.fleetKeyFile == b.fleetKeyFile && a.databaseTimeout == b.databaseTimeout && a.databaseRetry == b.databaseRetry
+            && a.fleetNewKeyFile == b.fleetNewKeyFile && a.databaseInsecure == b.databaseInsecure
     }
 
     /// Copies every enrollment of `state_dir` into the fleet database; prints one line per user,
@@ -51,6 +52,7 @@ public enum FleetCommands {
             }
             return fail("\(error)")
         }
+        fleet.attachMarks(FleetMarksFile(directory: settings.stateDirectory))
         guard fleet.connectNow() else { return fail("the fleet database is unreachable; see the message above") }
         var failures = 0
         let users = files.listUsers()

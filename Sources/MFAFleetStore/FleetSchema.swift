@@ -35,6 +35,12 @@ enum FleetSchema {
             value text NOT NULL
         );
         """,
+        // Version 2 (issue 16): each row names the key that sealed it (key rotation); rows of
+        // version 1 were all sealed under the key the database then named.
+        """
+        ALTER TABLE mfagate_users ADD COLUMN IF NOT EXISTS key_id text NOT NULL DEFAULT '';
+        UPDATE mfagate_users SET key_id = coalesce((SELECT value FROM mfagate_meta WHERE key = 'key_id'), '') WHERE key_id = ''
+        """,
     ]
 }
 
@@ -67,12 +73,14 @@ extension PostgresStore {
                 throw error
             }
         }
-        let id = cipher.keyID
+        let id = keys.primary.keyID
         _ = try db.run("INSERT INTO mfagate_meta (key, value) VALUES ('key_id', $1) ON CONFLICT (key) DO NOTHING", [.text(id)])
         let stored = try db.run("SELECT value FROM mfagate_meta WHERE key = 'key_id'").rows.first?[0] ?? nil
-        if stored != id {
-            throw .refused("the fleet key \(settings.keyFile) (id \(id)) is not the key this fleet database was sealed with (id \(stored ?? "none")); copy the fleet's key to this host")
+        guard let stored, keys.cipher(id: stored) != nil else {
+            let held = settings.newKeyFile.map { " nor fleet_new_key_file \($0) (id \(keys.extra?.keyID ?? ""))" } ?? ""
+            throw .refused("the fleet key \(settings.keyFile) (id \(id))\(held) is not the key this fleet database was sealed with (id \(stored ?? "none")); copy the fleet's key to this host")
         }
+        sealingKeyID = stored
     }
 
     func schemaVersion(_ db: DatabaseConnection) throws(DatabaseError) -> Int {

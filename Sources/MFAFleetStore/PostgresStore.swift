@@ -12,6 +12,11 @@ public struct FleetSettings: Sendable {
     public var conninfo: String
     public var passwordFile: String?
     public var keyFile: String
+    /// The second key held during a rotation (`fleet_new_key_file`), nil otherwise.
+    public var newKeyFile: String?
+    /// `database_insecure = yes`: the admin accepts a link that is neither a local socket nor
+    /// verified TLS (FleetLink).
+    public var insecure: Bool = false
     /// Bound on any one connect or statement.
     public var timeoutMilliseconds: Int64
     /// Time between reconnection attempts while the database is down (the circuit breaker).
@@ -33,6 +38,8 @@ public struct FleetSettings: Sendable {
         self.init(conninfo: config.databaseURL ?? "", passwordFile: config.databasePasswordFile, keyFile: config.fleetKeyFile,
                   timeoutMilliseconds: config.databaseTimeout * 1000, retryMilliseconds: config.databaseRetry * 1000,
                   hostName: hostName)
+        newKeyFile = config.fleetNewKeyFile
+        insecure = config.databaseInsecure
     }
 }
 
@@ -45,15 +52,21 @@ public struct FleetSettings: Sendable {
 ///   and checks the code again (Authority.answer), finding it used;
 /// - failure records are updated the same way, so counts and lockouts are shared;
 /// - secrets never reach the database in clear: each record is sealed (FleetCipher) under the key
-///   that only the hosts hold.
+///   that only the hosts hold;
+/// - the database cannot switch MFA off or bring used codes back (PostgresStore+Rows): versions are
+///   sealed into the rows, each host refuses rows older than its high-water marks (FleetMarks) and
+///   missing rows of users it has seen, removals are sealed tombstones, and a network link must be
+///   verified TLS (FleetLink).
 ///
 /// One connection (the daemon is one thread: a pool would only hold idle connections), opened
 /// lazily and re-opened after a failure, at most every `retryMilliseconds`; one log line when the
 /// database goes away and one when it is back.
 public final class PostgresStore: FactorStore, SharedLedger {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     let settings: FleetSettings
-    let cipher: FleetCipher
+    let keys: FleetKeyring
+    /// The key id the database says new rows are sealed under (`mfagate_meta.key_id`).
+    var sealingKeyID = ""
     let password: String?
     let logger: Logger
     var connection: DatabaseConnection?
@@ -66,21 +79,46 @@ public final class PostgresStore: FactorStore, SharedLedger {
     var requestDeadline: Int64?
     /// Versions this request read, by user (0: read as absent), for compare-and-swap saves.
     var versionsRead: [String: Int64] = [:]
+    /// The key each row read in this request was sealed under: a write seals under the same key.
+    var keysRead: [String: String] = [:]
+    /// The highest row version seen per user (FleetMarks), and where it is kept (nil: not kept).
+    var marks = FleetMarks()
+    var marksFile: FleetMarksFile?
+    var marksFull = false
     public var defersJournalSync = false
 
     /// Reads the fleet key and password file (refusing files others can read) but does not
     /// connect: the daemon starts, and follows `failmode`, even while the database is down.
     /// `secretOwner`: the uid besides root that may own the key and password files (the daemon's).
-    public init(settings: FleetSettings, logger: Logger, secretOwner: uid_t = geteuid()) throws(FleetError) {
+    /// `marksFile`: where this host keeps its high-water marks (the state directory); a file that
+    /// cannot be read is logged and the daemon starts without marks.
+    public init(settings: FleetSettings, logger: Logger, secretOwner: uid_t = geteuid(),
+                marksFile: FleetMarksFile? = nil) throws(FleetError) {
         self.settings = settings
         self.logger = logger
         var loadError = [CChar](repeating: 0, count: 256)
         if mfa_libpq_load(&loadError, loadError.count) != 0 {
             throw .library(String(decoding: loadError.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
-        var keyBytes = try SecretFile.read(settings.keyFile, what: "fleet key", owner: secretOwner)
-        defer { mfa_wipe(&keyBytes, keyBytes.count) }
-        cipher = FleetCipher(key: try FleetCipher.parseKey(keyBytes, path: settings.keyFile))
+        if let why = try FleetLink.insecurity(of: settings.conninfo) {
+            guard settings.insecure else {
+                throw .insecureLink("database_url \(why); use sslmode=verify-full (with sslrootcert) so that nobody on the path can read or change the fleet's rows, or write `database_insecure = yes` to accept it")
+            }
+            logger.warning("database_url \(why): accepted because database_insecure = yes; whoever is on the path to the database can read and change what the hosts believe about enrollments",
+                           metadata: ["fleet": "insecure"])
+        }
+        func readKey(_ path: String) throws(FleetError) -> FleetCipher {
+            var keyBytes = try SecretFile.read(path, what: "fleet key", owner: secretOwner)
+            defer { mfa_wipe(&keyBytes, keyBytes.count) }
+            return FleetCipher(key: try FleetCipher.parseKey(keyBytes, path: path))
+        }
+        let primary = try readKey(settings.keyFile)
+        let extra = try settings.newKeyFile.map { (path: String) throws(FleetError) in try readKey(path) }
+        if let extra, extra.keyID == primary.keyID {
+            throw .badKey(path: settings.newKeyFile ?? "", reason: "it is the same key as fleet_key_file \(settings.keyFile); make a new one with: openssl rand -hex 32")
+        }
+        keys = FleetKeyring(primary: primary, extra: extra)
+        sealingKeyID = primary.keyID
         if let file = settings.passwordFile {
             var bytes = try SecretFile.read(file, what: "database password file", owner: secretOwner)
             defer { mfa_wipe(&bytes, bytes.count) }
@@ -90,6 +128,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
         } else {
             password = nil
         }
+        if let marksFile { attachMarks(marksFile) }
     }
 
     // MARK: connection and circuit breaker
@@ -174,6 +213,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
 
     public func forgetLastCheck() {
         versionsRead.removeAll(keepingCapacity: true)
+        keysRead.removeAll(keepingCapacity: true)
         failedInRequest = false
         // Every request gets `database_timeout` for all its statements together (a login makes
         // about eight): a slow database cannot add up to more than the PAM module waits.
@@ -188,96 +228,6 @@ public final class PostgresStore: FactorStore, SharedLedger {
     public var journalSyncFD: Int32? { nil }
     public func finishJournalSync() throws(StoreError) {}
     public var hasUnsyncedJournal: Bool { false }
-
-    public func load(_ user: UserName) throws(StoreError) -> UserRecord? {
-        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-            try db.run("SELECT version, sealed FROM mfagate_users WHERE name = $1", [.text(user.value)])
-        }
-        guard let row = result.rows.first else {
-            versionsRead[user.value] = 0
-            return nil
-        }
-        // A row that is there but unreadable is damage, never "not enrolled" (which could skip MFA).
-        guard let versionText = row[0], let version = Int64(versionText),
-              let sealedText = row[1], let sealed = DatabaseConnection.bytea(sealedText) else {
-            throw .damagedFile(path: "fleet database row of \(user.value)", detail: "its version or sealed record is not readable")
-        }
-        versionsRead[user.value] = version
-        return try unseal(sealed, user: user)
-    }
-
-    func unseal(_ sealed: [UInt8], user: UserName) throws(StoreError) -> UserRecord {
-        let place = "fleet database row of \(user.value)"
-        guard var plain = cipher.open(sealed, user: user.value) else {
-            throw .damagedFile(path: place, detail: "it does not open with this host's fleet key (another key, or the row was changed or copied from another user)")
-        }
-        defer { mfa_wipe(&plain, plain.count) }
-        do {
-            return try UserFileFormat.parse(utf8: plain, expectedUser: user)
-        } catch {
-            throw .damagedFile(path: place, detail: error.description)
-        }
-    }
-
-    func seal(_ record: UserRecord) throws(StoreError) -> [UInt8] {
-        var plain = Array(UserFileFormat.serialize(record).utf8)
-        defer { mfa_wipe(&plain, plain.count) }
-        do {
-            return try cipher.seal(plain, user: record.user.value)
-        } catch {
-            throw .unavailable(detail: "\(error)")
-        }
-    }
-
-    /// Compare-and-swap against the version this request read; an upsert when it read nothing
-    /// (a replacement by root, or a confirmed self-service enrollment).
-    public func save(_ record: UserRecord) throws(StoreError) {
-        let sealed = try seal(record)
-        let name = record.user.value
-        let expected = versionsRead[name]
-        let host = settings.hostName
-        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-            switch expected {
-            case .some(0):
-                return try db.run("""
-                    INSERT INTO mfagate_users (name, version, created, sealed, updated_at, updated_by)
-                    VALUES ($1, 1, $2, $3, now(), $4) ON CONFLICT (name) DO NOTHING RETURNING version
-                    """, [.text(name), .text(String(record.created)), .bytes(sealed), .text(host)])
-            case .some(let version):
-                return try db.run("""
-                    UPDATE mfagate_users SET version = version + 1, created = $3, sealed = $4, updated_at = now(), updated_by = $5
-                    WHERE name = $1 AND version = $2 RETURNING version
-                    """, [.text(name), .text(String(version)), .text(String(record.created)), .bytes(sealed), .text(host)])
-            case .none:
-                return try db.run("""
-                    INSERT INTO mfagate_users (name, version, created, sealed, updated_at, updated_by)
-                    VALUES ($1, 1, $2, $3, now(), $4)
-                    ON CONFLICT (name) DO UPDATE SET version = mfagate_users.version + 1, created = EXCLUDED.created,
-                        sealed = EXCLUDED.sealed, updated_at = now(), updated_by = EXCLUDED.updated_by
-                    RETURNING version
-                    """, [.text(name), .text(String(record.created)), .bytes(sealed), .text(host)])
-            }
-        }
-        guard let row = result.rows.first, let text = row[0], let version = Int64(text) else {
-            versionsRead[name] = nil
-            throw .conflict(user: name)
-        }
-        versionsRead[name] = version
-    }
-
-    public func delete(_ user: UserName) throws(StoreError) {
-        _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-            try db.run("DELETE FROM mfagate_users WHERE name = $1", [.text(user.value)])
-        }
-        versionsRead[user.value] = nil
-    }
-
-    public func listUsers() throws(StoreError) -> [UserName] {
-        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-            try db.run("SELECT name FROM mfagate_users ORDER BY name")
-        }
-        return result.rows.compactMap { $0[0].flatMap { try? UserName(validating: $0) } }
-    }
 
     // MARK: SharedLedger
 

@@ -53,6 +53,12 @@ struct MFAGated: ParsableCommand {
     @Flag(name: .long, help: "Copy this host's enrollments from state_dir into the fleet database named in the config, then exit (what `mfagate migrate-store` runs; stop the daemon first).")
     var migrateStore = false
 
+    @Option(name: .long, help: ArgumentHelp("Re-seal every fleet database row under the new fleet key in FILE, then exit (what `mfagate fleet rotate-key` runs).", valueName: "file"))
+    var rotateKey: String?
+
+    @Flag(name: .long, help: "Print how many fleet database rows each fleet key sealed, then exit (what `mfagate fleet key-status` runs).")
+    var fleetKeyStatus = false
+
     /// Shifts the daemon's clock, so tests can check grace periods and lockouts without waiting.
     @Option(name: .long, help: .hidden)
     var clockOffset: Int64 = 0
@@ -78,6 +84,10 @@ struct MFAGated: ParsableCommand {
                 mfa_write_stderr("mfagated: \(place): \(problem)\n")
                 throw ExitCode(2)
             }
+            if let refusal = FleetLink.refusal(settings) {
+                mfa_write_stderr("mfagated: \(refusal)\n")
+                throw ExitCode(2)
+            }
             if print {
                 Swift.print("# effective configuration from \(path)")
                 Swift.print(ConfigParser.render(settings), terminator: "")
@@ -99,6 +109,12 @@ struct MFAGated: ParsableCommand {
         if migrateStore {
             throw ExitCode(FleetCommands.migrate(settings, hostName: DaemonEnvironment.live.hostName, logger: logger))
         }
+        if let rotateKey {
+            throw ExitCode(FleetCommands.rotateKey(settings, newKeyFile: rotateKey, hostName: DaemonEnvironment.live.hostName, logger: logger))
+        }
+        if fleetKeyStatus {
+            throw ExitCode(FleetCommands.keyStatus(settings, hostName: DaemonEnvironment.live.hostName, logger: logger))
+        }
         if geteuid() == 0 {
             logger.warning("running as root; run mfagated as its own unprivileged user (see README)")
         }
@@ -110,7 +126,8 @@ struct MFAGated: ParsableCommand {
             case .files:
                 store = try FileStore(path: settings.stateDirectory)
             case .postgresql:
-                let fleet = try PostgresStore(settings: FleetSettings(settings, hostName: environment.hostName), logger: logger)
+                let fleet = try PostgresStore(settings: FleetSettings(settings, hostName: environment.hostName), logger: logger,
+                                              marksFile: FleetMarksFile(directory: settings.stateDirectory))
                 // Not fatal: while the database is down, logins follow the PAM module's failmode.
                 fleet.connectNow()
                 store = fleet

@@ -12,15 +12,15 @@ final class FleetCipherTests: XCTestCase {
 
     func testRoundTrip() throws {
         let cipher = FleetCipher(key: key)
-        let sealed = try cipher.seal(record, user: "alice")
+        let sealed = try cipher.seal(record, user: "alice", version: 7)
         XCTAssertEqual(sealed.count, 1 + 12 + record.count + 16)
-        XCTAssertEqual(cipher.open(sealed, user: "alice"), record)
+        XCTAssertEqual(cipher.open(sealed, user: "alice", version: 7)?.plain, record)
         // A fresh nonce every time: the same record never seals to the same bytes.
-        XCTAssertNotEqual(try cipher.seal(record, user: "alice"), sealed)
+        XCTAssertNotEqual(try cipher.seal(record, user: "alice", version: 7), sealed)
     }
 
     func testNoSecretInTheSealedBytes() throws {
-        let sealed = try FleetCipher(key: key).seal(record, user: "alice")
+        let sealed = try FleetCipher(key: key).seal(record, user: "alice", version: 7)
         let text = String(decoding: sealed, as: UTF8.self)
         XCTAssertFalse(text.contains("JBSWY3DP"))
         XCTAssertFalse(text.contains("alice"))
@@ -28,26 +28,47 @@ final class FleetCipherTests: XCTestCase {
 
     func testEveryFlippedBitIsRefused() throws {
         let cipher = FleetCipher(key: key)
-        let sealed = try cipher.seal(record, user: "alice")
+        let sealed = try cipher.seal(record, user: "alice", version: 7)
         for i in 0..<sealed.count {
             var tampered = sealed
             tampered[i] ^= 0x01
-            XCTAssertNil(cipher.open(tampered, user: "alice"), "byte \(i)")
+            XCTAssertNil(cipher.open(tampered, user: "alice", version: 7), "byte \(i)")
         }
-        XCTAssertNil(cipher.open(Array(sealed.dropLast()), user: "alice"))
-        XCTAssertNil(cipher.open([], user: "alice"))
+        XCTAssertNil(cipher.open(Array(sealed.dropLast()), user: "alice", version: 7))
+        XCTAssertNil(cipher.open([], user: "alice", version: 7))
     }
 
     func testRowsCannotMoveBetweenUsers() throws {
-        let sealed = try FleetCipher(key: key).seal(record, user: "alice")
-        XCTAssertNil(FleetCipher(key: key).open(sealed, user: "mallory"))
+        let sealed = try FleetCipher(key: key).seal(record, user: "alice", version: 7)
+        XCTAssertNil(FleetCipher(key: key).open(sealed, user: "mallory", version: 7))
+    }
+
+    /// The version is inside the seal: an old row put back under a newer version number (to pass
+    /// a host's high-water mark) does not open.
+    func testRowsCannotChangeTheirVersion() throws {
+        let cipher = FleetCipher(key: key)
+        let sealed = try cipher.seal(record, user: "alice", version: 7)
+        XCTAssertNil(cipher.open(sealed, user: "alice", version: 8))
+        XCTAssertNil(cipher.open(sealed, user: "alice", version: 70))
+        XCTAssertEqual(cipher.open(sealed, user: "alice", version: 7)?.versionSealed, true)
+    }
+
+    /// Rows of schema version 1 (no version inside) still open, and say so.
+    func testLegacyRowsOpenWithoutASealedVersion() throws {
+        let cipher = FleetCipher(key: key)
+        let sealed = try cipher.sealLegacy(record, user: "alice")
+        XCTAssertEqual(sealed[0], 1)
+        let opened = cipher.open(sealed, user: "alice", version: 123)
+        XCTAssertEqual(opened?.plain, record)
+        XCTAssertEqual(opened?.versionSealed, false)
+        XCTAssertNil(cipher.open(sealed, user: "bob", version: 123))
     }
 
     func testAnotherKeyCannotOpen() throws {
-        let sealed = try FleetCipher(key: key).seal(record, user: "alice")
+        let sealed = try FleetCipher(key: key).seal(record, user: "alice", version: 7)
         var other = key
         other[0] ^= 0xFF
-        XCTAssertNil(FleetCipher(key: other).open(sealed, user: "alice"))
+        XCTAssertNil(FleetCipher(key: other).open(sealed, user: "alice", version: 7))
         XCTAssertNotEqual(FleetCipher(key: other).keyID, FleetCipher(key: key).keyID)
     }
 
@@ -91,5 +112,80 @@ final class FleetCipherTests: XCTestCase {
         separate.recoveryCodes = [RecoveryCodes.Hashed(salt: [UInt8](repeating: 9, count: 16), hash: [UInt8](repeating: 1, count: 32))]
         XCTAssertFalse(PostgresStore.sameRecord(remote, separate), "same second, different code set")
         XCTAssertEqual(PostgresStore.mergedReplayState(remote, separate).recoveryCodes, remote.recoveryCodes)
+    }
+}
+
+/// The high-water marks file: appended marks, a line cut short by a crash, compaction.
+final class FleetMarksFileTests: XCTestCase {
+    func testAppendCompactAndCutLine() throws {
+        let dir = NSTemporaryDirectory() + "marks-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        XCTAssertEqual(mkdir(dir, 0o700), 0)
+        defer { _ = unlink(dir + "/fleet-marks"); _ = rmdir(dir) }
+        let file = FleetMarksFile(directory: dir)
+        file.compactAfter = 16
+        var marks = FleetMarks()
+        try file.save(marks)
+        for version in Int64(1)...40 {
+            _ = marks.raise("alice", to: version)
+            try file.record("alice", version, in: marks)
+        }
+        XCTAssertLessThan(file.appended, 16, "compacted once the appended lines outnumbered the marks")
+        XCTAssertEqual(file.load().marks["alice"], 40)
+        XCTAssertNil(file.load().problem)
+        // A crash in the middle of an append: the cut line is ignored, the rest is kept.
+        let fd = open(file.path, O_WRONLY | O_APPEND)
+        _ = "alice 9999".withCString { write(fd, $0, 10) }
+        close(fd)
+        XCTAssertEqual(file.load().marks["alice"], 40)
+        XCTAssertNil(file.load().problem)
+    }
+}
+
+/// The high-water marks file's text (FleetMarks): marks only rise, damage is reported, not guessed.
+final class FleetMarksTests: XCTestCase {
+    func testMarksOnlyRiseAndRoundTrip() throws {
+        var marks = FleetMarks()
+        XCTAssertEqual(marks.raise("alice", to: 5), true)
+        XCTAssertEqual(marks.raise("alice", to: 3), false)
+        XCTAssertEqual(marks.raise("alice", to: 5), false)
+        XCTAssertEqual(marks.raise("bob", to: 0), true)
+        XCTAssertEqual(marks["alice"], 5)
+        XCTAssertEqual(try FleetMarks.parse(marks.serialize()), marks)
+    }
+
+    func testDamagedTextIsRefused() {
+        for text in ["alice\n", "alice x\n", "alice -1\n", "alice 1 2\n", " 1\n"] {
+            XCTAssertThrowsError(try FleetMarks.parse(text), text)
+        }
+        XCTAssertEqual(try FleetMarks.parse("# comment\n\nalice 7\n")["alice"], 7)
+        // Appended lines: the highest version of a user counts, wherever it is.
+        XCTAssertEqual(try FleetMarks.parse("alice 7\nbob 1\nalice 9\nalice 8\n")["alice"], 9)
+    }
+}
+
+/// Which database_url counts as an authenticated link (FleetLink, read with libpq's own parser).
+final class FleetLinkTests: XCTestCase {
+    func testLocalSocketsAndVerifiedTLSPass() throws {
+        for url in ["host=/run/postgresql dbname=mfagate user=mfagate", "dbname=mfagate",
+                    "postgresql:///mfagate?host=/run/postgresql", "host=/a,/b dbname=x", "host=@abstract dbname=x",
+                    "postgresql://mfagate@db.example.org/mfagate?sslmode=verify-full",
+                    "host=db.example.org hostaddr=192.0.2.10 sslmode=verify-full dbname=x",
+                    "service=fleet sslmode=verify-full"] {
+            XCTAssertNil(try FleetLink.insecurity(of: url), url)
+        }
+    }
+
+    func testNetworkWithoutVerificationIsNamed() throws {
+        let cases = ["postgresql://mfagate@db.example.org/mfagate": "sslmode=prefer (libpq's default)",
+                     "postgresql://db.example.org/mfagate?sslmode=verify-ca": "sslmode=verify-ca",
+                     "host=/run/postgresql hostaddr=192.0.2.10 dbname=x sslmode=require": "(192.0.2.10)",
+                     "host=/run/postgresql,db.example.org dbname=x": "(db.example.org)",
+                     "host=localhost dbname=x sslmode=disable": "sslmode=disable",
+                     "service=fleet": "pg_service.conf service fleet"]
+        for (url, expected) in cases {
+            let why = try FleetLink.insecurity(of: url)
+            XCTAssertTrue(why?.contains(expected) == true, "\(url): \(why ?? "nil")")
+        }
+        XCTAssertThrowsError(try FleetLink.insecurity(of: "host='unterminated"))
     }
 }

@@ -9,6 +9,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -26,8 +27,37 @@ def available() -> bool:
     return (PG_BIN / "initdb").exists() and (PG_BIN / "postgres").exists() and shutil.which("psql") is not None
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_test_ca(directory: Path, server_ip: str = "127.0.0.1") -> dict[str, Path]:
+    """A throwaway CA (openssl) and a server certificate for `server_ip` (IP SAN) signed by it, plus
+    a second CA that signed nothing (a client trusting it must refuse the server)."""
+    directory.mkdir(mode=0o755, exist_ok=True)
+    paths = {name: directory / f"{name}" for name in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt",
+                                                        "other-ca.key", "other-ca.crt", "san.ext")}
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=mfagate test {ca}",
+                "-keyout", str(paths[f"{ca}.key"]), "-out", str(paths[f"{ca}.crt"]))
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={server_ip}",
+            "-keyout", str(paths["server.key"]), "-out", str(paths["server.csr"]))
+    paths["san.ext"].write_text(f"subjectAltName = IP:{server_ip}\n")
+    openssl("x509", "-req", "-in", str(paths["server.csr"]), "-CA", str(paths["ca.crt"]), "-CAkey", str(paths["ca.key"]),
+            "-CAcreateserial", "-days", "2", "-extfile", str(paths["san.ext"]), "-out", str(paths["server.crt"]))
+    return paths
+
+
 class Cluster:
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
+        """tls: also listen on TCP 127.0.0.1 (a free port) with TLS only (hostssl), with a server
+        certificate from a test CA made here (`self.ca`)."""
         entry = pwd.getpwnam(PG_ACCOUNT)
         self.uid, self.gid = entry.pw_uid, entry.pw_gid
         self.dir = Path(tempfile.mkdtemp(prefix="mfagate-pg-"))
@@ -41,10 +71,23 @@ class Cluster:
         self.proc: subprocess.Popen | None = None
         self.password = secrets.token_hex(16)
         self.databases = 0
+        self.tls = tls
+        self.port = free_port() if tls else 5432
         self._as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth-local=peer",
                            "--auth-host=reject", "--no-sync", "-E", "UTF8", "--locale=C"])
         hba = ("local all postgres peer\n"
                "local all mfagate scram-sha-256\n")
+        self.server_options: list[str] = ["-c", "listen_addresses="]
+        if tls:
+            self.ca = make_test_ca(self.dir / "tls")
+            for name in ("server.crt", "server.key"):
+                target = self.data / name
+                shutil.copy(self.ca[name], target)
+                os.chown(target, self.uid, self.gid)
+                os.chmod(target, 0o600)
+            hba += "hostssl all mfagate 127.0.0.1/32 scram-sha-256\n"
+            self.server_options = ["-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}", "-c", "ssl=on",
+                                   "-c", "ssl_cert_file=server.crt", "-c", "ssl_key_file=server.key"]
         (self.data / "pg_hba.conf").write_text(hba)
         self.start()
         self.psql("CREATE ROLE mfagate LOGIN PASSWORD '%s'" % self.password)
@@ -61,7 +104,7 @@ class Cluster:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
-             str(PG_BIN / "postgres"), "-D", str(self.data), "-k", str(self.sockets), "-c", "listen_addresses=",
+             str(PG_BIN / "postgres"), "-D", str(self.data), "-k", str(self.sockets), *self.server_options,
              "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
             cwd=self.dir, stdout=log, stderr=log)
         log.close()
@@ -69,7 +112,7 @@ class Cluster:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("postgres exited: " + self.log_path.read_text(errors="replace"))
-            ok = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", str(self.sockets)]).returncode == 0
+            ok = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", str(self.sockets), "-p", str(self.port)]).returncode == 0
             if ok:
                 return
             time.sleep(0.1)
@@ -93,7 +136,7 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def psql(self, sql: str, database: str = "postgres") -> str:
-        return self._as_postgres(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.sockets),
+        return self._as_postgres(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.sockets), "-p", str(self.port),
                                   "-d", database, "-c", sql]).stdout
 
     def new_database(self) -> str:
@@ -104,10 +147,14 @@ class Cluster:
         return name
 
     def dump(self, database: str) -> str:
-        return self._as_postgres(["pg_dump", "-h", str(self.sockets), "-d", database]).stdout
+        return self._as_postgres(["pg_dump", "-h", str(self.sockets), "-p", str(self.port), "-d", database]).stdout
 
     def conninfo(self, database: str) -> str:
-        return f"host={self.sockets} dbname={database} user=mfagate"
+        return f"host={self.sockets} port={self.port} dbname={database} user=mfagate"
+
+    def tcp_conninfo(self, database: str, sslmode: str, rootcert: Path | None = None) -> str:
+        extra = f" sslrootcert={rootcert}" if rootcert else ""
+        return f"host=127.0.0.1 port={self.port} dbname={database} user=mfagate sslmode={sslmode}{extra}"
 
 
 def make_key_file(directory: Path, name: str = "fleet.key", mode: int = 0o400) -> Path:
