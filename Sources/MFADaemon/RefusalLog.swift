@@ -51,6 +51,7 @@ extension Authority {
     /// A storage error of the daemon's own books or a request, limited like a refusal: a broken
     /// disk makes every request fail the same way.
     func logStorageError(_ error: Error) {
+        if case .refusedRow? = error as? StoreError { return }  // the fleet store logged it, naming the user
         logLimited(.storageError, .error, "\(error)")
     }
 }

@@ -67,13 +67,13 @@ extension PostgresStore {
         }
     }
 
-    /// One log line naming the user; the request then ends without a verdict (failmode), as for a
-    /// database outage: never success, never "not enrolled".
+    /// One log line naming the user; the login then gets the UNAVAILABLE verdict, which the PAM
+    /// module maps to PAM_AUTHINFO_UNAVAIL whatever its failmode: a row put back or deleted is
+    /// tampering, not an outage, so `failmode=safe` must not turn it into "no code" (docs/fleet.md).
     func refuse(_ user: String, _ why: String) -> StoreError {
-        failedInRequest = true
-        let line = "refusing the fleet database row of \(user): \(user) \(why); logins of \(user) follow the PAM module's failmode until the row is current again or `mfagate reset --user \(user)` writes a new one (docs/fleet.md)"
+        let line = "refusing the fleet database row of \(user): \(user) \(why); logins of \(user) are refused until the row is current again or `mfagate reset --user \(user)` writes a new one (docs/fleet.md)"
         logger.error("\(line)", metadata: ["fleet": "refused", "user": "\(user)"])
-        return .unavailable(detail: line)
+        return .refusedRow(user: user, detail: line)
     }
 
     /// Compare-and-swap against the version this request read; when it read nothing, against the

@@ -15,6 +15,10 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case unavailable(detail: String)
     /// Fleet store: another daemon changed the user since this request read it.
     case conflict(user: String)
+    /// Fleet store: the user's row is older than this host has seen, or missing without a tombstone
+    /// (docs/fleet.md): tampering, not an outage, so the login fails closed whatever the failmode.
+    /// The store has logged it (one line naming the user).
+    case refusedRow(user: String, detail: String)
 
     public var description: String {
         switch self {
@@ -32,6 +36,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             return detail
         case .conflict(let user):
             return "\(user) was changed by another host at the same moment; try again"
+        case .refusedRow(_, let detail):
+            return detail
         }
     }
 }

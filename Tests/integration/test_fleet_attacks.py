@@ -34,8 +34,9 @@ def restart(host):
 def test_a_deleted_row_skips_no_code_and_offers_no_enrollment(fleet, cluster, mode):
     """DELETE of alice's row: on today's main host B lets her in with no code (optional: PAM_IGNORE)
     or offers enrollment to whoever has her password (required). Now both hosts, which have seen her
-    row, refuse it (failmode: PAM_AUTHINFO_UNAVAIL), also after a restart (the marks are on disk);
-    an admin's reset then writes a tombstone every host believes."""
+    row, refuse it (PAM_AUTHINFO_UNAVAIL, also with failmode=safe: tampering is not an outage),
+    also after a restart (the marks are on disk); an admin's reset then writes a tombstone every
+    host believes."""
     a, b = fleet(2, mode=mode, extra="enroll_at_login = yes\n")
     e = a.enroll("alice")
     assert b.pam("alice", oathtool_totp(e["secret"])).result == "PAM_SUCCESS"
@@ -46,7 +47,9 @@ def test_a_deleted_row_skips_no_code_and_offers_no_enrollment(fleet, cluster, mo
         assert r.result == "PAM_AUTHINFO_UNAVAIL", r
         assert not any("enrol" in m.lower() or "otpauth" in m for m in r.messages), r
         assert f"{REFUSED} alice: alice has no row in the fleet database" in host.log(), host.log()
-        assert "result=abandoned" in host.log()
+        assert "result=unavailable" in host.log()
+        safe = host.pam("alice", "123456", args="failmode=safe")
+        assert safe.result == "PAM_AUTHINFO_UNAVAIL", ("failmode=safe must not skip MFA for a deleted row", safe)
     assert "reset" in b.cli("reset", "--user", "alice", check=True).stdout
     assert row_count(cluster, fleet.database, "alice") == 1  # the tombstone
     for host in (a, b):  # not enrolled, believed: enrollment at login is offered again
