@@ -15,15 +15,7 @@ public enum InviteCodes {
 
     /// A new code from random bytes (rejection sampling, as RecoveryCodes); nil if they ran out.
     public static func makeCode(randomBytes: [UInt8]) -> String? {
-        let alphabet = RecoveryCodes.alphabet
-        var symbols: [UInt8] = []
-        let limit = UInt8(256 - 256 % alphabet.count)
-        for byte in randomBytes where byte < limit {
-            symbols.append(alphabet[Int(byte) % alphabet.count])
-            if symbols.count == length { break }
-        }
-        guard symbols.count == length else { return nil }
-        return RecoveryCodes.format(String(decoding: symbols, as: UTF8.self))
+        RecoveryCodes.randomSymbols(randomBytes, count: length).map(RecoveryCodes.format)
     }
 
     /// What the user typed without dashes and spaces, in lower case; nil if it cannot be an invite.

@@ -19,15 +19,20 @@ public enum RecoveryCodes {
     /// Makes a code from random bytes (passed in, so this stays pure). Rejection sampling avoids
     /// modulo bias; returns nil if the bytes ran out (the caller passes plenty).
     public static func makeCode(randomBytes: [UInt8]) -> String? {
+        randomSymbols(randomBytes, count: length).map(format)
+    }
+
+    /// `count` symbols of the alphabet drawn from random bytes without modulo bias (rejection
+    /// sampling); nil if the bytes ran out. Invite codes are drawn the same way (InviteCodes).
+    public static func randomSymbols(_ randomBytes: [UInt8], count: Int) -> String? {
         var symbols: [UInt8] = []
         let limit = UInt8(256 - 256 % alphabet.count)
         for byte in randomBytes where byte < limit {
             symbols.append(alphabet[Int(byte) % alphabet.count])
-            if symbols.count == length { break }
+            if symbols.count == count { break }
         }
-        guard symbols.count == length else { return nil }
-        let text = String(decoding: symbols, as: UTF8.self)
-        return format(text)
+        guard symbols.count == count else { return nil }
+        return String(decoding: symbols, as: UTF8.self)
     }
 
     /// `abcd-efgh-jkmn`: groups of four, as shown to the user.

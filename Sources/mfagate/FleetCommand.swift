@@ -29,14 +29,10 @@ extension MFAGate {
             @Option(name: .long, help: ArgumentHelp("The new fleet key (64 hex digits, root or the daemon's user, mode 0400).", valueName: "file"))
             var new: String
 
-            @Option(name: .long, help: ArgumentHelp("The daemon's configuration file.", valueName: "file"))
-            var config: String = "/etc/mfagate/mfagate.conf"
-
-            @Option(name: .long, help: ArgumentHelp("The mfagated binary (default: next to this command, else /usr/sbin/mfagated).", valueName: "path"))
-            var daemon: String?
+            @OptionGroup var task: DaemonTaskOptions
 
             func run() throws {
-                try runDaemon(daemon, ["--config", config, "--rotate-key", new], what: "rotate-key")
+                try task.runDaemon(["--rotate-key", new], verb: "fleet rotate-key", why: Fleet.rootReason)
             }
         }
 
@@ -46,39 +42,13 @@ extension MFAGate {
                 abstract: "Show how many fleet database rows each fleet key sealed (root).",
                 discussion: "Runs `mfagated --fleet-key-status`. Exit 0 no row is left on an old key, 1 some are, 2 cannot start.")
 
-            @Option(name: .long, help: ArgumentHelp("The daemon's configuration file.", valueName: "file"))
-            var config: String = "/etc/mfagate/mfagate.conf"
-
-            @Option(name: .long, help: ArgumentHelp("The mfagated binary (default: next to this command, else /usr/sbin/mfagated).", valueName: "path"))
-            var daemon: String?
+            @OptionGroup var task: DaemonTaskOptions
 
             func run() throws {
-                try runDaemon(daemon, ["--config", config, "--fleet-key-status"], what: "key-status")
+                try task.runDaemon(["--fleet-key-status"], verb: "fleet key-status", why: Fleet.rootReason)
             }
         }
 
-        static func runDaemon(_ daemon: String?, _ arguments: [String], what: String) throws {
-            guard geteuid() == 0 else {
-                mfa_write_stderr("mfagate: fleet \(what) must run as root (it reads the fleet keys and the database password)\n")
-                throw ExitCode(2)
-            }
-            let binary = daemon ?? MigrateStore.defaultDaemonPath()
-            var cArguments = ([binary] + arguments).map { strdup($0) } + [nil]
-            execv(binary, &cArguments)
-            mfa_write_stderr("mfagate: cannot run \(binary): \(String(cString: strerror(errno))) (pass --daemon PATH)\n")
-            throw ExitCode(2)
-        }
-    }
-}
-
-extension MFAGate.Fleet.RotateKey {
-    func runDaemon(_ daemon: String?, _ arguments: [String], what: String) throws {
-        try MFAGate.Fleet.runDaemon(daemon, arguments, what: what)
-    }
-}
-
-extension MFAGate.Fleet.KeyStatus {
-    func runDaemon(_ daemon: String?, _ arguments: [String], what: String) throws {
-        try MFAGate.Fleet.runDaemon(daemon, arguments, what: what)
+        static let rootReason = "it reads the fleet keys and the database password"
     }
 }

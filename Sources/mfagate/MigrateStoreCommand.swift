@@ -22,39 +22,14 @@ extension MFAGate {
         @Option(name: .long, help: ArgumentHelp("Where to: only postgresql.", valueName: "store"))
         var to: String
 
-        @Option(name: .long, help: ArgumentHelp("The daemon's configuration file.", valueName: "file"))
-        var config: String = "/etc/mfagate/mfagate.conf"
-
-        @Option(name: .long, help: ArgumentHelp("The mfagated binary (default: next to this command, else /usr/sbin/mfagated).", valueName: "path"))
-        var daemon: String?
+        @OptionGroup var task: DaemonTaskOptions
 
         func run() throws {
             guard to == "postgresql" else {
                 mfa_write_stderr("mfagate: --to must be postgresql (the only store enrollments can move to)\n")
                 throw ExitCode(2)
             }
-            guard geteuid() == 0 else {
-                mfa_write_stderr("mfagate: migrate-store must run as root (it reads the daemon's state directory)\n")
-                throw ExitCode(2)
-            }
-            let binary = daemon ?? Self.defaultDaemonPath()
-            let arguments = [binary, "--config", config, "--migrate-store"]
-            var cArguments = arguments.map { strdup($0) } + [nil]
-            execv(binary, &cArguments)
-            mfa_write_stderr("mfagate: cannot run \(binary): \(String(cString: strerror(errno))) (pass --daemon PATH)\n")
-            throw ExitCode(2)
-        }
-
-        /// mfagated beside this binary (a build tree, /usr/sbin next to /usr/bin does not apply), else /usr/sbin.
-        static func defaultDaemonPath() -> String {
-            var buffer = [CChar](repeating: 0, count: 4096)
-            let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-            if n > 0 {
-                let own = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                let sibling = own.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/") + "/mfagated"
-                if access(sibling, X_OK) == 0 { return sibling }
-            }
-            return "/usr/sbin/mfagated"
+            try task.runDaemon(["--migrate-store"], verb: "migrate-store", why: "it reads the daemon's state directory")
         }
     }
 }
