@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMFASys
+import MFACore
 import MFAProtocol
 
 /// Why the CLI could not get an answer; each names the socket so the admin knows where to look.
@@ -14,7 +15,7 @@ struct ClientError: Error, CustomStringConvertible {
 
 /// One request, one answer, every wait bounded.
 struct DaemonClient {
-    static let defaultSocket = "/run/mfagate/mfagated.sock"
+    static let defaultSocket = DaemonConfig.defaultSocketPath
     var socketPath: String
     var timeoutMilliseconds: Int32 = 10_000
 

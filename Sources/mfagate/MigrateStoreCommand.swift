@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import CMFASys
+import MFACore
 
 extension MFAGate {
     struct MigrateStore: ParsableCommand {
@@ -23,7 +24,7 @@ extension MFAGate {
         var to: String
 
         @Option(name: .long, help: ArgumentHelp("The daemon's configuration file.", valueName: "file"))
-        var config: String = "/etc/mfagate/mfagate.conf"
+        var config: String = DaemonConfig.defaultPath
 
         @Option(name: .long, help: ArgumentHelp("The mfagated binary (default: next to this command, else /usr/sbin/mfagated).", valueName: "path"))
         var daemon: String?
