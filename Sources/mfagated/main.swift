@@ -61,6 +61,12 @@ struct MFAGated: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var clockOffsetFile: String?
 
+    /// Random bytes (secrets, delivered codes, salts) from HMAC-SHA256 over a counter keyed with
+    /// this text instead of the system's generator, so a test knows that two codes differ and
+    /// which one it holds. Never for a real host: every secret and code becomes predictable.
+    @Option(name: .long, help: .hidden)
+    var randomSeed: String?
+
     func run() throws {
         let path = config ?? Self.defaultConfigPath
         let settings: DaemonConfig
@@ -130,6 +136,11 @@ struct MFAGated: ParsableCommand {
                 environment.now = { live() + offset.seconds }
                 logger.warning("clock offset read from \(clockOffsetFile) (--clock-offset-file is for tests only)")
             }
+            if let randomSeed {
+                let seeded = SeededRandom(seed: randomSeed)
+                environment.randomBytes = { seeded.bytes($0) }
+                logger.warning("random bytes from a fixed seed (--random-seed is for tests only: every secret and code is predictable)")
+            }
             authority = try Authority(config: settings, store: store, environment: environment, logger: logger)
         } catch {
             logger.critical("\(error)")
@@ -180,3 +191,19 @@ final class MovableOffset: @unchecked Sendable {
     }
 }
 let movableOffset = MovableOffset()
+
+/// The generator of --random-seed (tests only): HMAC-SHA256(seed, counter) blocks, one after
+/// the other. One thread uses it: the daemon's.
+final class SeededRandom: @unchecked Sendable {
+    let key: [UInt8]
+    var counter: UInt64 = 0
+    init(seed: String) { key = Array(seed.utf8) }
+    func bytes(_ count: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        while out.count < count {
+            counter += 1
+            out += Crypto.hmac(.sha256, key: key, message: (0..<8).map { UInt8(truncatingIfNeeded: counter >> (56 - 8 * $0)) })
+        }
+        return Array(out.prefix(count))
+    }
+}

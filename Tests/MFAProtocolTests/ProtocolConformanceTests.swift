@@ -75,7 +75,9 @@ final class ProtocolConformanceTests: XCTestCase {
             "MFG_LOGIN_FLAG_SILENT": "\(WireProtocol.loginFlagSilent)", "MFG_LOGIN_FLAG_REAL_UID": "\(WireProtocol.loginFlagRealUID)",
             "MFG_DEFAULT_SOCKET": DaemonConfig.defaultSocketPath,
         ]
-        XCTAssertEqual(cConstants, expected)
+        for key in Set(cConstants.keys).union(expected.keys).sorted() {
+            XCTAssertEqual(cConstants[key], expected[key], "\(key): C says \(cConstants[key] ?? "nothing"), Swift \(expected[key] ?? "nothing")")
+        }
         // Every value the Swift side can send has a C name: a verdict or style added to one side only fails here.
         let cResults = Set(cConstants.filter { $0.key.hasPrefix("MFG_RESULT_") }.values)
         let swiftResults = Set((0...255).compactMap { VerdictResult(rawValue: UInt8($0)) }.map { "\($0.rawValue)" })
