@@ -114,7 +114,7 @@ final class ConfigTests: XCTestCase {
             guard let e = error as? ConfigError else { return XCTFail("not a ConfigError") }
             XCTAssertEqual(e.all.map(\.line), [1, 3, 5, 6, 7], "\(e)")
             let lines = e.description.split(separator: "\n").map(String.init)
-            XCTAssertEqual(lines.count, 5, e.description)
+            guard lines.count == 5 else { return XCTFail("not 5 errors: \(e.description)") }
             XCTAssertTrue(lines[0].hasPrefix("/etc/mfagate/mfagate.conf:1: `mode` must be"), lines[0])
             XCTAssertTrue(lines[1].hasPrefix("/etc/mfagate/mfagate.conf:3: unknown key `modee`"), lines[1])
             XCTAssertTrue(lines[2].contains(":5: user \"alice\" is listed in both"), lines[2])
