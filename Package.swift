@@ -36,12 +36,15 @@ let package = Package(
         .target(name: "MFAProtocol"),
         // Renders a QR code as terminal text (UTF-8 half blocks or ASCII) for the CLI and the login prompt.
         .target(name: "MFATerminalQR", dependencies: ["CQREncode"]),
+        // The one reader of files mfagate must trust (config, user files, fleet key, a user's GA file):
+        // O_NOFOLLOW, fstat on the descriptor, owner, mode and size checked.
+        .target(name: "MFASafeFile", dependencies: ["CMFASys"]),
         // The only code that touches secret files.
-        .target(name: "MFAStore", dependencies: ["MFACore", "CMFASys"]),
+        .target(name: "MFAStore", dependencies: ["MFACore", "CMFASys", "MFASafeFile"]),
         // The fleet store (store = postgresql): enrollments, lockouts and first sightings in PostgreSQL,
         // secrets sealed with the hosts' fleet key (docs/fleet.md).
         .target(name: "MFAFleetStore", dependencies: [
-            "MFACore", "MFAStore", "CMFAPostgres", "CMFAFleetCrypto", "CMFASys",
+            "MFACore", "MFAStore", "CMFAPostgres", "CMFAFleetCrypto", "CMFASys", "MFASafeFile",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Sockets, peer credentials, connection state machines, lifecycle.
@@ -50,16 +53,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "mfagated", dependencies: [
-            "MFADaemon", "MFACore", "MFAStore", "MFAFleetStore",
+            "MFADaemon", "MFACore", "MFAStore", "MFAFleetStore", "MFASafeFile",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "mfagate", dependencies: [
-            "MFAProtocol", "MFACore", "CMFASys", "MFATerminalQR",
+            "MFAProtocol", "MFACore", "CMFASys", "MFATerminalQR", "MFASafeFile",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "MFACoreTests", dependencies: ["MFACore"]),
-        .testTarget(name: "MFAProtocolTests", dependencies: ["MFAProtocol"]),
+        .testTarget(name: "MFAProtocolTests", dependencies: ["MFAProtocol", "MFACore"]),
+        .testTarget(name: "MFASafeFileTests", dependencies: ["MFASafeFile"]),
         .testTarget(name: "MFAStoreTests", dependencies: ["MFAStore", "MFACore"]),
         .testTarget(name: "MFAFleetStoreTests", dependencies: ["MFAFleetStore", "MFAStore", "MFACore", "CMFAFleetCrypto"]),
         .testTarget(name: "MFATerminalQRTests", dependencies: ["MFATerminalQR"]),

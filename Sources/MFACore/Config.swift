@@ -1,10 +1,15 @@
 /// The daemon's configuration (`/etc/mfagate/mfagate.conf`). Defaults live here and only here.
 public struct DaemonConfig: Sendable, Equatable {
+    /// Where the daemon reads its configuration (`mfagated --config`, `mfagate migrate-store --config`).
+    public static let defaultPath = "/etc/mfagate/mfagate.conf"
+    /// Where the daemon listens and the CLI connects; the PAM module's MFG_DEFAULT_SOCKET
+    /// (mfg_frame.h) must be the same (ProtocolConformanceTests checks it).
+    public static let defaultSocketPath = "/run/mfagate/mfagated.sock"
     /// The file it was read from ("" for built-in defaults), for explanations such as "config line 4".
     public var file: String = ""
     public var mode: MFAMode = .optional
     public var stateDirectory: String = "/var/lib/mfagate"
-    public var socketPath: String = "/run/mfagate/mfagated.sock"
+    public var socketPath: String = DaemonConfig.defaultSocketPath
     /// Steps accepted either side of the (drift-corrected) current one (±30 s at the standard period).
     public var window: Int = 1
     /// Users and groups that always need a code, or never do (see Policy for the precedence).
@@ -87,16 +92,30 @@ public struct DaemonConfig: Sendable, Equatable {
     }
 }
 
-/// A config error, reported as `FILE:LINE: message` so an admin can jump straight to it.
+/// A config error, reported as `FILE:LINE: message` so an admin can jump straight to it. The parser
+/// reports every error of a file at once (as OpenDoas does): the first here, the rest in `more`.
 public struct ConfigError: Error, Equatable, CustomStringConvertible {
     public var file: String
     public var line: Int
     public var message: String
-    public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
+    /// The file's further errors, in line order; each line of `description` is one error.
+    public var more: [ConfigError] = []
+    public var description: String { ([self] + more).map(\.single).joined(separator: "\n") }
+    /// Every error, the first included.
+    public var all: [ConfigError] { [ConfigError(file: file, line: line, message: message)] + more }
+    var single: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
     public init(file: String, line: Int, message: String) {
         self.file = file
         self.line = line
         self.message = message
+    }
+
+    /// One error holding all of `errors` (sorted by line), or nil when there are none.
+    static func combined(_ errors: [ConfigError]) -> ConfigError? {
+        let sorted = errors.enumerated().sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
+        guard var first = sorted.first else { return nil }
+        first.more = Array(sorted.dropFirst())
+        return first
     }
 }
 
@@ -119,57 +138,69 @@ public enum ConfigParser {
         if bytes.count > maximumSize {
             throw ConfigError(file: file, line: 0, message: "the file is larger than 1 MiB")
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            var lineNumber = 0
-            for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-                lineNumber += 1
-                if String(validating: line, as: UTF8.self) == nil { break }
+        // A line that is not UTF-8 is an error of its own; the other lines are still read, so every
+        // error of the file is reported at once.
+        var errors: [ConfigError] = []
+        var lines: [String] = []
+        for (index, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            if let text = String(validating: line, as: UTF8.self) {
+                lines.append(text)
+            } else {
+                lines.append("")
+                errors.append(ConfigError(file: file, line: index + 1, message: "the line is not valid UTF-8; save the file as UTF-8"))
             }
-            throw ConfigError(file: file, line: lineNumber, message: "the line is not valid UTF-8; save the file as UTF-8")
         }
-        return try parse(text, file: file)
+        let (config, found) = parseCollecting(lines.joined(separator: "\n"), file: file, checkingConflicts: true)
+        if let error = ConfigError.combined(errors + found) { throw error }
+        return config
     }
 
     /// `checkingConflicts: false` skips the rules between keys (e.g. `store = postgresql` needs
     /// `database_url`): for reading one line on its own, as the config fuzzer does.
     public static func parse(_ text: String, file: String, checkingConflicts: Bool = true) throws(ConfigError) -> DaemonConfig {
+        let (config, errors) = parseCollecting(text, file: file, checkingConflicts: checkingConflicts)
+        if let error = ConfigError.combined(errors) { throw error }
+        return config
+    }
+
+    /// Reads every line, collecting each error instead of stopping at the first.
+    static func parseCollecting(_ text: String, file: String, checkingConflicts: Bool) -> (DaemonConfig, [ConfigError]) {
         var config = DaemonConfig()
         config.file = file
         if text.utf8.count > maximumSize {
-            throw ConfigError(file: file, line: 0, message: "the file is larger than 1 MiB")
+            return (config, [ConfigError(file: file, line: 0, message: "the file is larger than 1 MiB")])
         }
+        var errors: [ConfigError] = []
+        func fail(_ line: Int, _ message: String) { errors.append(ConfigError(file: file, line: line, message: message)) }
         var lineNumber = 0
         // Split on the byte, not the Character: Swift reads CR LF as one Character, so a file saved
         // with CR LF line ends would otherwise be one long line (a setting after a comment line
         // silently ignored). Found by Tests/fuzz/ConfigFuzz.swift.
         for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
-            if rawLine.contains(0) {
-                throw ConfigError(file: file, line: lineNumber, message: "the line contains a NUL byte")
-            }
+            if rawLine.contains(0) { fail(lineNumber, "the line contains a NUL byte"); continue }
             let line = trim(Substring(rawLine))
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let eq = line.firstIndex(of: "=") else {
-                throw ConfigError(file: file, line: lineNumber, message: "expected `key = value`, found \"\(line)\"")
+                fail(lineNumber, "expected `key = value`, found \"\(line)\""); continue
             }
             let key = trim(line[..<eq])
             let value = trim(line[line.index(after: eq)...])
-            if key.isEmpty {
-                throw ConfigError(file: file, line: lineNumber, message: "missing key before '='")
-            }
-            if let first = config.lines[key] {
-                throw ConfigError(file: file, line: lineNumber, message: "`\(key)` is already set on line \(first)")
-            }
+            if key.isEmpty { fail(lineNumber, "missing key before '='"); continue }
+            if let first = config.lines[key] { fail(lineNumber, "`\(key)` is already set on line \(first)"); continue }
             do {
                 try apply(key: key, value: value, to: &config)
             } catch {
-                throw ConfigError(file: file, line: lineNumber, message: error.message)
+                fail(lineNumber, error.message)
+                // Counts as set, so a second line with the key is still a repeat.
+                config.lines[key] = lineNumber
+                continue
             }
             config.lines[key] = lineNumber
             config.texts[key] = value
         }
-        if checkingConflicts { try checkConflicts(config) }
-        return config
+        if checkingConflicts { errors += conflicts(config) }
+        return (config, errors)
     }
 
     struct ValueError: Error { var message: String }
@@ -267,26 +298,28 @@ public enum ConfigParser {
         }
     }
 
-    /// Contradictions a single line cannot show.
-    static func checkConflicts(_ config: DaemonConfig) throws(ConfigError) {
-        func clash(_ a: [String], _ aKey: String, _ b: [String], _ bKey: String, what: String) throws(ConfigError) {
+    /// Contradictions a single line cannot show, every one of them.
+    static func conflicts(_ config: DaemonConfig) -> [ConfigError] {
+        var errors: [ConfigError] = []
+        func clash(_ a: [String], _ aKey: String, _ b: [String], _ bKey: String, what: String) {
             if let both = a.first(where: { b.contains($0) }) {
                 let line = max(config.lines[aKey] ?? 0, config.lines[bKey] ?? 0)
-                throw ConfigError(file: config.file, line: line,
-                                  message: "\(what) \"\(both)\" is listed in both `\(aKey)` (line \(config.lines[aKey] ?? 0)) and `\(bKey)` (line \(config.lines[bKey] ?? 0)); keep one")
+                errors.append(ConfigError(file: config.file, line: line,
+                                          message: "\(what) \"\(both)\" is listed in both `\(aKey)` (line \(config.lines[aKey] ?? 0)) and `\(bKey)` (line \(config.lines[bKey] ?? 0)); keep one"))
             }
         }
-        try clash(config.requireUsers, "require_users", config.exemptUsers, "exempt_users", what: "user")
-        try clash(config.requireGroups, "require_groups", config.exemptGroups, "exempt_groups", what: "group")
+        clash(config.requireUsers, "require_users", config.exemptUsers, "exempt_users", what: "user")
+        clash(config.requireGroups, "require_groups", config.exemptGroups, "exempt_groups", what: "group")
         if config.store == .postgresql && config.databaseURL == nil {
-            throw ConfigError(file: config.file, line: config.lines["store"] ?? 0,
-                              message: "`store = postgresql` needs `database_url` (a libpq URI such as postgresql://mfagate@db.example/mfagate)")
+            errors.append(ConfigError(file: config.file, line: config.lines["store"] ?? 0,
+                                      message: "`store = postgresql` needs `database_url` (a libpq URI such as postgresql://mfagate@db.example/mfagate)"))
         }
         if let fresh = config.fleetNewKeyFile, fresh == config.fleetKeyFile {
-            throw ConfigError(file: config.file, line: config.lines["fleet_new_key_file"] ?? 0,
-                              message: "`fleet_new_key_file` names the same file as `fleet_key_file`; during a rotation it names the new key")
+            errors.append(ConfigError(file: config.file, line: config.lines["fleet_new_key_file"] ?? 0,
+                                      message: "`fleet_new_key_file` names the same file as `fleet_key_file`; during a rotation it names the new key"))
         }
-        try checkDeliveryConflicts(config)
+        if let delivery = deliveryConflict(config) { errors.append(delivery) }
+        return errors
     }
 
     /// True for `password=...` in a connection string or `user:secret@` in a URI: the main config is
@@ -348,71 +381,6 @@ public enum ConfigParser {
         while let f = view.first, f == " " || f == "\t" || f == "\r" { view = view.dropFirst() }
         while let l = view.last, l == " " || l == "\t" || l == "\r" { view = view.dropLast() }
         return String(view)
-    }
-
-    static func formatDuration(_ seconds: Int64) -> String {
-        if seconds == 0 { return "0" }
-        for (unit, factor) in [("w", Int64(604_800)), ("d", 86400), ("h", 3600), ("m", 60)] where seconds % factor == 0 {
-            return "\(seconds / factor)\(unit)"
-        }
-        return "\(seconds)s"
-    }
-
-    /// The value of `key` in the form the file would take, for `--print` and explanations.
-    public static func defaultText(_ key: String, _ c: DaemonConfig) -> String {
-        switch key {
-        case "mode": return c.mode.rawValue
-        case "state_dir": return c.stateDirectory
-        case "socket": return c.socketPath
-        case "window": return "\(c.window)"
-        case "require_users": return c.requireUsers.joined(separator: " ")
-        case "exempt_users": return c.exemptUsers.joined(separator: " ")
-        case "require_groups": return c.requireGroups.joined(separator: " ")
-        case "exempt_groups": return c.exemptGroups.joined(separator: " ")
-        case "services": return c.services.joined(separator: " ")
-        case "trusted_networks": return c.trustedNetworks.map(\.description).joined(separator: " ")
-        case "trust_local": return c.trustLocal ? "yes" : "no"
-        case "grace_period": return formatDuration(c.gracePeriod)
-        case "max_failures": return "\(c.maxFailures)"
-        case "failure_window": return formatDuration(c.failureWindow)
-        case "lockout": return formatDuration(c.lockout)
-        case "max_failures_per_rhost": return "\(c.maxFailuresPerRhost)"
-        case "prompt_timeout": return formatDuration(c.promptTimeout)
-        case "enroll_at_login": return c.enrollAtLoginNeedsInvite ? "invite" : c.enrollAtLogin ? "yes" : "no"
-        case "issuer": return c.issuer ?? ""
-        case "notify_command": return c.notifyCommand ?? ""
-        case "store": return c.store.rawValue
-        case "database_url": return c.databaseURL ?? ""
-        case "database_password_file": return c.databasePasswordFile ?? ""
-        case "fleet_key_file": return c.fleetKeyFile
-        case "fleet_new_key_file": return c.fleetNewKeyFile ?? ""
-        case "database_insecure": return c.databaseInsecure ? "yes" : "no"
-        case "database_timeout": return formatDuration(c.databaseTimeout)
-        case "database_retry": return formatDuration(c.databaseRetry)
-        case "methods": return c.methods.map(\.rawValue).joined(separator: " ")
-        case "email_command": return c.emailCommand.joined(separator: " ")
-        case "email_from": return c.emailFrom ?? ""
-        case "email_address_pattern": return c.emailAddressPattern ?? ""
-        case "sms_command": return c.smsCommand?.joined(separator: " ") ?? ""
-        case "max_codes_per_sender": return "\(c.maxCodesPerSender)"
-        case "max_codes_per_hour": return "\(c.maxCodesPerHour)"
-        case "sms_allowed_prefixes": return c.smsAllowedPrefixes.joined(separator: " ")
-        default: return ""
-        }
-    }
-
-    /// The effective configuration, every key with defaults filled in (`mfagated --check-config --print`).
-    public static func render(_ c: DaemonConfig) -> String {
-        keys.map { key in
-            let origin = c.lines[key].map { "line \($0)" } ?? "default"
-            return "\(key) = \(defaultText(key, c))".padding(to: 48) + "# \(origin)"
-        }.joined(separator: "\n") + "\n"
-    }
-}
-
-extension String {
-    func padding(to width: Int) -> String {
-        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
     }
 }
 

@@ -57,11 +57,12 @@ extension ConfigParser {
     }
 
     /// `methods = ... sms` needs a gateway: there is no default `sms_command`.
-    static func checkDeliveryConflicts(_ config: DaemonConfig) throws(ConfigError) {
+    static func deliveryConflict(_ config: DaemonConfig) -> ConfigError? {
         if config.methods.contains(.sms) && config.smsCommand == nil {
-            throw ConfigError(file: config.file, line: config.lines["methods"] ?? 0,
+            return ConfigError(file: config.file, line: config.lines["methods"] ?? 0,
                               message: "`methods` includes sms but `sms_command` is not set (the program that sends a text through your gateway)")
         }
+        return nil
     }
 }
 

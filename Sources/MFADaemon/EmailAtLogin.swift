@@ -110,7 +110,7 @@ extension Authority {
     /// takes at most 8), else the verdict that ends the login.
     func countRound(_ rounds: inout Int, _ session: LoginSession) -> Step? {
         rounds += 1
-        guard rounds > WireProtocol.maximumConversationMessages else { return nil }
+        guard rounds > WireProtocol.maximumRounds else { return nil }
         logDecision(session.request, user: session.user.value, peer: session.peer, result: .denied, reason: "too many rounds")
         return .finish(.verdict(.denied, reason: "too many rounds"))
     }

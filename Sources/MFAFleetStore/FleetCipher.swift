@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CMFAFleetCrypto
 import CMFASys
+import MFASafeFile
 import MFACore
 
 /// Why the fleet store cannot start or cannot read a record. Each says what to fix.
@@ -145,31 +146,20 @@ public struct FleetCipher: Sendable {
 /// descriptor, that nobody but its owner can read it and that the owner is root or the daemon.
 public enum SecretFile {
     public static func read(_ path: String, what: String, owner: uid_t = geteuid()) throws(FleetError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        guard fd >= 0 else {
-            let e = errno
-            if e == ELOOP { throw .unsafeFile(path: path, reason: "\(what) is a symbolic link (point the config at the real file)") }
-            throw .unreadable(path: path, reason: "\(String(cString: strerror(e))) (the \(what) must exist, readable by the daemon's user only)")
+        let rules = SafeFileRules(owners: [owner, 0], forbiddenModeBits: 0o077, maximumSize: 4096)
+        do {
+            return try SafeFileReader.read(path, rules: rules).bytes
+        } catch {
+            switch error {
+            case .symbolicLink: throw .unsafeFile(path: path, reason: "\(what) is a symbolic link (point the config at the real file)")
+            case .missing: throw .unreadable(path: path, reason: "\(String(cString: strerror(ENOENT))) (the \(what) must exist, readable by the daemon's user only)")
+            case .system(_, let e): throw .unreadable(path: path, reason: "\(String(cString: strerror(e))) (the \(what) must exist, readable by the daemon's user only)")
+            case .notRegular: throw .unsafeFile(path: path, reason: "the \(what) is not a regular file")
+            case .mode(let mode): throw .unsafeFile(path: path, reason: "its mode \(String(mode & 0o777, radix: 8)) lets others read the \(what) (chmod 0400 it)")
+            case .owner(let uid): throw .unsafeFile(path: path, reason: "the \(what) is owned by uid \(uid), not by root or the daemon's uid \(owner) (chown it)")
+            case .tooLarge: throw .unsafeFile(path: path, reason: "the \(what) is larger than 4 KiB")
+            case .hardLinks: throw .unsafeFile(path: path, reason: error.sentence(path: path, what: what, rules: rules))
+            }
         }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unsafeFile(path: path, reason: "the \(what) is not a regular file") }
-        guard st.st_mode & 0o077 == 0 else {
-            throw .unsafeFile(path: path, reason: "its mode \(String(st.st_mode & 0o777, radix: 8)) lets others read the \(what) (chmod 0400 it)")
-        }
-        guard st.st_uid == owner || st.st_uid == 0 else {
-            throw .unsafeFile(path: path, reason: "the \(what) is owned by uid \(st.st_uid), not by root or the daemon's uid \(owner) (chown it)")
-        }
-        guard st.st_size <= 4096 else { throw .unsafeFile(path: path, reason: "the \(what) is larger than 4 KiB") }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            total += n
-        }
-        return Array(bytes[0..<total])
     }
 }

@@ -132,7 +132,7 @@ public enum FrameCodec {
         case .loginBegin(let b):
             w.u8(Tag.loginBegin.rawValue); w.u8(b.version)
             try w.str(b.user); try w.str(b.service); try w.str(b.rhost); try w.str(b.tty); try w.str(b.ruser)
-            w.u8((b.silent ? 1 : 0) | (b.realUID != nil ? 2 : 0))
+            w.u8((b.silent ? WireProtocol.loginFlagSilent : 0) | (b.realUID != nil ? WireProtocol.loginFlagRealUID : 0))
             if let realUID = b.realUID { w.u32(realUID) }
         case .reply(let answer):
             w.u8(Tag.reply.rawValue); try w.str(answer)
@@ -174,9 +174,9 @@ public enum FrameCodec {
             let version = try r.u8()
             let user = try r.str(), service = try r.str(), rhost = try r.str(), tty = try r.str(), ruser = try r.str()
             let flags = try r.u8()
-            let realUID = flags & 2 != 0 ? try r.u32() : nil
+            let realUID = flags & WireProtocol.loginFlagRealUID != 0 ? try r.u32() : nil
             message = .loginBegin(LoginBegin(version: version, user: user, service: service, rhost: rhost,
-                                             tty: tty, ruser: ruser, silent: flags & 1 != 0, realUID: realUID))
+                                             tty: tty, ruser: ruser, silent: flags & WireProtocol.loginFlagSilent != 0, realUID: realUID))
         case .reply:
             message = .reply(answer: try r.str())
         case .cancel:
@@ -317,8 +317,10 @@ public enum FrameCodec {
         case .done:
             message = .done(message: try r.str())
         case .error:
+            // A code this side does not know is a protocol error, never silently another code.
             let raw = try r.u16()
-            message = .error(ErrorCode(rawValue: raw) ?? .badRequest, message: try r.str())
+            guard let code = ErrorCode(rawValue: raw) else { throw .badValue("unknown error code \(raw)") }
+            message = .error(code, message: try r.str())
         case .methodsReply:
             message = .methods(try r.methods())
         case .invited: message = .invited(try r.invited())

@@ -3,6 +3,14 @@ public enum WireProtocol {
     public static let version: UInt8 = 1
     public static let maximumPayload = 65536
     public static let maximumConversationMessages = 8
+    /// CONVERSE rounds the PAM module accepts in one login (MFG_MAX_ROUNDS); the daemon ends a
+    /// login with a verdict before it asks for more.
+    public static let maximumRounds = 8
+    /// The frame header: a u32 big-endian payload length.
+    public static let headerLength = 4
+    /// LOGIN_BEGIN flags: bit 0 PAM_SILENT, bit 1 a u32 real uid follows the flags.
+    public static let loginFlagSilent: UInt8 = 0x01
+    public static let loginFlagRealUID: UInt8 = 0x02
 }
 
 public enum MessageStyle: UInt8, Sendable {

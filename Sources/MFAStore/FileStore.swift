@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CMFASys
 import MFACore
+import MFASafeFile
 
 /// Why the store refused to start or to read or write a file. Each says what to fix, and where.
 public enum StoreError: Error, Equatable, CustomStringConvertible {
@@ -296,59 +297,42 @@ public final class FileStore {
     }
 
     /// Reads a whole file after checking, on the open descriptor, that it is a regular file owned by
-    /// the daemon, private (no group/other bits) and not larger than `maximumSize`. nil: no file.
-    /// Also returns the descriptor's stat, which identifies what was read (for the cache).
+    /// the daemon, private (no group/other bits) and not larger than `maximumSize` (SafeFileReader,
+    /// the one reader of trusted files). nil: no file. Also returns the descriptor's stat, which
+    /// identifies what was read (for the cache).
     func readChecked(dirFD: Int32, name: String, display: String, maximumSize: Int) throws(StoreError) -> ([UInt8], stat)? {
-        let fd = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        if fd < 0 {
-            let e = errno
-            if e == ENOENT { return nil }
-            if e == ELOOP { throw .unsafeFile(path: display, reason: "it is a symbolic link") }
-            throw .system(path: display, operation: "opening", errno: e)
+        do {
+            let (bytes, st) = try SafeFileReader.read(at: dirFD, name, rules: .secret(owner: owner, maximumSize: maximumSize))
+            return (bytes, st)
+        } catch {
+            if error == .missing { return nil }
+            throw FileStore.storeError(error, owner: owner, display: display)
         }
-        defer { close(fd) }
-        let st = try FileStore.checkPrivateFile(fd, owner: owner, display: display)
-        guard st.st_size <= maximumSize else {
-            throw .damagedFile(path: display, detail: "larger than \(maximumSize) bytes")
-        }
-        // One byte more than the size says, to notice a file that grew since fstat.
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
-        var total = 0
-        while total < bytes.count {
-            let wanted = bytes.count - total
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, wanted) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno
-                mfa_wipe(&bytes, bytes.count)
-                throw .system(path: display, operation: "reading", errno: e)
-            }
-            total += n
-            // A regular file reads short only at its end: no second read to see 0.
-            if n < wanted { break }
-        }
-        if total > maximumSize {
-            mfa_wipe(&bytes, bytes.count)
-            throw .damagedFile(path: display, detail: "larger than \(maximumSize) bytes")
-        }
-        let content = Array(bytes[0..<total])
-        mfa_wipe(&bytes, bytes.count)
-        return (content, st)
     }
 
     /// Checks, on the open descriptor (not the name, which may have been swapped), that a file is
     /// a regular file owned by the daemon and private to it (no group or other bits).
     static func checkPrivateFile(_ fd: Int32, owner: uid_t, display: String) throws(StoreError) -> stat {
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .system(path: display, operation: "checking", errno: errno) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unsafeFile(path: display, reason: "it is not a regular file") }
-        guard st.st_uid == owner else {
-            throw .unsafeFile(path: display, reason: "it is owned by uid \(st.st_uid), not by the daemon's uid \(owner)")
+        do {
+            return try SafeFileReader.check(fd, rules: .secret(owner: owner, maximumSize: Int.max))
+        } catch {
+            throw storeError(error, owner: owner, display: display)
         }
-        guard st.st_mode & 0o077 == 0 else {
-            throw .unsafeFile(path: display, reason: "its mode \(String(st.st_mode & 0o777, radix: 8)) lets others read or write it (must be 0600)")
+    }
+
+    /// The store's sentence for a refused file.
+    static func storeError(_ problem: SafeFileProblem, owner: uid_t, display: String) -> StoreError {
+        switch problem {
+        case .missing: return .system(path: display, operation: "opening", errno: ENOENT)
+        case .symbolicLink: return .unsafeFile(path: display, reason: "it is a symbolic link")
+        case .notRegular: return .unsafeFile(path: display, reason: "it is not a regular file")
+        case .owner(let uid): return .unsafeFile(path: display, reason: "it is owned by uid \(uid), not by the daemon's uid \(owner)")
+        case .mode(let mode):
+            return .unsafeFile(path: display, reason: "its mode \(String(mode & 0o777, radix: 8)) lets others read or write it (must be 0600)")
+        case .hardLinks(let count): return .unsafeFile(path: display, reason: "it has \(count) hard links")
+        case .tooLarge(let limit): return .damagedFile(path: display, detail: "larger than \(limit) bytes")
+        case .system(let operation, let code): return .system(path: display, operation: operation, errno: code)
         }
-        return st
     }
 
     /// Temp file in `tmp/`, write, fsync, rename over `name`, fsync the directory: a crash at any

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMFASys
+import MFACore
 import MFAProtocol
 
 /// Why the CLI could not get an answer; each names the socket so the admin knows where to look.
@@ -14,7 +15,7 @@ struct ClientError: Error, CustomStringConvertible {
 
 /// One request, one answer, every wait bounded.
 struct DaemonClient {
-    static let defaultSocket = "/run/mfagate/mfagated.sock"
+    static let defaultSocket = DaemonConfig.defaultSocketPath
     var socketPath: String
     var timeoutMilliseconds: Int32 = 10_000
 
@@ -36,7 +37,11 @@ struct DaemonClient {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             if let payload = try splitter.nextPayload() {
-                let answer = try FrameCodec.decodeDaemon(payload)
+                let answer: DaemonMessage
+                do { answer = try FrameCodec.decodeDaemon(payload) } catch {
+                    // Never guessed at (an unknown error code is not "bad request"): one sentence.
+                    throw ClientError(description: "mfagated at \(socketPath) sent an answer this mfagate cannot read (\(error)); install the same version of mfagate and mfagated")
+                }
                 // A daemon at its connection caps answers BUSY to any request (docs/protocol.md).
                 if case .verdict(.busy, let reason) = answer {
                     throw ClientError(description: "\(reason); try again in a moment")

@@ -3,13 +3,14 @@ import Glibc
 #endif
 import ArgumentParser
 import CMFASys
+import MFACore
 
 /// The options of the verbs that run mfagated as root in a one-shot mode (`migrate-store`,
 /// `fleet rotate-key`, `fleet key-status`): the daemon binary reads the state directory, the fleet
 /// keys and the database password; this command never does.
 struct DaemonTaskOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The daemon's configuration file.", valueName: "file"))
-    var config: String = "/etc/mfagate/mfagate.conf"
+    var config: String = DaemonConfig.defaultPath
 
     @Option(name: .long, help: ArgumentHelp("The mfagated binary (default: next to this command, else /usr/sbin/mfagated).", valueName: "path"))
     var daemon: String?

@@ -5,6 +5,7 @@ import ArgumentParser
 import CMFASys
 import MFACore
 import MFAProtocol
+import MFASafeFile
 
 /// Why a google-authenticator file was not read; one sentence naming the file and the fix.
 struct ImportFileError: Error, CustomStringConvertible {
@@ -18,38 +19,18 @@ enum GoogleAuthenticatorFileReader {
     static let fileName = ".google_authenticator"
 
     static func read(path: String, ownerUID: uid_t) throws(ImportFileError) -> String {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            let e = errno
-            if e == ELOOP { throw ImportFileError(description: "\(path) is a symbolic link; refused (copy the real file and name it)") }
-            throw ImportFileError(description: "cannot open \(path): \(String(cString: strerror(e)))")
-        }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw ImportFileError(description: "cannot check \(path): \(String(cString: strerror(errno)))") }
-        guard st.st_mode & S_IFMT == S_IFREG else { throw ImportFileError(description: "\(path) is not a regular file; refused") }
-        guard st.st_nlink == 1 else { throw ImportFileError(description: "\(path) has \(st.st_nlink) hard links; refused (it may be another file)") }
-        guard st.st_uid == ownerUID else {
-            throw ImportFileError(description: "\(path) belongs to uid \(st.st_uid), not to the user (uid \(ownerUID)); refused")
-        }
-        guard st.st_mode & 0o022 == 0 else { throw ImportFileError(description: "\(path) is writable by group or others; refused (chmod 600 it first)") }
-        guard st.st_size <= off_t(GoogleAuthenticatorFile.maximumSize) else {
-            throw ImportFileError(description: "\(path) is larger than \(GoogleAuthenticatorFile.maximumSize) bytes; refused")
-        }
-        var bytes = [UInt8](repeating: 0, count: GoogleAuthenticatorFile.maximumSize + 1)
-        defer { mfa_wipe(&bytes, bytes.count) }
-        var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ImportFileError(description: "cannot read \(path): \(String(cString: strerror(errno)))")
+        let rules = SafeFileRules(owners: [ownerUID], forbiddenModeBits: 0o022,
+                                  maximumSize: GoogleAuthenticatorFile.maximumSize, singleLink: true)
+        do {
+            var bytes = try SafeFileReader.read(path, rules: rules).bytes
+            defer { mfa_wipe(&bytes, bytes.count) }
+            return String(decoding: bytes, as: UTF8.self)
+        } catch {
+            if case .owner(let uid) = error {
+                throw ImportFileError(description: "\(path) belongs to uid \(uid), not to the user (uid \(ownerUID)); refused")
             }
-            if n == 0 { break }
-            total += n
+            throw ImportFileError(description: error.sentence(path: path, what: "google-authenticator file", rules: rules) + "; refused")
         }
-        guard total <= GoogleAuthenticatorFile.maximumSize else { throw ImportFileError(description: "\(path) grew while being read; refused") }
-        return String(decoding: bytes[0..<total], as: UTF8.self)
     }
 }
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import CMFASys
+import MFACore
 
 extension MFAGate {
     struct MigrateStore: ParsableCommand {

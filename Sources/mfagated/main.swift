@@ -7,24 +7,20 @@ import Logging
 import MFACore
 import MFADaemon
 import MFAFleetStore
+import MFASafeFile
 import MFAStore
 
-/// Reads and parses the config file; a missing default file means "all defaults".
+/// Reads the config file as OpenDoas reads doas.conf: through SafeFileReader (no symlink, a regular
+/// file owned by root that group and others cannot write, at most 1 MiB), then parses it, reporting
+/// every error with its line. A missing default file means "all defaults".
 func loadConfig(path: String, explicit: Bool) throws(ConfigError) -> DaemonConfig {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 {
-        if errno == ENOENT && !explicit { return DaemonConfig() }
-        throw ConfigError(file: path, line: 0, message: "cannot open: \(String(cString: strerror(errno)))")
-    }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 8192)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 { throw ConfigError(file: path, line: 0, message: "cannot read: \(String(cString: strerror(errno)))") }
-        if n == 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
-        if bytes.count > ConfigParser.maximumSize { break }
+    let rules = SafeFileRules.rootOwned(maximumSize: ConfigParser.maximumSize)
+    let bytes: [UInt8]
+    do {
+        bytes = try SafeFileReader.read(path, rules: rules).bytes
+    } catch {
+        if error == .missing && !explicit { return DaemonConfig() }
+        throw ConfigError(file: path, line: 0, message: "the file " + error.reason(rules))
     }
     return try ConfigParser.parse(bytes: bytes, file: path)
 }
@@ -36,7 +32,7 @@ struct MFAGated: ParsableCommand {
         abstract: "The mfagate daemon: checks second-factor codes for pam_mfagate.so.",
         discussion: "Runs in the foreground. Logs plain lines to stderr, or structured entries to journald when started by systemd. Uses the listening socket systemd passes (socket activation), else creates its own. Stop it with SIGTERM; SIGHUP reloads the config.")
 
-    static let defaultConfigPath = "/etc/mfagate/mfagate.conf"
+    static let defaultConfigPath = DaemonConfig.defaultPath
 
     @Option(name: .long, help: ArgumentHelp("The configuration file.", valueName: "file"))
     var config: String?
@@ -46,6 +42,9 @@ struct MFAGated: ParsableCommand {
 
     @Flag(name: .long, help: "With --check-config: print the effective configuration, defaults filled in.")
     var print = false
+
+    @Flag(name: .long, help: "Run even as root (by default the daemon refuses: run it as its own unprivileged user, see README).")
+    var allowRoot = false
 
     @Flag(name: .long, help: "Log debug messages too.")
     var debug = false
@@ -68,13 +67,20 @@ struct MFAGated: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var clockOffsetFile: String?
 
+    /// Random bytes (secrets, delivered codes, salts) from HMAC-SHA256 over a counter keyed with
+    /// this text instead of the system's generator, so a test knows that two codes differ and
+    /// which one it holds. Never for a real host: every secret and code becomes predictable.
+    @Option(name: .long, help: .hidden)
+    var randomSeed: String?
+
     func run() throws {
         let path = config ?? Self.defaultConfigPath
         let settings: DaemonConfig
         do {
             settings = try loadConfig(path: path, explicit: config != nil)
         } catch {
-            mfa_write_stderr("mfagated: \(error)\n")
+            // Every error of the file, one line each (as OpenDoas reports doas.conf).
+            for one in error.all { mfa_write_stderr("mfagated: \(one)\n") }
             throw ExitCode(2)
         }
         if checkConfig {
@@ -116,7 +122,11 @@ struct MFAGated: ParsableCommand {
             throw ExitCode(FleetCommands.keyStatus(settings, hostName: DaemonEnvironment.live.hostName, logger: logger))
         }
         if geteuid() == 0 {
-            logger.warning("running as root; run mfagated as its own unprivileged user (see README)")
+            guard allowRoot else {
+                logger.critical("refusing to run as root: run mfagated as its own unprivileged user (User= in mfagated.service, see README), or pass --allow-root")
+                throw ExitCode(1)
+            }
+            logger.warning("running as root (--allow-root); run mfagated as its own unprivileged user (see README)")
         }
         let authority: Authority
         do {
@@ -142,6 +152,11 @@ struct MFAGated: ParsableCommand {
                 offset.read(clockOffsetFile)
                 environment.now = { live() + offset.seconds }
                 logger.warning("clock offset read from \(clockOffsetFile) (--clock-offset-file is for tests only)")
+            }
+            if let randomSeed {
+                let seeded = SeededRandom(seed: randomSeed)
+                environment.randomBytes = { seeded.bytes($0) }
+                logger.warning("random bytes from a fixed seed (--random-seed is for tests only: every secret and code is predictable)")
             }
             authority = try Authority(config: settings, store: store, environment: environment, logger: logger)
         } catch {
@@ -171,7 +186,8 @@ struct MFAGated: ParsableCommand {
                 applied.socketPath = settings.socketPath
                 return applied
             } catch {
-                logger.error("reload refused, keeping the old configuration: \(error)")
+                let every = (error as? ConfigError).map { $0.all.map { "\($0)" }.joined(separator: "; ") } ?? "\(error)"
+                logger.error("reload refused, keeping the old configuration: \(every)")
                 return nil
             }
         }
@@ -192,3 +208,19 @@ final class MovableOffset: @unchecked Sendable {
     }
 }
 let movableOffset = MovableOffset()
+
+/// The generator of --random-seed (tests only): HMAC-SHA256(seed, counter) blocks, one after
+/// the other. One thread uses it: the daemon's.
+final class SeededRandom: @unchecked Sendable {
+    let key: [UInt8]
+    var counter: UInt64 = 0
+    init(seed: String) { key = Array(seed.utf8) }
+    func bytes(_ count: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        while out.count < count {
+            counter += 1
+            out += Crypto.hmac(.sha256, key: key, message: (0..<8).map { UInt8(truncatingIfNeeded: counter >> (56 - 8 * $0)) })
+        }
+        return Array(out.prefix(count))
+    }
+}

@@ -19,6 +19,8 @@
 #define MFG_MAX_MESSAGES 8        /* messages in one CONVERSE */
 #define MFG_MAX_ROUNDS 8          /* CONVERSE rounds the shim accepts per login */
 #define MFG_MAX_FRAME (MFG_HEADER_LEN + MFG_MAX_PAYLOAD)
+/* Where mfagated listens: DaemonConfig.defaultSocketPath on the Swift side. */
+#define MFG_DEFAULT_SOCKET "/run/mfagate/mfagated.sock"
 
 enum mfg_tag {
     MFG_TAG_LOGIN_BEGIN = 0x01,

@@ -31,7 +31,6 @@
 
 #define PUBLIC __attribute__((visibility("default")))
 
-#define DEFAULT_SOCKET "/run/mfagate/mfagated.sock"
 #define DEFAULT_TIMEOUT_S 10
 #define MAX_TIMEOUT_S 300
 #define MAX_LOGGED_REASON 200 /* a VERDICT reason is short; cap what a debug line copies */
@@ -98,7 +97,7 @@ static int parse_socket(const char *s, const char **path)
 
 static int parse_options(pam_handle_t *pamh, int argc, const char **argv, struct options *o)
 {
-    o->socket_path = DEFAULT_SOCKET;
+    o->socket_path = MFG_DEFAULT_SOCKET;
     o->timeout_ms = DEFAULT_TIMEOUT_S * 1000;
     o->failmode_safe = 0;
     o->debug = 0;

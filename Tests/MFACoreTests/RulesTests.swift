@@ -105,6 +105,31 @@ final class ConfigTests: XCTestCase {
         assertError("socket = /" + String(repeating: "s", count: 120) + "\n", line: 1, contains: "107 bytes")
         assertError("= x\n", line: 1, contains: "missing key")
     }
+
+    /// Issue 17: parsing stopped at the first error, so an admin fixed a file one line per restart.
+    /// Every error is reported, each with its own file:line, in line order, conflicts included.
+    func testEveryErrorIsReportedWithItsLine() {
+        let text = "mode = sometimes\nwindow = 2\nmodee = off\nrequire_users = alice\nexempt_users = alice\nwindow = 3\njust words\n"
+        XCTAssertThrowsError(try ConfigParser.parse(text, file: "/etc/mfagate/mfagate.conf")) { error in
+            guard let e = error as? ConfigError else { return XCTFail("not a ConfigError") }
+            XCTAssertEqual(e.all.map(\.line), [1, 3, 5, 6, 7], "\(e)")
+            let lines = e.description.split(separator: "\n").map(String.init)
+            guard lines.count == 5 else { return XCTFail("not 5 errors: \(e.description)") }
+            XCTAssertTrue(lines[0].hasPrefix("/etc/mfagate/mfagate.conf:1: `mode` must be"), lines[0])
+            XCTAssertTrue(lines[1].hasPrefix("/etc/mfagate/mfagate.conf:3: unknown key `modee`"), lines[1])
+            XCTAssertTrue(lines[2].contains(":5: user \"alice\" is listed in both"), lines[2])
+            XCTAssertTrue(lines[3].hasSuffix(":6: `window` is already set on line 2"), lines[3])
+            XCTAssertTrue(lines[4].contains(":7: expected `key = value`"), lines[4])
+        }
+        // A bad value still counts as set: a second line with the key is a repeat, not a fix.
+        XCTAssertThrowsError(try ConfigParser.parse("mode = sometimes\nmode = off\n", file: "f")) { error in
+            XCTAssertEqual((error as? ConfigError)?.all.map(\.line), [1, 2])
+        }
+        let bytes = Array("mode = sometimes\n".utf8) + [0xFF] + Array("\nwindow = 99\n".utf8)
+        XCTAssertThrowsError(try ConfigParser.parse(bytes: bytes, file: "f")) { error in
+            XCTAssertEqual((error as? ConfigError)?.all.map(\.line), [1, 2, 3], "\(error)")
+        }
+    }
 }
 
 final class PolicyTests: XCTestCase {

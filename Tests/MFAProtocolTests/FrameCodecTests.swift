@@ -91,6 +91,19 @@ final class FrameCodecTests: XCTestCase {
     }
 
     /// Issue 14, finding 5: `\xff\xfe` and `\xfe\xff` were both decoded to U+FFFD U+FFFD (one record).
+    /// Issue 17: an error code the CLI does not know was decoded as `.badRequest`, so a newer
+    /// daemon's answer read as "bad request". It is a protocol error, naming the code.
+    func testAnUnknownErrorCodeIsRefusedNotMadeBadRequest() throws {
+        let known = try FrameCodec.encode(DaemonMessage.error(.tooManyCodes, message: "later"))
+        XCTAssertEqual(try FrameCodec.decodeDaemon(Array(known.dropFirst(4))), .error(.tooManyCodes, message: "later"))
+        var unknown = Array(known.dropFirst(4))
+        unknown[1] = 0x03; unknown[2] = 0xE7  // 999
+        XCTAssertThrowsError(try FrameCodec.decodeDaemon(unknown)) { error in
+            XCTAssertEqual(error as? FrameError, .badValue("unknown error code 999"))
+        }
+        XCTAssertNil(ErrorCode(rawValue: 0))
+    }
+
     func testStringsThatAreNotUTF8AreRefusedNotRepaired() throws {
         func login(_ name: [UInt8]) -> [UInt8] {
             [0x01, 1, 0, UInt8(name.count)] + name + [0, 4] + Array("sshd".utf8) + [0, 0, 0, 0, 0, 0, 0]

@@ -9,6 +9,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mfagate_harness import ROOT, Daemon, MFAGATED, MFAGATE, SHIM, PAM_DRIVER, NSS_MODULE  # noqa: E402
 
+# mfagated refuses a config file group or others could write (as OpenDoas refuses doas.conf): the
+# files the tests write get 0644 whatever umask the suite was started with.
+os.umask(0o022)
+
 
 def pytest_configure(config):
     """The daemon refuses names NSS does not know: a bare `pytest` run as root re-runs itself

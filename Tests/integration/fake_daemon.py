@@ -10,18 +10,26 @@ make it answer correctly, lie, stall or hang up at any point. Frame format: docs
 """
 
 import os
+import re
 import socket
 import struct
 import threading
+from pathlib import Path
 
 # ---- protocol constants (docs/protocol.md) ----
-VERSION = 1
-MAX_PAYLOAD = 65536
-LOGIN_BEGIN, REPLY, CANCEL = 0x01, 0x02, 0x03
-CONVERSE, VERDICT = 0x81, 0x82
-ECHO_OFF, ECHO_ON, ERROR_MSG, TEXT_INFO = 1, 2, 3, 4
-SUCCESS, DENIED, IGNORE, LOCKED, UNAVAILABLE, BUSY = 0, 1, 2, 3, 4, 5
-FLAG_REAL_UID = 0x02  # LOGIN_BEGIN flags bit 1: a u32 real uid follows
+# Read from the module's own header, not written a third time (ProtocolConformanceTests holds the
+# header and the Swift side together).
+_HEADER = Path(__file__).resolve().parents[2] / "Sources/pam_mfagate/mfg_frame.h"
+C = {m.group(1): int(m.group(2), 0)
+     for m in re.finditer(r"\b(MFG_[A-Z_]+)(?:\s+|\s*=\s*)(0x[0-9A-Fa-f]+|\d+)\b", _HEADER.read_text())}
+VERSION = C["MFG_PROTOCOL_VERSION"]
+MAX_PAYLOAD = C["MFG_MAX_PAYLOAD"]
+LOGIN_BEGIN, REPLY, CANCEL = C["MFG_TAG_LOGIN_BEGIN"], C["MFG_TAG_REPLY"], C["MFG_TAG_CANCEL"]
+CONVERSE, VERDICT, ERROR = C["MFG_TAG_CONVERSE"], C["MFG_TAG_VERDICT"], C["MFG_TAG_ERROR"]
+ECHO_OFF, ECHO_ON, ERROR_MSG, TEXT_INFO = (C[f"MFG_STYLE_{s}"] for s in ("PROMPT_ECHO_OFF", "PROMPT_ECHO_ON", "ERROR_MSG", "TEXT_INFO"))
+SUCCESS, DENIED, IGNORE, LOCKED, UNAVAILABLE, BUSY = (
+    C[f"MFG_RESULT_{r}"] for r in ("SUCCESS", "DENIED", "IGNORE", "LOCKED", "UNAVAILABLE", "BUSY"))
+FLAG_REAL_UID = C["MFG_LOGIN_FLAG_REAL_UID"]  # LOGIN_BEGIN flags bit 1: a u32 real uid follows
 
 
 # ---- encoding ----
@@ -45,6 +53,11 @@ def converse(*messages):
 
 def verdict(result, reason="test"):
     return frame(bytes([VERDICT, result]) + enc_str(reason))
+
+
+def error(code, message="test"):
+    """An ERROR answer (u16 code, str message) as the daemon sends to the CLI."""
+    return frame(bytes([ERROR]) + struct.pack(">H", code) + enc_str(message))
 
 
 def login_begin(user, service, rhost="", tty="", ruser="", flags=0):
@@ -115,6 +128,7 @@ def decode_client(payload):
 RECV = ("recv",)    # read one client frame and record it
 HANG = ("hang",)    # say nothing until the test stops the daemon
 CLOSE = ("close",)  # close the connection now
+RECV_ANY = ("recv_any",)  # read one frame of any tag (a CLI request) and record its raw payload
 
 
 def send(data):
@@ -203,8 +217,8 @@ class FakeDaemon:
         conn.settimeout(0.05)
         for step in self.steps:
             kind = step[0]
-            if kind == "recv":
-                if not self._recv_frame(conn):
+            if kind in ("recv", "recv_any"):
+                if not self._recv_frame(conn, any_tag=kind == "recv_any"):
                     return
             elif kind == "send":
                 try:
@@ -234,7 +248,7 @@ class FakeDaemon:
             buf += chunk
         return buf
 
-    def _recv_frame(self, conn):
+    def _recv_frame(self, conn, any_tag=False):
         head = self._recv_exact(conn, 4)
         if head is None:
             return False
@@ -245,6 +259,9 @@ class FakeDaemon:
         payload = self._recv_exact(conn, n)
         if payload is None:
             return False
+        if any_tag:
+            self.received.append({"tag": "RAW", "payload": payload})
+            return True
         try:
             self.received.append(decode_client(payload))
         except ValueError as e:

@@ -129,8 +129,9 @@ class Daemon:
     def start(self, expect_ready: bool = True) -> "Daemon":
         offset = len(self.log())
         log = open(self.log_path, "ab")
+        # Without run_as the daemon runs as root, which it refuses unless told so (--allow-root).
         cmd = [str(self.readable_copy(MFAGATED) if self.run_as else MFAGATED), "--config", str(self.config),
-               *self.daemon_args]
+               *([] if self.run_as else ["--allow-root"]), *self.daemon_args]
         if self.run_as:
             cmd = as_account(self.run_as, cmd)
         if self.accounts:

@@ -203,7 +203,7 @@ def test_unsafe_state_dir_is_refused_with_the_reason(daemon_factory, damage, rea
 
 
 def test_second_daemon_on_the_same_socket_is_refused(daemon):
-    other = subprocess.run([str(MFAGATED), "--config", str(daemon.config)], capture_output=True, text=True, timeout=10)
+    other = subprocess.run([str(MFAGATED), "--config", str(daemon.config), "--allow-root"], capture_output=True, text=True, timeout=10)
     assert other.returncode == 1 and ("locked by another running mfagated" in other.stderr
                                       or "already listening" in other.stderr)
     assert daemon.proc.poll() is None

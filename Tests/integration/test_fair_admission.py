@@ -290,5 +290,5 @@ def test_check_config_and_start_refuse_a_socket_directory_others_can_write(daemo
     assert r.returncode != 0
     assert f"{d.config}:{line}: `socket` = {path}: the directory {squat}" in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1, r.stderr
-    p = subprocess.run([str(MFAGATED), "--config", str(d.config)], capture_output=True, text=True, timeout=30)
+    p = subprocess.run([str(MFAGATED), "--config", str(d.config), "--allow-root"], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and f"the directory {squat}" in p.stderr and not path.exists(), p.stderr

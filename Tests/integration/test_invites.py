@@ -155,7 +155,9 @@ def test_a_bad_invite_file_never_stops_the_daemon(daemon_factory):
     r = d.pam("carol", "")
     assert r.result == "PAM_AUTH_ERR" and not r.messages, r
     assert "unreadable line(s) skipped" in d.log()
-    assert make_invite(d, "carol")
+    assert d.check("carol")["decision"] == "refuse", "the damaged file's invite is gone"
+    make_invite(d, "carol")
+    assert d.check("carol")["decision"] == "enroll", "a new invite holds after the damaged file"
 
 
 def test_invite_then_enrollment_through_real_sshd(daemon_factory, tmp_path):

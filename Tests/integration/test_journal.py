@@ -78,7 +78,7 @@ def journaled():
         env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
         script = f'mount -n --bind "$1" /run && shift && exec "$@"'
         d.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
-                                   str(journal.run), str(MFAGATED), "--config", str(d.config)],
+                                   str(journal.run), str(MFAGATED), "--config", str(d.config), "--allow-root"],
                                   stdout=log, stderr=log, env=env)
         log.close()
         made.append((d, journal))
@@ -129,7 +129,7 @@ def test_without_a_journal_the_daemon_falls_back_to_plain_lines(daemon_factory):
     env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
     d.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
                                'mount -n --bind "$1" /run && shift && exec "$@"', "sh",
-                               str(empty_run), str(MFAGATED), "--config", str(d.config)],
+                               str(empty_run), str(MFAGATED), "--config", str(d.config), "--allow-root"],
                               stdout=log, stderr=log, env=env)
     log.close()
     deadline = time.monotonic() + 10

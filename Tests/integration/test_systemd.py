@@ -59,7 +59,7 @@ def activated():
             cmd += ["-l", address]
         for key, value in {"NOTIFY_SOCKET": notify.path, **(env or {})}.items():
             cmd += ["-E", f"{key}={value}"]
-        cmd += [str(MFAGATED), "--config", str(d.config)]
+        cmd += [str(MFAGATED), "--config", str(d.config), "--allow-root"]
         log = open(d.log_path, "ab")
         d.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         log.close()
@@ -150,7 +150,7 @@ def test_standalone_daemon_sends_ready_too(daemon_factory):
     notify = NotifyListener(d.dir)
     try:
         log = open(d.log_path, "ab")
-        d.proc = subprocess.Popen([str(MFAGATED), "--config", str(d.config)], stdout=log, stderr=log,
+        d.proc = subprocess.Popen([str(MFAGATED), "--config", str(d.config), "--allow-root"], stdout=log, stderr=log,
                                   env=dict(os.environ, NOTIFY_SOCKET=notify.path))
         log.close()
         notify.wait_for("READY=1")

@@ -50,7 +50,7 @@ def test_units_agree_with_the_defaults_of_module_daemon_and_packaging():
     socket_unit = (UNITS / "mfagated.socket").read_text()
     service = (UNITS / "mfagated.service").read_text()
     assert "ListenStream=/run/mfagate/mfagated.sock\n" in socket_unit
-    assert '"/run/mfagate/mfagated.sock"' in (ROOT / "Sources/pam_mfagate/pam_mfagate.c").read_text()
+    assert '#define MFG_DEFAULT_SOCKET "/run/mfagate/mfagated.sock"' in (ROOT / "Sources/pam_mfagate/mfg_frame.h").read_text()
     assert "Type=notify\n" in service and "User=_mfagate\n" in service
     assert "StateDirectory=mfagate\n" in service and "StateDirectoryMode=0700\n" in service
     assert "RestrictAddressFamilies=AF_UNIX\n" in service
