@@ -91,10 +91,10 @@ final class CanonicalAccountTests: XCTestCase {
                 guard case .ask(.converse(let messages), let session) = authority.beginLogin(LoginBegin(user: typed, service: "sshd"), peer: root0) else {
                     return XCTFail("\(mode) \(typed): not asked for a code")
                 }
-                XCTAssertEqual(messages.map(\.text), [Authority.prompt], "\(typed): no enrollment screen")
+                XCTAssertEqual(messages.map(\.text), [LoginFlow.prompt], "\(typed): no enrollment screen")
                 XCTAssertEqual(session.user.value, "alice")
                 clock.advance(30)
-                guard case .verdict(.success, _) = authority.answer(try oathtool(e.secret, at: clock.now), in: session) else {
+                guard case .verdict(.success, _) = authority.login.checkCode(try oathtool(e.secret, at: clock.now), in: session) else {
                     return XCTFail("\(mode) \(typed): alice's code refused")
                 }
             }
@@ -108,7 +108,7 @@ final class CanonicalAccountTests: XCTestCase {
         for typed in ["ALICE", "alice@example.test", "Alice"] {
             guard case .ask(_, let session) = authority.beginLogin(LoginBegin(user: typed, service: "sshd"), peer: root0) else { return XCTFail() }
             let wrong = String(format: "%06d", ((Int(try oathtool(e.secret, at: clock.now)) ?? 0) + 500_000) % 1_000_000)
-            guard case .verdict(.denied, _) = authority.answer(wrong, in: session) else { return XCTFail(typed) }
+            guard case .verdict(.denied, _) = authority.login.checkCode(wrong, in: session) else { return XCTFail(typed) }
         }
         XCTAssertNotNil(authority.books.userLockedUntil("alice", now: clock.now), "three wrong codes under three spellings lock alice")
         guard case .ask(_, let session) = authority.beginLogin(LoginBegin(user: "alice", service: "sshd"), peer: root0),
@@ -120,7 +120,7 @@ final class CanonicalAccountTests: XCTestCase {
         _ = try enroll("alice")
         for _ in 0..<3 {
             guard case .ask(_, let session) = authority.beginLogin(LoginBegin(user: "ALICE", service: "sshd"), peer: root0) else { return XCTFail() }
-            _ = authority.answer("000000", in: session)
+            _ = authority.login.checkCode("000000", in: session)
         }
         XCTAssertNotNil(authority.books.userLockedUntil("alice", now: clock.now))
         guard case .done(let text) = authority.unlock(user: "alice@example.test", rhost: "", version: WireProtocol.version, peer: root0) else {

@@ -14,14 +14,14 @@ final class LoginFlowEnrollmentTests: XCTestCase {
     func testRequiredEnrollmentAtLoginShowsTheKeyThenRecoveryCodesThenSucceeds() throws {
         let h = try LoginHarness { $0.mode = .required }
         let offer = h.begin("bob")
-        XCTAssertEqual(LoginHarness.prompt(offer), Authority.prompt)
+        XCTAssertEqual(LoginHarness.prompt(offer), LoginFlow.prompt)
         XCTAssertTrue(LoginHarness.text(offer).contains("GEZD GNBV GY3T QOJQ GEZD GNBV GY3T QOJQ"), LoginHarness.text(offer))
         XCTAssertFalse(LoginHarness.text(offer).contains("skip"), "a required enrollment cannot be skipped")
         // Mandatory: an empty answer is a wrong code, not a skip.
         let retry = h.answer("", to: offer)
         XCTAssertTrue(LoginHarness.text(retry).contains("2 tries left"), LoginHarness.text(retry))
         let shown = h.answer(LoginHarness.code(at: t), to: retry)
-        XCTAssertEqual(LoginHarness.prompt(shown), Authority.savedPrompt)
+        XCTAssertEqual(LoginHarness.prompt(shown), LoginFlow.savedPrompt)
         let codes = LoginHarness.messages(shown).dropFirst().first?.text.split(separator: "\n") ?? []
         XCTAssertEqual(codes.count, RecoveryCodes.count)
         let verdict = LoginHarness.verdict(h.answer("", to: shown))
@@ -64,7 +64,7 @@ final class LoginFlowEnrollmentTests: XCTestCase {
         }
         // A wrong invite code ends the login and counts as a wrong code.
         let asked = h.begin("bob")
-        XCTAssertEqual(LoginHarness.prompt(asked), Authority.invitePrompt)
+        XCTAssertEqual(LoginHarness.prompt(asked), LoginFlow.invitePrompt)
         XCTAssertEqual(LoginHarness.verdict(h.answer("WRONG-WRONG", to: asked))?.1, "wrong or expired invite code")
         // The right one leads to the enrollment screen.
         let screen = h.answer(invite.code, to: h.begin("bob"))

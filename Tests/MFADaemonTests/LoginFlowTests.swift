@@ -13,7 +13,7 @@ final class LoginFlowTests: XCTestCase {
         let h = try LoginHarness()
         try h.enroll("alice")
         let first = h.begin("alice")
-        XCTAssertEqual(LoginHarness.prompt(first), Authority.prompt)
+        XCTAssertEqual(LoginHarness.prompt(first), LoginFlow.prompt)
         let verdict = LoginHarness.verdict(h.answer(LoginHarness.code(at: t), to: first))
         XCTAssertEqual(verdict?.0, .success)
         XCTAssertEqual(verdict?.1, "totp")
@@ -63,7 +63,7 @@ final class LoginFlowTests: XCTestCase {
         for _ in 0..<3 { XCTAssertEqual(h.login("alice", code: "111111")?.0, .denied) }
         // Locked: the prompt looks the same, and the right code gets "locked".
         let locked = h.begin("alice")
-        XCTAssertEqual(LoginHarness.prompt(locked), Authority.prompt)
+        XCTAssertEqual(LoginHarness.prompt(locked), LoginFlow.prompt)
         XCTAssertEqual(LoginHarness.verdict(h.answer(LoginHarness.code(at: t), to: locked))?.0, .locked)
         // The code was not even checked, so it is not spent.
         XCTAssertNil(try h.record("alice")?.lastUsedStep)
@@ -106,7 +106,7 @@ final class LoginFlowTests: XCTestCase {
             $0.enrollAtLogin = false
         }
         let notice = h.begin("bob")
-        XCTAssertEqual(LoginHarness.prompt(notice), Authority.continuePrompt)
+        XCTAssertEqual(LoginHarness.prompt(notice), LoginFlow.continuePrompt)
         XCTAssertTrue(LoginHarness.text(notice).contains("from 2009-02-14 23:31 UTC"), LoginHarness.text(notice))
         XCTAssertEqual(LoginHarness.verdict(h.answer("", to: notice))?.0, .ignore)
         // The grace period counts from the first sighting, not from each login.
