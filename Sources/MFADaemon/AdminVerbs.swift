@@ -9,7 +9,6 @@ extension Authority {
     // MARK: enrollment and status
 
     public func enroll(_ request: EnrollRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command") }
         guard peer.isRoot else {
             return refuse(.notAllowed, "only root may provision an enrollment for a user", peer: peer, action: "enroll")
         }
@@ -51,8 +50,7 @@ extension Authority {
         }
     }
 
-    public func status(user requested: String, version: UInt8, peer: Peer) -> DaemonMessage {
-        guard version == WireProtocol.version else { return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command") }
+    public func status(user requested: String, peer: Peer) -> DaemonMessage {
         let raw: String
         if requested.isEmpty {
             guard let own = environment.accounts.nameOfUID(peer.uid) else {
@@ -84,8 +82,7 @@ extension Authority {
 
     // MARK: policy administration
 
-    public func check(user raw: String, service: String, rhost: String, version: UInt8, peer: Peer) -> DaemonMessage {
-        guard version == WireProtocol.version else { return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command") }
+    public func check(user raw: String, service: String, rhost: String, peer: Peer) -> DaemonMessage {
         guard peer.isRoot else {
             return refuse(.notAllowed, "only root may ask how the policy treats a user", peer: peer, action: "check")
         }
@@ -122,8 +119,7 @@ extension Authority {
         }
     }
 
-    public func unlock(user raw: String, rhost: String, version: UInt8, peer: Peer) -> DaemonMessage {
-        guard version == WireProtocol.version else { return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command") }
+    public func unlock(user raw: String, rhost: String, peer: Peer) -> DaemonMessage {
         guard peer.isRoot else {
             return refuse(.notAllowed, "only root may unlock", peer: peer, action: "unlock")
         }

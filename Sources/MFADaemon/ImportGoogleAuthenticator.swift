@@ -6,7 +6,6 @@ import MFAStore
 /// the daemon parses and stores them, so the secret never passes through anything but these two.
 extension Authority {
     public func importGoogleAuthenticator(_ request: ImportRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         guard peer.isRoot else { return refuse(.notAllowed, "only root may import google-authenticator files", peer: peer, action: "import") }
         let user: UserName
         switch resolveAccount(request.user) {

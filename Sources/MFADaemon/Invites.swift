@@ -77,9 +77,6 @@ final class InviteKeeper {
 /// `mfagate invite`: root makes a one-time code that lets the user enroll at the login prompt.
 extension Authority {
     public func invite(_ request: InviteRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else {
-            return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command")
-        }
         guard peer.isRoot else { return refuse(.notAllowed, "only root may make invites", peer: peer, action: "invite") }
         let user: UserName
         switch resolveAccount(request.user) {

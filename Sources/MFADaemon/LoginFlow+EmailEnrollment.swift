@@ -107,8 +107,7 @@ extension LoginFlow {
     func countRound(_ rounds: inout Int, _ session: LoginSession) -> Step? {
         rounds += 1
         guard rounds > WireProtocol.maximumConversationMessages else { return nil }
-        logDecision(session.request, user: session.user.value, peer: session.peer, result: .denied, reason: "too many rounds")
-        return .finish(.verdict(.denied, reason: "too many rounds"))
+        return verdict(session, .denied, "too many rounds")
     }
 
     /// One more round of the enrollment screen, or the end if the shim's 8 rounds are used up.

@@ -8,7 +8,6 @@ import MFAStore
 /// current code or a recovery code unless root asks; removing `totp` is `disable`.
 extension Authority {
     public func method(_ request: MethodRequest, peer: Peer) -> Step {
-        guard request.version == WireProtocol.version else { return .finish(.error(.unsupportedVersion, message: Self.versionMessage)) }
         let user: UserName
         switch resolveUser(request.user, peer: peer, action: "method \(request.verb)") {
         case .success(let u): user = u

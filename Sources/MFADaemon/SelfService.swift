@@ -9,8 +9,6 @@ import MFAStore
 extension Authority {
     // MARK: shared helpers
 
-    static let versionMessage = "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command"
-
     /// The user a request is about (empty: the peer's own account), if the peer may act for it:
     /// the account's canonical name (CanonicalAccount.swift). `removal`: root may name an account
     /// NSS no longer knows, to remove what is stored under it.
@@ -99,7 +97,6 @@ extension Authority {
     // MARK: ENROLL_BEGIN / ENROLL_CONFIRM
 
     public func enrollBegin(_ request: EnrollBeginRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         let user: UserName
         switch resolveUser(request.user, peer: peer, action: "enroll") {
         case .success(let u): user = u
@@ -141,7 +138,6 @@ extension Authority {
     }
 
     public func enrollConfirm(_ request: UserCodeRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         let user: UserName
         switch resolveUser(request.user, peer: peer, action: "enroll") {
         case .success(let u): user = u
@@ -185,7 +181,6 @@ extension Authority {
     // MARK: recovery codes, disable, reset, list
 
     public func regenerateRecoveryCodes(_ request: UserCodeRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         let user: UserName
         switch resolveUser(request.user, peer: peer, action: "regenerate") {
         case .success(let u): user = u
@@ -211,7 +206,6 @@ extension Authority {
 
     /// Self-service (a code needed) or, from root without a code, an admin reset.
     public func disable(_ request: UserCodeRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         let user: UserName
         switch resolveUser(request.user, peer: peer, action: "disable", removal: true) {
         case .success(let u): user = u
@@ -244,8 +238,7 @@ extension Authority {
                                                        : "\(user): second factor disabled and its recovery codes deleted")
     }
 
-    public func list(version: UInt8, peer: Peer) -> DaemonMessage {
-        guard version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
+    public func list(peer: Peer) -> DaemonMessage {
         guard peer.isRoot else { return refuse(.notAllowed, "only root may list every enrollment", peer: peer, action: "list") }
         let now = environment.now()
         var entries: [StatusReply] = []

@@ -123,7 +123,7 @@ final class CanonicalAccountTests: XCTestCase {
             _ = authority.login.checkCode("000000", in: session)
         }
         XCTAssertNotNil(authority.books.userLockedUntil("alice", now: clock.now))
-        guard case .done(let text) = authority.unlock(user: "alice@example.test", rhost: "", version: WireProtocol.version, peer: root0) else {
+        guard case .done(let text) = authority.unlock(user: "alice@example.test", rhost: "", peer: root0) else {
             return XCTFail()
         }
         XCTAssertEqual(text, "unlocked user alice")
@@ -135,9 +135,9 @@ final class CanonicalAccountTests: XCTestCase {
         try make()
         let ghost = try UserName(validating: "ghost")
         try authority.store.save(UserRecord(user: ghost, parameters: .standard, secret: Array(repeating: 7, count: 20), created: clock.now, recoveryCodes: []))
-        guard case .status(let s) = authority.status(user: "ghost", version: WireProtocol.version, peer: root0) else { return XCTFail() }
+        guard case .status(let s) = authority.status(user: "ghost", peer: root0) else { return XCTFail() }
         XCTAssertTrue(s.enrolled)
-        guard case .error(.invalidUserName, _) = authority.status(user: "ghost", version: WireProtocol.version, peer: alicePeer) else {
+        guard case .error(.invalidUserName, _) = authority.status(user: "ghost", peer: alicePeer) else {
             return XCTFail("only root")
         }
         guard case .changed = authority.disable(UserCodeRequest(user: "ghost", code: ""), peer: root0) else { return XCTFail() }
@@ -177,10 +177,10 @@ final class CanonicalAccountTests: XCTestCase {
     func testAUserMayNameHerselfInAnySpelling() throws {
         try make()
         _ = try enroll("alice")
-        guard case .status(let s) = authority.status(user: "ALICE", version: WireProtocol.version, peer: alicePeer) else { return XCTFail() }
+        guard case .status(let s) = authority.status(user: "ALICE", peer: alicePeer) else { return XCTFail() }
         XCTAssertEqual(s.user, "alice")
         XCTAssertTrue(s.enrolled)
-        guard case .status(let own) = authority.status(user: "", version: WireProtocol.version, peer: alicePeer) else { return XCTFail() }
+        guard case .status(let own) = authority.status(user: "", peer: alicePeer) else { return XCTFail() }
         XCTAssertEqual(own.user, "alice")
     }
 }

@@ -71,7 +71,7 @@ final class SelfServiceTests: XCTestCase {
     }
 
     func status() -> StatusReply? {
-        if case .status(let s) = authority.status(user: "", version: 1, peer: nobody) { return s }
+        if case .status(let s) = authority.status(user: "", peer: nobody) { return s }
         return nil
     }
 
@@ -141,9 +141,9 @@ final class SelfServiceTests: XCTestCase {
 
     func testOthersMayNotActForSomeoneElseAndListIsRootOnly() throws {
         guard case .error(.notAllowed, _) = authority.enrollBegin(EnrollBeginRequest(user: "root"), peer: nobody) else { return XCTFail() }
-        guard case .error(.notAllowed, _) = authority.list(version: 1, peer: nobody) else { return XCTFail() }
+        guard case .error(.notAllowed, _) = authority.list(peer: nobody) else { return XCTFail() }
         _ = try enrollNobody()
-        guard case .list(let entries) = authority.list(version: 1, peer: root0) else { return XCTFail() }
+        guard case .list(let entries) = authority.list(peer: root0) else { return XCTFail() }
         XCTAssertEqual(entries.map(\.user), ["nobody"])
     }
 
