@@ -110,8 +110,7 @@ extension Authority {
             case .grace(let t): until = t; reason = "not enrolled, in grace period: no code needed until \(UTCTime.format(t))"
             case .locked(let t, let why): until = t; reason = "locked out (\(why)) until \(UTCTime.format(t))"
             }
-            let effective = config.mode == .off ? "no code needed (mode off)" : reason
-            return .checked(CheckReply(decision: decision.word, reason: effective, rule: outcome.rule, until: until,
+            return .checked(CheckReply(decision: decision.word, reason: reason, rule: outcome.rule, until: until,
                                        enrolled: record != nil))
         } catch {
             logger.error("\(error)")

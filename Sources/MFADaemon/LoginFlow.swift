@@ -92,13 +92,15 @@ public final class LoginFlow {
         guard request.version == WireProtocol.version else {
             return verdict(request, user: "-", peer: peer, .unavailable, "unsupported protocol version \(request.version)")
         }
+        // Decided before NSS or the store is asked, so neither can keep the switch from working.
+        let switchedOff = Policy.switchedOff(config)
         // The typed name is never logged: a user who typed a password into the login field would
         // leak it. Once NSS has named the account, its own name is.
         let resolved: ResolvedAccount
         switch shared.resolveAccount(request.user) {
         case .success(let r): resolved = r
         case .failure(let refusal):
-            if config.mode == .off, refusal.isAboutTheAccount { return verdict(request, user: "-", peer: peer, .ignore, "mode off") }
+            if let switchedOff, refusal.isAboutTheAccount { return verdict(request, user: "-", peer: peer, switchedOff) }
             if case .unavailable = refusal { return verdict(request, user: "-", peer: peer, .unavailable, refusal.sentence) }
             return verdict(request, user: "-", peer: peer, .denied, refusal.sentence)
         }
@@ -110,7 +112,7 @@ public final class LoginFlow {
                                                                     "reason": "peer may not ask about another user"])
             return .finish(.verdict(.denied, reason: "peer \(peer) may not ask about another user"))
         }
-        if config.mode == .off { return verdict(request, user: user.value, peer: peer, .ignore, "mode off") }
+        if let switchedOff { return verdict(request, user: user.value, peer: peer, switchedOff) }
         let outcome: PolicyOutcome
         let record: UserRecord?
         do {
@@ -122,8 +124,7 @@ public final class LoginFlow {
         }
         let session = LoginSession(request: request, user: user, peer: peer)
         switch outcome.decision {
-        case .ignore(let reason): return verdict(request, user: user.value, peer: peer, .ignore, reason)
-        case .deny(let reason): return verdict(request, user: user.value, peer: peer, .denied, reason)
+        case .ignore, .deny: return verdict(request, user: user.value, peer: peer, outcome)
         case .offerEnrollment(let mandatory):
             return offerEnrollment(request, user: user, peer: peer, mandatory: mandatory)
         case .askForCode:
@@ -168,6 +169,15 @@ public final class LoginFlow {
     func verdict(_ request: LoginBegin, user: String, peer: Peer, _ result: VerdictResult, _ reason: String) -> Step {
         logDecision(request, user: user, peer: peer, result: result, reason: reason)
         return .finish(.verdict(result, reason: reason))
+    }
+
+    /// The verdict for a policy outcome that needs no question (mode off).
+    func verdict(_ request: LoginBegin, user: String, peer: Peer, _ outcome: PolicyOutcome) -> Step {
+        switch outcome.decision {
+        case .ignore(let reason): return verdict(request, user: user, peer: peer, .ignore, reason)
+        case .deny(let reason): return verdict(request, user: user, peer: peer, .denied, reason)
+        default: return verdict(request, user: user, peer: peer, .denied, "policy outcome needs a question")
+        }
     }
 
     func verdict(_ session: LoginSession, _ result: VerdictResult, _ reason: String) -> Step {
