@@ -13,8 +13,8 @@ extension Authority {
             return refuse(.notAllowed, "only root may provision an enrollment for a user", peer: peer, action: "enroll")
         }
         let user: UserName
-        switch resolveAccount(request.user) {
-        case .success(let resolved): user = resolved.user
+        switch resolveUser(request.user, peer: peer, action: "enroll", ownByDefault: false) {
+        case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
         do {
@@ -51,26 +51,12 @@ extension Authority {
     }
 
     public func status(user requested: String, peer: Peer) -> DaemonMessage {
-        let raw: String
-        if requested.isEmpty {
-            guard let own = environment.accounts.nameOfUID(peer.uid) else {
-                return .error(.invalidUserName, message: "your uid \(peer.uid) has no user name; pass --user")
-            }
-            raw = own
-        } else {
-            raw = requested
-        }
         let user: UserName
-        switch resolveAccount(raw) {
-        case .success(let resolved):
-            guard mayActFor(resolved.account, peer: peer) else {
-                return refuse(.notAllowed, "you may only ask about your own enrollment (or run as root)", peer: peer, action: "status")
-            }
-            user = resolved.user
-        case .failure(let refusal):
-            // Root may look at what is stored under a name NSS no longer knows.
-            guard let stored = storedName(raw, after: refusal, peer: peer) else { return refusal.message }
-            user = stored
+        // Root may look at what is stored under a name NSS no longer knows (`removal`).
+        switch resolveUser(requested, peer: peer, action: "status", removal: true,
+                           denial: "you may only ask about your own enrollment (or run as root)") {
+        case .success(let u): user = u
+        case .failure(let refusal): return refusal.message
         }
         do {
             return .status(summary(user, try store.load(user), now: environment.now()))
@@ -124,7 +110,7 @@ extension Authority {
         }
         var user: String? = nil
         if !raw.isEmpty {
-            switch resolveForRemoval(raw, peer: peer) {
+            switch resolveUser(raw, peer: peer, action: "unlock", ownByDefault: false, removal: true) {
             case .success(let u): user = u.value
             case .failure(let refusal): return refusal.message
             }

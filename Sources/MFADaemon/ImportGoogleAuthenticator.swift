@@ -8,8 +8,8 @@ extension Authority {
     public func importGoogleAuthenticator(_ request: ImportRequest, peer: Peer) -> DaemonMessage {
         guard peer.isRoot else { return refuse(.notAllowed, "only root may import google-authenticator files", peer: peer, action: "import") }
         let user: UserName
-        switch resolveAccount(request.user) {
-        case .success(let resolved): user = resolved.user
+        switch resolveUser(request.user, peer: peer, action: "import", ownByDefault: false) {
+        case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
         let file: GoogleAuthenticatorFile

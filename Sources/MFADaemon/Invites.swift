@@ -79,8 +79,8 @@ extension Authority {
     public func invite(_ request: InviteRequest, peer: Peer) -> DaemonMessage {
         guard peer.isRoot else { return refuse(.notAllowed, "only root may make invites", peer: peer, action: "invite") }
         let user: UserName
-        switch resolveAccount(request.user) {
-        case .success(let resolved): user = resolved.user
+        switch resolveUser(request.user, peer: peer, action: "invite", ownByDefault: false) {
+        case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
         let lifetime = request.lifetime == 0 ? InviteCodes.defaultLifetime : Int64(request.lifetime)

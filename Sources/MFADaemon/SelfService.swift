@@ -9,31 +9,6 @@ import MFAStore
 extension Authority {
     // MARK: shared helpers
 
-    /// The user a request is about (empty: the peer's own account), if the peer may act for it:
-    /// the account's canonical name (CanonicalAccount.swift). `removal`: root may name an account
-    /// NSS no longer knows, to remove what is stored under it.
-    func resolveUser(_ raw: String, peer: Peer, action: String, removal: Bool = false) -> Result<UserName, SelfServiceRefusal> {
-        var name = raw
-        if name.isEmpty {
-            guard let own = environment.accounts.nameOfUID(peer.uid) else {
-                return .failure(SelfServiceRefusal(.invalidUserName, "your uid \(peer.uid) has no user name; pass --user"))
-            }
-            name = own
-        }
-        switch resolveAccount(name) {
-        case .success(let resolved):
-            guard mayActFor(resolved.account, peer: peer) else {
-                logLimited(.refused, .warning, "refused", metadata: ["action": "\(action)", "peer": "\(peer)", "reason": "not the peer's own account"])
-                return .failure(SelfServiceRefusal(.notAllowed, "you may only manage your own enrollment (or run as root)"))
-            }
-            return .success(resolved.user)
-        case .failure(let refusal):
-            if removal, let stored = storedName(name, after: refusal, peer: peer) { return .success(stored) }
-            let code: ErrorCode = { if case .unavailable = refusal { return .storageFailure } else { return .invalidUserName } }()
-            return .failure(SelfServiceRefusal(code, refusal.sentence))
-        }
-    }
-
     var issuerName: String { config.issuer ?? environment.hostName }
 
     func otpauthURI(user: UserName, method: OTPMethod, secret: [UInt8], counter: UInt64) -> String {
@@ -263,6 +238,13 @@ struct SelfServiceRefusal: Error {
     init(_ code: ErrorCode, _ text: String) {
         self.code = code
         self.text = text
+    }
+    init(_ refusal: AccountRefusal) {
+        guard case .error(let code, let text) = refusal.message else {
+            self.init(.invalidUserName, refusal.sentence)
+            return
+        }
+        self.init(code, text)
     }
     var message: DaemonMessage { .error(code, message: text) }
 }
