@@ -93,10 +93,11 @@ final class LoginFlowEnrollmentTests: XCTestCase {
         return try XCTUnwrap(lines.first { !$0.isEmpty && $0.allSatisfy(\.isNumber) }, text)
     }
 
-    func testEmailLoginSendsACodeResendsANewOneAndAcceptsItOnce() throws {
+    /// alice, enrolled with the app and preferring email; the mail goes to a catcher in a temp dir.
+    func emailUser() throws -> (LoginHarness, mail: String) {
         let mail = NSTemporaryDirectory() + "mfagate-mail-\(UUID().uuidString)"
         XCTAssertEqual(mkdir(mail, 0o700), 0)
-        defer { try? FileManager.default.removeItem(atPath: mail) }
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: mail) }
         let catcher = try mailCatcher(in: mail)
         let h = try LoginHarness { $0.methods = [.totp, .email]; $0.emailCommand = [catcher] }
         try h.enroll("alice")
@@ -104,16 +105,21 @@ final class LoginFlowEnrollmentTests: XCTestCase {
         record.email = "alice@example.org"
         record.preferred = .email
         try h.store.save(record)
+        return (h, mail)
+    }
 
+    func testEmailLoginSendsACodeResendsANewOneAndAcceptsItOnce() throws {
+        let (h, mail) = try emailUser()
         let sent = h.delivered(h.begin("alice"))
         XCTAssertEqual(LoginHarness.prompt(sent), "Code sent to a***@example.org: ")
         let first = try mailedCode(mail, 0)
         let resent = h.delivered(h.answer("resend", to: sent))
         XCTAssertEqual(LoginHarness.prompt(resent), "Code sent to a***@example.org: ")
         let second = try mailedCode(mail, 1)
-        // A wrong code is asked again while the delivered code has tries left.
-        let again = h.answer(first == "000000" ? "000001" : "000000", to: resent)
-        XCTAssertTrue(LoginHarness.text(again).contains("tries left"), LoginHarness.text(again))
+        // The resend replaced the first code: it is now a wrong code, asked again while tries are left.
+        let wrong = first != second ? first : "000000"
+        let again = h.answer(wrong, to: resent)
+        XCTAssertTrue(LoginHarness.text(again).contains("That code is not right. 2 tries left."), LoginHarness.text(again))
         let verdict = LoginHarness.verdict(h.answer(second, to: again))
         XCTAssertEqual(verdict?.0, .success)
         XCTAssertEqual(verdict?.1, "email code")
@@ -124,16 +130,7 @@ final class LoginFlowEnrollmentTests: XCTestCase {
     }
 
     func testEmailLoginStillAcceptsTheAppCode() throws {
-        let mail = NSTemporaryDirectory() + "mfagate-mail-\(UUID().uuidString)"
-        XCTAssertEqual(mkdir(mail, 0o700), 0)
-        defer { try? FileManager.default.removeItem(atPath: mail) }
-        let catcher = try mailCatcher(in: mail)
-        let h = try LoginHarness { $0.methods = [.totp, .email]; $0.emailCommand = [catcher] }
-        try h.enroll("alice")
-        var record = try XCTUnwrap(try h.record("alice"))
-        record.email = "alice@example.org"
-        record.preferred = .email
-        try h.store.save(record)
+        let (h, _) = try emailUser()
         let sent = h.delivered(h.begin("alice"))
         XCTAssertEqual(LoginHarness.verdict(h.answer(LoginHarness.code(at: t), to: sent))?.1, "totp")
     }
