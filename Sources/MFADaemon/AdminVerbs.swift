@@ -9,11 +9,8 @@ extension Authority {
     // MARK: enrollment and status
 
     public func enroll(_ request: EnrollRequest, peer: Peer) -> DaemonMessage {
-        guard peer.isRoot else {
-            return refuse(.notAllowed, "only root may provision an enrollment for a user", peer: peer, action: "enroll")
-        }
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "enroll", ownByDefault: false) {
+        switch resolveUser(request.user, peer: peer, action: "enroll", rootOnly: "only root may provision an enrollment for a user") {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }

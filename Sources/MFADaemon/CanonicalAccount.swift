@@ -70,8 +70,15 @@ extension Authority {
     /// - `removal`: root may name an account NSS no longer knows, to see or remove what is stored
     ///   under the name as typed (status, disable, unlock); nothing is created under such a name.
     /// - `denial`: the sentence for a peer asking about someone else.
+    /// - `rootOnly`: a verb only root may use (provisioning, import, invites): this sentence refuses
+    ///   anyone else before any name is looked up, and an empty name is not the peer's own.
     func resolveUser(_ raw: String, peer: Peer, action: String, ownByDefault: Bool = true, removal: Bool = false,
-                     denial: String = "you may only manage your own enrollment (or run as root)") -> Result<UserName, SelfServiceRefusal> {
+                     denial: String = "you may only manage your own enrollment (or run as root)",
+                     rootOnly: String? = nil) -> Result<UserName, SelfServiceRefusal> {
+        if let rootOnly {
+            guard peer.isRoot else { return .failure(SelfServiceRefusal(refuse(.notAllowed, rootOnly, peer: peer, action: action))) }
+        }
+        let ownByDefault = ownByDefault && rootOnly == nil
         var name = raw
         if name.isEmpty && ownByDefault {
             guard let own = environment.accounts.nameOfUID(peer.uid) else {
@@ -82,8 +89,7 @@ extension Authority {
         switch resolveAccount(name) {
         case .success(let resolved):
             guard mayActFor(resolved.account, peer: peer) else {
-                _ = refuse(.notAllowed, denial, peer: peer, action: action)
-                return .failure(SelfServiceRefusal(.notAllowed, denial))
+                return .failure(SelfServiceRefusal(refuse(.notAllowed, denial, peer: peer, action: action)))
             }
             return .success(resolved.user)
         case .failure(let refusal):

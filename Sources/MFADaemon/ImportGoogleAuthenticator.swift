@@ -6,9 +6,8 @@ import MFAStore
 /// the daemon parses and stores them, so the secret never passes through anything but these two.
 extension Authority {
     public func importGoogleAuthenticator(_ request: ImportRequest, peer: Peer) -> DaemonMessage {
-        guard peer.isRoot else { return refuse(.notAllowed, "only root may import google-authenticator files", peer: peer, action: "import") }
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "import", ownByDefault: false) {
+        switch resolveUser(request.user, peer: peer, action: "import", rootOnly: "only root may import google-authenticator files") {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }

@@ -77,9 +77,8 @@ final class InviteKeeper {
 /// `mfagate invite`: root makes a one-time code that lets the user enroll at the login prompt.
 extension Authority {
     public func invite(_ request: InviteRequest, peer: Peer) -> DaemonMessage {
-        guard peer.isRoot else { return refuse(.notAllowed, "only root may make invites", peer: peer, action: "invite") }
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "invite", ownByDefault: false) {
+        switch resolveUser(request.user, peer: peer, action: "invite", rootOnly: "only root may make invites") {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }

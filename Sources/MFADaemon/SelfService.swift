@@ -239,9 +239,11 @@ struct SelfServiceRefusal: Error {
         self.code = code
         self.text = text
     }
-    init(_ refusal: AccountRefusal) {
-        guard case .error(let code, let text) = refusal.message else {
-            self.init(.invalidUserName, refusal.sentence)
+    init(_ refusal: AccountRefusal) { self.init(refusal.message) }
+    /// From an ERROR frame already made (`refuse`).
+    init(_ message: DaemonMessage) {
+        guard case .error(let code, let text) = message else {
+            self.init(.badRequest, "\(message)")
             return
         }
         self.init(code, text)
