@@ -27,6 +27,9 @@ public struct DaemonEnvironment: Sendable {
 
 
 /// The rules: who may ask what, which login needs a code, which code is right. Owns no socket.
+/// It holds what logins (`login`, LoginFlow*.swift) and the CLI's requests (Requests.swift) share:
+/// everything they read from the outside is injected here (config, store, clock and accounts in
+/// `environment`, the notifier), so both can be driven by tests without a socket, root or a clock.
 public final class Authority {
     public var config: DaemonConfig
     let store: any FactorStore
@@ -47,15 +50,17 @@ public final class Authority {
     /// admin verbs share.
     public private(set) lazy var login = LoginFlow(self)
 
-    public init(config: DaemonConfig, store: any FactorStore, environment: DaemonEnvironment, logger: Logger) throws(StoreError) {
+    /// `notifier`: the runner of `notify_command` and the delivery commands; a new one by default.
+    public init(config: DaemonConfig, store: any FactorStore, environment: DaemonEnvironment, logger: Logger,
+                notifier: Notifier? = nil) throws(StoreError) {
         self.config = config
         self.store = store
         self.environment = environment
         self.logger = logger
         self.books = try Bookkeeper(store: store, logger: logger, now: environment.now(), failureWindow: config.failureWindow)
         self.invites = InviteKeeper(store: store, stateDirectory: config.stateDirectory, logger: logger)
-        self.notifier = Notifier(logger: logger)
-        notifier.onEvent = { [unowned self] event, user, metadata in self.sendNotice(event, user: user, metadata: metadata) }
+        self.notifier = notifier ?? Notifier(logger: logger)
+        self.notifier.onEvent = { [unowned self] event, user, metadata in self.sendNotice(event, user: user, metadata: metadata) }
         books.onStorageError = { [unowned self] error in self.logStorageError(error) }
     }
 
