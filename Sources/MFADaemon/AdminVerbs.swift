@@ -77,7 +77,7 @@ extension Authority {
         do {
             let (outcome, record) = try evaluate(resolved, service: service, rhost: rhost, sideEffects: false)
             var decision = outcome.decision
-            // enroll_at_login = invite: without an invite the screen is not shown (EnrollmentAtLogin.swift).
+            // enroll_at_login = invite: without an invite the screen is not shown (LoginFlow+Enrollment.swift).
             if case .offerEnrollment(let mandatory) = decision, config.enrollAtLoginNeedsInvite,
                !invites.hasInvite(resolved.user, now: environment.now()) {
                 decision = mandatory ? .deny(reason: "not enrolled, no invite") : .ignore(reason: "not enrolled, no invite")

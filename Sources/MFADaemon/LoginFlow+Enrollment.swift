@@ -9,7 +9,7 @@ public struct LoginEnrollment: Sendable {
         case awaitingCode, showingRecoveryCodes
         /// `enroll_at_login = invite`: the invite code comes first (Invites.swift).
         case awaitingInvite
-        /// The user chose email instead of an app; a code went to this address (EmailAtLogin.swift).
+        /// The user chose email instead of an app; a code went to this address (LoginFlow+EmailEnrollment.swift).
         case awaitingEmailCode(String)
     }
     /// Mode required: no skipping, the login is refused without an enrollment.

@@ -10,13 +10,13 @@ public struct LoginSession: Sendable {
         /// A TOTP or recovery code.
         case code
         /// Locked out: the prompt looks the same, but no code is checked, so right and wrong
-        /// codes get the same answer in the same time; only a recovery code is (LockoutRecovery.swift).
+        /// codes get the same answer in the same time; only a recovery code is (LoginFlow+LockoutRecovery.swift).
         case locked(until: Int64, reason: String)
         /// The grace-period notice was shown; Enter continues without a code.
         case graceNotice(until: Int64)
-        /// Enrollment offered at login (issue 4, EnrollmentAtLogin.swift): a code confirms the new secret.
+        /// Enrollment offered at login (issue 4, LoginFlow+Enrollment.swift): a code confirms the new secret.
         case enrolling(LoginEnrollment)
-        /// A code was sent by email or SMS (issue 10, Delivery.swift); `resend`, the code, a TOTP or
+        /// A code was sent by email or SMS (issue 10, LoginFlow+DeliveredCode.swift); `resend`, the code, a TOTP or
         /// a recovery code may be typed.
         case delivered(DeliveredLogin)
     }
@@ -41,6 +41,7 @@ public enum Step: Sendable {
     /// Send nothing yet: a delivery command runs; the server asks `deliveryEnded` for the next step.
     case awaitDelivery(token: Int)
 }
+
 /// One login, begin → converse → answer → verdict: which login needs a code (Policy.evaluate on the
 /// facts gathered here), the prompts, the check of each answer against a fresh read of the store,
 /// and the verdict, logged once. A login in progress lives in its `LoginSession` (kept by the
