@@ -26,11 +26,15 @@ final class SelfServiceTests: XCTestCase {
 
     override func setUpWithError() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/oathtool") else { throw XCTSkip("oathtool is not installed") }
-        guard Accounts.uid(ofUser: "nobody") == 65534 else { throw XCTSkip("no user nobody with uid 65534") }
         root = NSTemporaryDirectory() + "mfagate-selfservice-\(UUID().uuidString)"
         XCTAssertEqual(mkdir(root, 0o700), 0)
         let clock = self.clock
-        let environment = DaemonEnvironment(now: { clock.now }, randomBytes: { try Crypto.randomBytes($0) }, hostName: "testhost")
+        var environment = DaemonEnvironment(now: { clock.now }, randomBytes: { try Crypto.randomBytes($0) }, hostName: "testhost")
+        // The accounts from a table, not the host's NSS: no real uid 65534 needed.
+        let table = ["nobody": Account(name: "nobody", uid: 65534, gid: 65534), "root": Account(name: "root", uid: 0, gid: 0)]
+        environment.accounts = AccountDirectory(lookup: { table[$0].map { .found($0) } ?? .unknown },
+                                                nameOfUID: { uid in table.values.first { $0.uid == uid }?.name },
+                                                groups: { _ in [] })
         var config = DaemonConfig()
         config.stateDirectory = root
         authority = try Authority(config: config, store: try FileStore(path: root), environment: environment,
