@@ -3,14 +3,18 @@ import MFACore
 import MFAProtocol
 import MFAStore
 
-/// Root's verbs on enrollments and lockouts (`mfagate enroll`, `status`, `check`, `unlock`); the
-/// self-service ones are in SelfService.swift and MethodService.swift, invites in Invites.swift.
-extension Authority {
+/// Root's verbs on enrollments and lockouts (`mfagate enroll`, `status`, `check`, `unlock`, `invite`
+/// in Invites.swift, `import` in ImportGoogleAuthenticator.swift); the user's own verbs are
+/// `SelfService` and `MethodService`.
+public final class AdminVerbs: AuthorityPart {
+    unowned let shared: Authority
+    init(_ shared: Authority) { self.shared = shared }
+
     // MARK: enrollment and status
 
     public func enroll(_ request: EnrollRequest, peer: Peer) -> DaemonMessage {
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "enroll", rootOnly: "only root may provision an enrollment for a user") {
+        switch shared.resolveUser(request.user, peer: peer, action: "enroll", rootOnly: "only root may provision an enrollment for a user") {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
@@ -23,20 +27,20 @@ extension Authority {
             if !request.replaceExisting { return .error(.storageFailure, message: "\(error); pass --force to replace it") }
         }
         do {
-            guard let secret = try secretBytes(request.secret) else { return Authority.invalidSecret }
+            guard let secret = try shared.secretBytes(request.secret) else { return Authority.invalidSecret }
             let method: OTPMethod = request.method == .hotp ? .hotp : .totp
             var counter: UInt64 = 0
             if method == .hotp && !request.counter.isEmpty {
                 guard let c = UInt64(request.counter) else { return .error(.badRequest, message: "the counter must be a whole number ≥ 0") }
                 counter = c
             }
-            let codes = try makeRecoveryCodes()
+            let codes = try shared.makeRecoveryCodes()
             let record = UserRecord(user: user, parameters: .standard, secret: secret, created: environment.now(),
                                     recoveryCodes: codes.hashed, method: method, counter: counter)
             try store.save(record)
             pending.remove(user)
             notifier.notify(.enrolled, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)", "by": "admin"])
-            let uri = otpauthURI(user: user, method: method, secret: secret, counter: counter)
+            let uri = shared.otpauthURI(user: user, method: method, secret: secret, counter: counter)
             return .enrolled(EnrolledReply(user: user.value, secret: Base32.encode(secret), otpauthURI: uri, recoveryCodes: codes.shown))
         } catch let error as StoreError {
             logger.error("\(error)")
@@ -50,13 +54,13 @@ extension Authority {
     public func status(user requested: String, peer: Peer) -> DaemonMessage {
         let user: UserName
         // Root may look at what is stored under a name NSS no longer knows (`removal`).
-        switch resolveUser(requested, peer: peer, action: "status", removal: true,
+        switch shared.resolveUser(requested, peer: peer, action: "status", removal: true,
                            denial: "you may only ask about your own enrollment (or run as root)") {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
         do {
-            return .status(summary(user, try store.load(user), now: environment.now()))
+            return .status(shared.summary(user, try store.load(user), now: environment.now()))
         } catch {
             logger.error("\(error)")
             return .error(.storageFailure, message: "\(error)")
@@ -67,15 +71,15 @@ extension Authority {
 
     public func check(user raw: String, service: String, rhost: String, peer: Peer) -> DaemonMessage {
         guard peer.isRoot else {
-            return refuse(.notAllowed, "only root may ask how the policy treats a user", peer: peer, action: "check")
+            return shared.refuse(.notAllowed, "only root may ask how the policy treats a user", peer: peer, action: "check")
         }
         let resolved: ResolvedAccount
-        switch resolveAccount(raw) {
+        switch shared.resolveAccount(raw) {
         case .success(let r): resolved = r
         case .failure(let refusal): return refusal.message
         }
         do {
-            let (outcome, record) = try evaluate(resolved, service: service, rhost: rhost, sideEffects: false)
+            let (outcome, record) = try shared.evaluate(resolved, service: service, rhost: rhost, sideEffects: false)
             var decision = outcome.decision
             // enroll_at_login = invite: without an invite the screen is not shown (LoginFlow+Enrollment.swift).
             if case .offerEnrollment(let mandatory) = decision, config.enrollAtLoginNeedsInvite,
@@ -103,11 +107,11 @@ extension Authority {
 
     public func unlock(user raw: String, rhost: String, peer: Peer) -> DaemonMessage {
         guard peer.isRoot else {
-            return refuse(.notAllowed, "only root may unlock", peer: peer, action: "unlock")
+            return shared.refuse(.notAllowed, "only root may unlock", peer: peer, action: "unlock")
         }
         var user: String? = nil
         if !raw.isEmpty {
-            switch resolveUser(raw, peer: peer, action: "unlock", ownByDefault: false, removal: true) {
+            switch shared.resolveUser(raw, peer: peer, action: "unlock", ownByDefault: false, removal: true) {
             case .success(let u): user = u.value
             case .failure(let refusal): return refusal.message
             }

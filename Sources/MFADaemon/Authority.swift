@@ -49,6 +49,10 @@ public final class Authority {
     /// The login state machine (LoginFlow.swift); the rest of this type is what logins and the
     /// admin verbs share.
     public private(set) lazy var login = LoginFlow(self)
+    /// The CLI's requests (Requests.swift): root's verbs, the user's own, email/SMS methods.
+    public private(set) lazy var admin = AdminVerbs(self)
+    public private(set) lazy var selfService = SelfService(self)
+    public private(set) lazy var methods = MethodService(self)
 
     /// `notifier`: the runner of `notify_command` and the delivery commands; a new one by default.
     public init(config: DaemonConfig, store: any FactorStore, environment: DaemonEnvironment, logger: Logger,

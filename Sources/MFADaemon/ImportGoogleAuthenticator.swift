@@ -4,10 +4,10 @@ import MFAStore
 
 /// `mfagate import-google-authenticator`: root's CLI reads the user's file safely and sends its bytes;
 /// the daemon parses and stores them, so the secret never passes through anything but these two.
-extension Authority {
+extension AdminVerbs {
     public func importGoogleAuthenticator(_ request: ImportRequest, peer: Peer) -> DaemonMessage {
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "import", rootOnly: "only root may import google-authenticator files") {
+        switch shared.resolveUser(request.user, peer: peer, action: "import", rootOnly: "only root may import google-authenticator files") {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
@@ -49,7 +49,7 @@ extension Authority {
             if !file.ignoredOptions.isEmpty { report += "; not carried over: \(file.ignoredOptions.joined(separator: ", "))" }
             return .changed(user: user.value, message: report)
         } catch {
-            return storageError(error)
+            return shared.storageError(error)
         }
     }
 }

@@ -75,10 +75,10 @@ final class InviteKeeper {
 }
 
 /// `mfagate invite`: root makes a one-time code that lets the user enroll at the login prompt.
-extension Authority {
+extension AdminVerbs {
     public func invite(_ request: InviteRequest, peer: Peer) -> DaemonMessage {
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "invite", rootOnly: "only root may make invites") {
+        switch shared.resolveUser(request.user, peer: peer, action: "invite", rootOnly: "only root may make invites") {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }

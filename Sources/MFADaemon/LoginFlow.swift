@@ -54,21 +54,12 @@ public enum Step: Sendable {
 /// The files: LoginFlow.swift (begin, decide, the verdict), LoginFlow+Answer.swift (the code check
 /// and durable save), LoginFlow+LockoutRecovery.swift, LoginFlow+Enrollment.swift (enrollment and
 /// invites at login), LoginFlow+EmailEnrollment.swift, LoginFlow+DeliveredCode.swift (email/SMS).
-public final class LoginFlow {
+public final class LoginFlow: AuthorityPart {
     public static let prompt = "Verification code: "
     public static let continuePrompt = "Press Enter to continue: "
 
     unowned let shared: Authority
     init(_ shared: Authority) { self.shared = shared }
-
-    var config: DaemonConfig { shared.config }
-    var store: any FactorStore { shared.store }
-    var environment: DaemonEnvironment { shared.environment }
-    var logger: Logger { shared.logger }
-    var books: Bookkeeper { shared.books }
-    var notifier: Notifier { shared.notifier }
-    var delivery: DeliveryState { shared.delivery }
-    var invites: InviteKeeper { shared.invites }
 
     public func begin(_ request: LoginBegin, peer: Peer) -> Step {
         var loggedName = "-"

@@ -30,18 +30,18 @@ extension Authority {
         }
         guard version == WireProtocol.version else { return .finish(.error(.unsupportedVersion, message: Self.versionMessage)) }
         switch message {
-        case .enroll(let r): return .finish(enroll(r, peer: peer))
-        case .status(_, let user): return .finish(status(user: user, peer: peer))
-        case .check(_, let user, let service, let rhost): return .finish(check(user: user, service: service, rhost: rhost, peer: peer))
-        case .unlock(_, let user, let rhost): return .finish(unlock(user: user, rhost: rhost, peer: peer))
-        case .enrollBegin(let r): return .finish(enrollBegin(r, peer: peer))
-        case .enrollConfirm(let r): return .finish(enrollConfirm(r, peer: peer))
-        case .regenerateRecoveryCodes(let r): return .finish(regenerateRecoveryCodes(r, peer: peer))
-        case .disable(let r): return .finish(disable(r, peer: peer))
-        case .list: return .finish(list(peer: peer))
-        case .importGoogleAuthenticator(let r): return .finish(importGoogleAuthenticator(r, peer: peer))
-        case .invite(let r): return .finish(invite(r, peer: peer))
-        case .method(let r): return method(r, peer: peer)
+        case .enroll(let r): return .finish(admin.enroll(r, peer: peer))
+        case .status(_, let user): return .finish(admin.status(user: user, peer: peer))
+        case .check(_, let user, let service, let rhost): return .finish(admin.check(user: user, service: service, rhost: rhost, peer: peer))
+        case .unlock(_, let user, let rhost): return .finish(admin.unlock(user: user, rhost: rhost, peer: peer))
+        case .enrollBegin(let r): return .finish(selfService.enrollBegin(r, peer: peer))
+        case .enrollConfirm(let r): return .finish(selfService.enrollConfirm(r, peer: peer))
+        case .regenerateRecoveryCodes(let r): return .finish(selfService.regenerateRecoveryCodes(r, peer: peer))
+        case .disable(let r): return .finish(selfService.disable(r, peer: peer))
+        case .list: return .finish(selfService.list(peer: peer))
+        case .importGoogleAuthenticator(let r): return .finish(admin.importGoogleAuthenticator(r, peer: peer))
+        case .invite(let r): return .finish(admin.invite(r, peer: peer))
+        case .method(let r): return methods.method(r, peer: peer)
         case .loginBegin, .reply, .cancel: return .finish(.error(.badRequest, message: "a login frame is not a request"))
         }
     }

@@ -59,7 +59,7 @@ final class LoginFlowEnrollmentTests: XCTestCase {
     func testInviteIsAskedOnlyOfInvitedUsersAndWorksOnce() throws {
         let h = try LoginHarness { $0.mode = .required; $0.enrollAtLoginNeedsInvite = true }
         XCTAssertEqual(LoginHarness.verdict(h.begin("bob"))?.1, "not enrolled, no invite, mode required")
-        guard case .invited(let invite) = h.authority.invite(InviteRequest(user: "bob"), peer: h.peer) else {
+        guard case .invited(let invite) = h.authority.admin.invite(InviteRequest(user: "bob"), peer: h.peer) else {
             return XCTFail("root could not invite bob")
         }
         // A wrong invite code ends the login and counts as a wrong code.

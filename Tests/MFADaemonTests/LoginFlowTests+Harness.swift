@@ -132,7 +132,7 @@ final class LoginHarness {
     /// Enrolls `user` through the admin verb with RFC 6238's secret; returns the recovery codes.
     @discardableResult
     func enroll(_ user: String) throws -> [String] {
-        let reply = authority.enroll(EnrollRequest(user: user, secret: Self.rfcSecretBase32, replaceExisting: false), peer: peer)
+        let reply = authority.admin.enroll(EnrollRequest(user: user, secret: Self.rfcSecretBase32, replaceExisting: false), peer: peer)
         guard case .enrolled(let enrolled) = reply else { throw HarnessError("enroll: \(reply)") }
         return enrolled.recoveryCodes
     }

@@ -69,10 +69,10 @@ final class LoginFlowTests: XCTestCase {
         XCTAssertNil(try h.record("alice")?.lastUsedStep)
         // Only root may unlock.
         let alice = Peer(pid: 7, uid: 1001, gid: 1001)
-        guard case .error(.notAllowed, _) = h.authority.unlock(user: "alice", rhost: "", peer: alice) else {
+        guard case .error(.notAllowed, _) = h.authority.admin.unlock(user: "alice", rhost: "", peer: alice) else {
             return XCTFail("a user unlocked herself")
         }
-        guard case .done(let message) = h.authority.unlock(user: "alice", rhost: "", peer: h.peer) else {
+        guard case .done(let message) = h.authority.admin.unlock(user: "alice", rhost: "", peer: h.peer) else {
             return XCTFail("root could not unlock")
         }
         XCTAssertEqual(message, "unlocked user alice")
