@@ -78,12 +78,11 @@ public struct LoginFacts: Sendable {
 }
 
 public enum Policy {
-    /// The skeleton's table, kept for callers that know only mode and enrollment.
-    public static func decide(mode: MFAMode, enrolled: Bool) -> LoginDecision {
-        var config = DaemonConfig()
-        config.mode = mode
-        config.enrollAtLogin = false
-        return evaluate(config, LoginFacts(user: "-", service: "-", rhost: "", enrolled: enrolled, now: 0)).decision
+    /// `mode = off`, the emergency switch: it overrides every other rule and is decided before any
+    /// fact is gathered, so a failing NSS or store cannot keep it from working (the login flow asks
+    /// this before it resolves the account; `evaluate` asks it first too). nil: the mode is on.
+    public static func switchedOff(_ config: DaemonConfig) -> PolicyOutcome? {
+        config.mode == .off ? PolicyOutcome(.ignore(reason: "mode off"), rule: config.rule("mode")) : nil
     }
 
     /// Whether a user needs MFA at all, and which rule says so. Precedence, most specific first:
@@ -105,7 +104,7 @@ public enum Policy {
     /// The whole decision, in this order: `mode = off`; `services`; user/group requirement;
     /// trusted networks and `trust_local`; lockout; then enrollment and grace.
     public static func evaluate(_ config: DaemonConfig, _ facts: LoginFacts) -> PolicyOutcome {
-        if config.mode == .off { return PolicyOutcome(.ignore(reason: "mode off"), rule: config.rule("mode")) }
+        if let off = switchedOff(config) { return off }
         if !config.services.isEmpty && !config.services.contains(facts.service) {
             return PolicyOutcome(.ignore(reason: "service \(facts.service) does not need MFA"), rule: config.rule("services"))
         }

@@ -63,22 +63,39 @@ extension Authority {
         }
     }
 
-    /// For root's read-or-remove verbs (status, disable, unlock): the canonical account when NSS
-    /// knows the name, else the name as typed, so state left by an account since deleted can still
-    /// be seen and removed. Nothing is created under such a name.
-    func resolveForRemoval(_ raw: String, peer: Peer) -> Result<UserName, AccountRefusal> {
-        switch resolveAccount(raw) {
-        case .success(let resolved): return .success(resolved.user)
-        case .failure(let refusal):
-            guard let stored = storedName(raw, after: refusal, peer: peer) else { return .failure(refusal) }
-            return .success(stored)
+    /// The one resolution of the user a CLI request is about; only the login flow and `check`, which
+    /// need the NSS account itself (its groups), call `resolveAccount` directly. The canonical name
+    /// comes back if the peer may act for that account: root for anyone, others for their own uid.
+    /// - `ownByDefault`: an empty name means the peer's own account (self-service verbs).
+    /// - `removal`: root may name an account NSS no longer knows, to see or remove what is stored
+    ///   under the name as typed (status, disable, unlock); nothing is created under such a name.
+    /// - `denial`: the sentence for a peer asking about someone else.
+    /// - `rootOnly`: a verb only root may use (provisioning, import, invites): this sentence refuses
+    ///   anyone else before any name is looked up, and an empty name is not the peer's own.
+    func resolveUser(_ raw: String, peer: Peer, action: String, ownByDefault: Bool = true, removal: Bool = false,
+                     denial: String = "you may only manage your own enrollment (or run as root)",
+                     rootOnly: String? = nil) -> Result<UserName, SelfServiceRefusal> {
+        if let rootOnly {
+            guard peer.isRoot else { return .failure(SelfServiceRefusal(refuse(.notAllowed, rootOnly, peer: peer, action: action))) }
         }
-    }
-
-    /// The typed name itself, for root only and only when NSS said it knows no such account.
-    func storedName(_ raw: String, after refusal: AccountRefusal, peer: Peer) -> UserName? {
-        guard peer.isRoot, case .unknown = refusal else { return nil }
-        return try? UserName(validating: raw)
+        let ownByDefault = ownByDefault && rootOnly == nil
+        var name = raw
+        if name.isEmpty && ownByDefault {
+            guard let own = environment.accounts.nameOfUID(peer.uid) else {
+                return .failure(SelfServiceRefusal(.invalidUserName, "your uid \(peer.uid) has no user name; pass --user"))
+            }
+            name = own
+        }
+        switch resolveAccount(name) {
+        case .success(let resolved):
+            guard mayActFor(resolved.account, peer: peer) else {
+                return .failure(SelfServiceRefusal(refuse(.notAllowed, denial, peer: peer, action: action)))
+            }
+            return .success(resolved.user)
+        case .failure(let refusal):
+            if removal, peer.isRoot, case .unknown = refusal, let stored = try? UserName(validating: name) { return .success(stored) }
+            return .failure(SelfServiceRefusal(refusal))
+        }
     }
 
     /// Root may act for anyone; anyone else only for the account whose uid they run as.

@@ -4,13 +4,11 @@ import MFAStore
 
 /// `mfagate import-google-authenticator`: root's CLI reads the user's file safely and sends its bytes;
 /// the daemon parses and stores them, so the secret never passes through anything but these two.
-extension Authority {
+extension AdminVerbs {
     public func importGoogleAuthenticator(_ request: ImportRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
-        guard peer.isRoot else { return refuse(.notAllowed, "only root may import google-authenticator files", peer: peer, action: "import") }
         let user: UserName
-        switch resolveAccount(request.user) {
-        case .success(let resolved): user = resolved.user
+        switch shared.resolveUser(request.user, peer: peer, action: "import", rootOnly: "only root may import google-authenticator files") {
+        case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
         let file: GoogleAuthenticatorFile
@@ -51,7 +49,7 @@ extension Authority {
             if !file.ignoredOptions.isEmpty { report += "; not carried over: \(file.ignoredOptions.joined(separator: ", "))" }
             return .changed(user: user.value, message: report)
         } catch {
-            return storageError(error)
+            return shared.storageError(error)
         }
     }
 }

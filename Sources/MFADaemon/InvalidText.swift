@@ -18,9 +18,11 @@ extension Authority {
                                           "result": "\(VerdictResult.denied.logName)", "reason": "\(reason)"])
         return .verdict(.denied, reason: reason)
     }
+}
 
+extension LoginFlow {
     /// A typed answer that is not valid UTF-8: a wrong code, counted as one where a code was asked.
-    public func refusedAnswer(in session: LoginSession) -> Step {
+    func refusedAnswer(in session: LoginSession) -> Step {
         let reason = "the answer is not valid UTF-8"
         switch session.purpose {
         case .code, .delivered:

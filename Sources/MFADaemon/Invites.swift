@@ -75,15 +75,11 @@ final class InviteKeeper {
 }
 
 /// `mfagate invite`: root makes a one-time code that lets the user enroll at the login prompt.
-extension Authority {
+extension AdminVerbs {
     public func invite(_ request: InviteRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else {
-            return .error(.unsupportedVersion, message: "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command")
-        }
-        guard peer.isRoot else { return refuse(.notAllowed, "only root may make invites", peer: peer, action: "invite") }
         let user: UserName
-        switch resolveAccount(request.user) {
-        case .success(let resolved): user = resolved.user
+        switch shared.resolveUser(request.user, peer: peer, action: "invite", rootOnly: "only root may make invites") {
+        case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
         let lifetime = request.lifetime == 0 ? InviteCodes.defaultLifetime : Int64(request.lifetime)

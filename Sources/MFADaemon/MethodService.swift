@@ -6,11 +6,13 @@ import MFAStore
 /// `mfagate method add|confirm|list|prefer|remove` (docs/protocol.md, tags 0x18–0x1C). An email or
 /// SMS method counts only once a code sent through it comes back; adding or removing one needs a
 /// current code or a recovery code unless root asks; removing `totp` is `disable`.
-extension Authority {
+public final class MethodService: AuthorityPart {
+    unowned let shared: Authority
+    init(_ shared: Authority) { self.shared = shared }
+
     public func method(_ request: MethodRequest, peer: Peer) -> Step {
-        guard request.version == WireProtocol.version else { return .finish(.error(.unsupportedVersion, message: Self.versionMessage)) }
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "method \(request.verb)") {
+        switch shared.resolveUser(request.user, peer: peer, action: "method \(request.verb)") {
         case .success(let u): user = u
         case .failure(let refusal): return .finish(refusal.message)
         }
@@ -43,7 +45,7 @@ extension Authority {
             }
             return .methods(MethodsReply(user: user.value, preferred: (record.preferred ?? .totp).rawValue, entries: entries))
         } catch {
-            return storageError(error)
+            return shared.storageError(error)
         }
     }
 
@@ -68,38 +70,37 @@ extension Authority {
                 address = try DeliveryAddress.validatePhone(raw)
             }
         } catch {
-            logLimited(.refused, .notice, "refused", metadata: ["action": "method add", "user": "\(user)", "peer": "\(peer)", "reason": "bad \(method.rawValue) address"])
+            shared.logLimited(.refused, .notice, "refused", metadata: ["action": "method add", "user": "\(user)", "peer": "\(peer)", "reason": "bad \(method.rawValue) address"])
             return .finish(.error(.badAddress, message: error.message))
         }
         if method == .sms && !PhonePrefix.allows(config.smsAllowedPrefixes, address) {
-            logLimited(.refused, .notice, "refused", metadata: ["action": "method add", "user": "\(user)", "peer": "\(peer)",
+            shared.logLimited(.refused, .notice, "refused", metadata: ["action": "method add", "user": "\(user)", "peer": "\(peer)",
                                                                 "reason": "number outside sms_allowed_prefixes"])
             return .finish(.error(.badAddress, message: PhonePrefix.refusal(config.smsAllowedPrefixes, address)))
         }
-        guard deliveryCommand(method, user: user, address: address) != nil else {
+        guard shared.deliveryCommand(method, user: user, address: address) != nil else {
             return .finish(.error(.methodNotAllowed, message: "this host has no sms_command"))
         }
         do {
             // Not enrolled yet: this method becomes the user's first (nothing to prove yet).
             if let record = try store.load(user), !peer.isRoot || !proof.isEmpty {
-                if case .failure(let refusal) = prove(proof, record, allowRecoveryCode: true, action: "method add", peer: peer) {
+                if case .failure(let refusal) = shared.prove(proof, record, allowRecoveryCode: true, action: "method add", peer: peer) {
                     return .finish(refusal.message)
                 }
             }
         } catch {
-            return .finish(storageError(error))
+            return .finish(shared.storageError(error))
         }
         let now = environment.now()
         delivery.pendingMethods = delivery.pendingMethods.filter { now < $0.value.expires }
-        delivery.pendingMethods[pendingKey(user, method)] = PendingMethod(method: method, address: address, expires: now + DeliveryBook.lifetime)
+        delivery.pendingMethods[shared.pendingKey(user, method)] = PendingMethod(method: method, address: address, expires: now + DeliveryBook.lifetime)
         BoundedBook.evictOldest(&delivery.pendingMethods, limit: DeliveryBook.maximumKeys) { $0.expires }
         return sendConfirmation(method, address: address, user: user, peer: peer)
     }
 
-    func pendingKey(_ user: UserName, _ method: LoginMethod) -> String { "\(user.value) \(method.rawValue)" }
 
     func sendConfirmation(_ method: LoginMethod, address: String, user: UserName, peer: Peer) -> Step {
-        let key = pendingKey(user, method)
+        let key = shared.pendingKey(user, method)
         let now = environment.now()
         let masked = DeliveryAddress.masked(address, method: method)
         delivery.confirmations.sweep(now: now)
@@ -110,31 +111,31 @@ extension Authority {
         }
         let code: String, salt: [UInt8]
         do {
-            code = try makeDeliveredCode()
+            code = try shared.makeDeliveredCode()
             salt = try environment.randomBytes(16)
         } catch {
-            return .finish(storageError(error))
+            return .finish(shared.storageError(error))
         }
-        if let refusal = codeSendRefusal(method, to: address, sender: sender(ofCommand: peer), user: user, purpose: "confirm") {
+        if let refusal = shared.codeSendRefusal(method, to: address, sender: shared.sender(ofCommand: peer), user: user, purpose: "confirm") {
             return .finish(.error(.tooManyCodes, message: refusal))
         }
         delivery.confirmations.issue(key, code: code, salt: salt, now: now)
         let purpose = "to confirm this \(method == .email ? "address" : "number")"
         let text = method == .email
-            ? DeliveryMessage.codeEmail(code: code, to: address, from: config.emailFrom, account: account(user), purpose: purpose,
-                                        minutes: Self.deliveryMinutes)
-            : DeliveryMessage.codeSMS(code: code, account: account(user), purpose: purpose, minutes: Self.deliveryMinutes)
-        return send(text, method: method, to: address, user: user, purpose: "confirm", session: nil) { [unowned self] outcome in
+            ? DeliveryMessage.codeEmail(code: code, to: address, from: config.emailFrom, account: shared.account(user), purpose: purpose,
+                                        minutes: Authority.deliveryMinutes)
+            : DeliveryMessage.codeSMS(code: code, account: shared.account(user), purpose: purpose, minutes: Authority.deliveryMinutes)
+        return shared.send(text, method: method, to: address, user: user, purpose: "confirm", session: nil) { [unowned self] outcome in
             guard outcome == .sent else {
                 self.delivery.confirmations.revoke(key)
                 return .finish(.error(.deliveryFailed, message: "could not send a code to \(masked) (\(outcome.logText)); check the address, or ask the administrator to check \(method.rawValue)_command"))
             }
-            return .finish(.done(message: "A code was sent to \(masked); it is valid for \(Self.deliveryMinutes) minutes."))
+            return .finish(.done(message: "A code was sent to \(masked); it is valid for \(Authority.deliveryMinutes) minutes."))
         }!
     }
 
     func confirmMethod(_ method: LoginMethod, code: String, user: UserName, peer: Peer) -> Step {
-        let key = pendingKey(user, method)
+        let key = shared.pendingKey(user, method)
         let now = environment.now()
         guard let waiting = delivery.pendingMethods[key], now < waiting.expires || code == "resend" else {
             delivery.pendingMethods[key] = nil
@@ -149,7 +150,7 @@ extension Authority {
         case .matched:
             break
         case .wrong(let left) where left > 0:
-            logLimited(.refused, .notice, "refused", metadata: ["action": "method confirm", "user": "\(user)", "peer": "\(peer)", "reason": "wrong code"])
+            shared.logLimited(.refused, .notice, "refused", metadata: ["action": "method confirm", "user": "\(user)", "peer": "\(peer)", "reason": "wrong code"])
             return .finish(.error(.wrongCode, message: "that is not the code sent to \(DeliveryAddress.masked(waiting.address, method: method)); \(left) tries left"))
         case .wrong, .noCode:
             delivery.pendingMethods[key] = nil
@@ -157,18 +158,18 @@ extension Authority {
         }
         delivery.pendingMethods[key] = nil
         do {
-            guard var record = try store.load(user) else { return .finish(enrollByDelivery(method, address: waiting.address, user: user, peer: peer)) }
+            guard var record = try store.load(user) else { return .finish(shared.enrollByDelivery(method, address: waiting.address, user: user, peer: peer)) }
             let old = method == .email ? record.email : record.sms
             if method == .email { record.email = waiting.address } else { record.sms = waiting.address }
             try store.save(record)
-            if method == .email, let old, old != waiting.address { noteNoticeAddress(user, old) }
+            if method == .email, let old, old != waiting.address { shared.noteNoticeAddress(user, old) }
             let masked = DeliveryAddress.masked(waiting.address, method: method)
             notifier.notify(.methodAdded, user: user, command: config.notifyCommand,
                             metadata: ["peer": "\(peer)", "method": "\(method.rawValue) (\(masked))"])
             let hint = record.preferred == method ? "" : " Make it the first one asked at login with: mfagate method prefer \(method.rawValue)"
             return .finish(.done(message: "\(method.rawValue) \(masked) confirmed for \(user).\(hint)"))
         } catch {
-            return .finish(storageError(error))
+            return .finish(shared.storageError(error))
         }
     }
 
@@ -189,7 +190,7 @@ extension Authority {
             notifier.notify(.methodPreferred, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)", "method": "\(method.rawValue)"])
             return .done(message: "\(user) is asked for \(method == .totp ? "a code from the app" : method == .email ? "an emailed code" : "a texted code") first at login")
         } catch {
-            return storageError(error)
+            return shared.storageError(error)
         }
     }
 
@@ -201,7 +202,7 @@ extension Authority {
             let others = [record.appActive && method != .totp, record.email != nil && method != .email,
                           record.sms != nil && method != .sms].filter { $0 }.count
             // The last method: its removal is `disable`, by its rules (a code, then everything goes).
-            if others == 0 { return disable(UserCodeRequest(user: user.value, code: proof), peer: peer) }
+            if others == 0 { return shared.selfService.disable(UserCodeRequest(user: user.value, code: proof), peer: peer) }
             if method == .totp {
                 guard record.appActive else { return .error(.badRequest, message: "\(user) has no app or token") }
                 return removeApp(record, proof: proof, user: user, peer: peer)
@@ -210,7 +211,7 @@ extension Authority {
                 return .error(.badRequest, message: "\(user) has no \(method.rawValue) method")
             }
             if !peer.isRoot || !proof.isEmpty {
-                switch prove(proof, record, allowRecoveryCode: true, action: "method remove", peer: peer) {
+                switch shared.prove(proof, record, allowRecoveryCode: true, action: "method remove", peer: peer) {
                 case .success(let updated): record = updated
                 case .failure(let refusal): return refusal.message
                 }
@@ -219,13 +220,13 @@ extension Authority {
             if record.preferred == method { record.preferred = record.appActive ? nil : (record.email != nil ? .email : .sms) }
             try store.save(record)
             delivery.loginCodes.revoke(user.value)
-            if method == .email { noteNoticeAddress(user, address) }
+            if method == .email { shared.noteNoticeAddress(user, address) }
             let masked = DeliveryAddress.masked(address, method: method)
             notifier.notify(.methodRemoved, user: user, command: config.notifyCommand,
                             metadata: ["peer": "\(peer)", "method": "\(method.rawValue) (\(masked))"])
             return .done(message: "\(method.rawValue) \(masked) removed from \(user)")
         } catch {
-            return storageError(error)
+            return shared.storageError(error)
         }
     }
 
@@ -234,7 +235,7 @@ extension Authority {
     func removeApp(_ original: UserRecord, proof: String, user: UserName, peer: Peer) -> DaemonMessage {
         var record = original
         if !peer.isRoot || !proof.isEmpty {
-            switch prove(proof, record, allowRecoveryCode: true, action: "method remove", peer: peer) {
+            switch shared.prove(proof, record, allowRecoveryCode: true, action: "method remove", peer: peer) {
             case .success(let updated): record = updated
             case .failure(let refusal): return refusal.message
             }
@@ -245,28 +246,9 @@ extension Authority {
             if record.preferred == nil { record.preferred = record.email != nil ? .email : .sms }
             try store.save(record)
         } catch {
-            return storageError(error)
+            return shared.storageError(error)
         }
         notifier.notify(.methodRemoved, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)", "method": "totp"])
         return .done(message: "the app or token was removed from \(user); logins use \(record.preferred?.rawValue ?? "email") codes now")
-    }
-
-    /// A first method by email or SMS for a user with no enrollment: the user logs in with codes
-    /// sent there, or a recovery code (shown now, once) if that fails.
-    func enrollByDelivery(_ method: LoginMethod, address: String, user: UserName, peer: Peer) -> DaemonMessage {
-        do {
-            let codes = try makeRecoveryCodes()
-            var record = UserRecord(user: user, parameters: .standard, secret: try environment.randomBytes(20),
-                                    created: environment.now(), recoveryCodes: codes.hashed)
-            record.appActive = false
-            if method == .email { record.email = address } else { record.sms = address }
-            record.preferred = method
-            try store.save(record)
-            notifier.notify(.enrolled, user: user, command: config.notifyCommand,
-                            metadata: ["peer": "\(peer)", "by": "\(method.rawValue)", "method": "\(method.rawValue)"])
-            return .enrolled(EnrolledReply(user: user.value, secret: "", otpauthURI: "", recoveryCodes: codes.shown))
-        } catch {
-            return storageError(error)
-        }
     }
 }

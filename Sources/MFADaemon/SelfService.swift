@@ -3,105 +3,19 @@ import MFACore
 import MFAProtocol
 import MFAStore
 
-/// Self-service enrollment and the admin requests (docs/protocol.md, tags 0x12–0x17). Every request is
-/// authorised by SO_PEERCRED: root may act for anyone, others only for their own account; a change
-/// to an active enrollment made by the user needs a code from it.
-extension Authority {
-    // MARK: shared helpers
-
-    static let versionMessage = "the daemon speaks protocol version \(WireProtocol.version); upgrade the mfagate command"
-
-    /// The user a request is about (empty: the peer's own account), if the peer may act for it:
-    /// the account's canonical name (CanonicalAccount.swift). `removal`: root may name an account
-    /// NSS no longer knows, to remove what is stored under it.
-    func resolveUser(_ raw: String, peer: Peer, action: String, removal: Bool = false) -> Result<UserName, SelfServiceRefusal> {
-        var name = raw
-        if name.isEmpty {
-            guard let own = environment.accounts.nameOfUID(peer.uid) else {
-                return .failure(SelfServiceRefusal(.invalidUserName, "your uid \(peer.uid) has no user name; pass --user"))
-            }
-            name = own
-        }
-        switch resolveAccount(name) {
-        case .success(let resolved):
-            guard mayActFor(resolved.account, peer: peer) else {
-                logLimited(.refused, .warning, "refused", metadata: ["action": "\(action)", "peer": "\(peer)", "reason": "not the peer's own account"])
-                return .failure(SelfServiceRefusal(.notAllowed, "you may only manage your own enrollment (or run as root)"))
-            }
-            return .success(resolved.user)
-        case .failure(let refusal):
-            if removal, let stored = storedName(name, after: refusal, peer: peer) { return .success(stored) }
-            let code: ErrorCode = { if case .unavailable = refusal { return .storageFailure } else { return .invalidUserName } }()
-            return .failure(SelfServiceRefusal(code, refusal.sentence))
-        }
-    }
-
-    var issuerName: String { config.issuer ?? environment.hostName }
-
-    func otpauthURI(user: UserName, method: OTPMethod, secret: [UInt8], counter: UInt64) -> String {
-        let account = "\(user.value)@\(environment.hostName)"
-        switch method {
-        case .totp: return OTPAuthURI.totp(secret: secret, issuer: issuerName, account: account, parameters: .standard)
-        case .hotp: return OTPAuthURI.hotp(secret: secret, issuer: issuerName, account: account, parameters: .standard, counter: counter)
-        }
-    }
-
-    /// Ten fresh codes: the text to show once, and the salted hashes to keep.
-    func makeRecoveryCodes() throws -> (shown: [String], hashed: [RecoveryCodes.Hashed]) {
-        var shown: [String] = []
-        var hashed: [RecoveryCodes.Hashed] = []
-        while shown.count < RecoveryCodes.count {
-            guard let code = RecoveryCodes.makeCode(randomBytes: try environment.randomBytes(32)) else { continue }
-            shown.append(code)
-            hashed.append(RecoveryCodes.hash(normalizedCode: RecoveryCodes.normalize(code) ?? code, salt: try environment.randomBytes(16)))
-        }
-        return (shown, hashed)
-    }
-
-    func summary(_ user: UserName, _ record: UserRecord?, now: Int64) -> StatusReply {
-        let pendingNow = pending.get(user, now: now) != nil
-        guard let record else { return StatusReply(user: user.value, enrolled: false, recoveryCodesLeft: 0, pending: pendingNow) }
-        return StatusReply(user: user.value, enrolled: true, recoveryCodesLeft: record.recoveryCodes.count,
-                           method: record.appActive ? record.method.rawValue : (record.preferred ?? .email).rawValue, enrolledSince: record.created, lastSuccess: record.lastSuccess,
-                           pending: pendingNow)
-    }
-
-    func storageError(_ error: Error) -> DaemonMessage {
-        logStorageError(error)
-        return .error(.storageFailure, message: "\(error)")
-    }
-
-    /// Checks `code` against the active record and saves the consumed state (a code proves once).
-    func prove(_ code: String, _ record: UserRecord, allowRecoveryCode: Bool, action: String, peer: Peer) -> Result<UserRecord, SelfServiceRefusal> {
-        let what = allowRecoveryCode ? "a current code from your authenticator or an unused recovery code" : "a current code from your authenticator"
-        if code.isEmpty {
-            return .failure(SelfServiceRefusal(.wrongCode, "this needs \(what) (pass --code, or type it when asked)"))
-        }
-        let now = environment.now()
-        // Proofs count against the same lockout as logins: otherwise `mfagate disable --code` in a
-        // loop would be an unlimited way to guess codes.
-        if let until = books.userLockedUntil(record.user.value, now: now) {
-            return .failure(SelfServiceRefusal(.wrongCode, "too many wrong codes; locked until \(UTCTime.format(until)) (root: mfagate unlock --user \(record.user))"))
-        }
-        switch checkFactor(code, against: record, now: now, allowRecoveryCode: allowRecoveryCode) {
-        case .accepted(let updated, _, let usedRecovery):
-            books.recordSuccess(user: record.user.value, config: config, now: now)
-            do { try store.save(updated) } catch { return .failure(SelfServiceRefusal(.storageFailure, "\(error)")) }
-            if usedRecovery { notifier.notify(.recoveryCodeUsed, user: record.user, command: config.notifyCommand, metadata: ["action": "\(action)"]) }
-            return .success(updated)
-        case .rejected(let reason):
-            books.recordFailure(user: record.user.value, rhost: "", config: config, now: now)
-            logLimited(.refused, .notice, "refused", metadata: ["action": "\(action)", "user": "\(record.user)", "peer": "\(peer)", "reason": "\(reason)"])
-            return .failure(SelfServiceRefusal(.wrongCode, "that is not \(what)"))
-        }
-    }
+/// A user's own enrollment verbs (docs/protocol.md, tags 0x12–0x16: enroll begin/confirm,
+/// regenerate, disable, list; `disable` from root without a code is the admin reset). Every request
+/// is authorised by SO_PEERCRED: root may act for anyone, others only for their own account; a
+/// change to an active enrollment made by the user needs a code from it.
+public final class SelfService: AuthorityPart {
+    unowned let shared: Authority
+    init(_ shared: Authority) { self.shared = shared }
 
     // MARK: ENROLL_BEGIN / ENROLL_CONFIRM
 
     public func enrollBegin(_ request: EnrollBeginRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "enroll") {
+        switch shared.resolveUser(request.user, peer: peer, action: "enroll") {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
@@ -115,7 +29,7 @@ extension Authority {
         do {
             if let active = try store.load(user), !peer.isRoot {
                 // A new phone: the old factor (or a recovery code) must vouch for the change.
-                if case .failure(let refusal) = prove(request.proof, active, allowRecoveryCode: true, action: "re-enroll", peer: peer) {
+                if case .failure(let refusal) = shared.prove(request.proof, active, allowRecoveryCode: true, action: "re-enroll", peer: peer) {
                     if refusal.code == .wrongCode {
                         return .error(.wrongCode, message: "\(user) is already enrolled; replacing the enrollment needs a current code or an unused recovery code (pass --code)")
                     }
@@ -124,26 +38,25 @@ extension Authority {
             }
         } catch {
             // A damaged file: only root may start over (mfagate reset).
-            if !peer.isRoot { return storageError(error) }
+            if !peer.isRoot { return shared.storageError(error) }
         }
         let secret: [UInt8]
         do {
-            guard let bytes = try secretBytes(request.secret) else { return Authority.invalidSecret }
+            guard let bytes = try shared.secretBytes(request.secret) else { return Authority.invalidSecret }
             secret = bytes
-        } catch { return storageError(error) }
+        } catch { return shared.storageError(error) }
         pending.sweep(now: now)
         pending.put(PendingEnrollment(user: user, method: method, secret: secret, counter: counter,
                                       expires: now + PendingEnrollments.lifetime, attemptsLeft: PendingEnrollments.attempts))
         logger.info("enrollment pending", metadata: ["user": "\(user)", "peer": "\(peer)", "method": "\(method.rawValue)"])
         return .pending(PendingReply(user: user.value, secret: Base32.encode(secret),
-                                     otpauthURI: otpauthURI(user: user, method: method, secret: secret, counter: counter),
+                                     otpauthURI: shared.otpauthURI(user: user, method: method, secret: secret, counter: counter),
                                      secondsValid: Int(PendingEnrollments.lifetime)))
     }
 
     public func enrollConfirm(_ request: UserCodeRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "enroll") {
+        switch shared.resolveUser(request.user, peer: peer, action: "enroll") {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
@@ -153,7 +66,7 @@ extension Authority {
         }
         let candidate = UserRecord(user: user, parameters: .standard, secret: waiting.secret, created: now,
                                    recoveryCodes: [], method: waiting.method, counter: waiting.counter)
-        guard case .accepted(var record, _, false) = checkFactor(request.code, against: candidate, now: now, allowRecoveryCode: false) else {
+        guard case .accepted(var record, _, false) = shared.checkFactor(request.code, against: candidate, now: now, allowRecoveryCode: false) else {
             waiting.attemptsLeft -= 1
             if waiting.attemptsLeft <= 0 {
                 pending.remove(user)
@@ -163,7 +76,7 @@ extension Authority {
             return .error(.wrongCode, message: "that code is not right (check the phone's clock and that you scanned the new code); \(waiting.attemptsLeft) tries left")
         }
         do {
-            let codes = try makeRecoveryCodes()
+            let codes = try shared.makeRecoveryCodes()
             record.recoveryCodes = codes.hashed
             // The confirming code is spent (last_step) but is not a login.
             record.lastSuccess = nil
@@ -175,45 +88,43 @@ extension Authority {
             pending.remove(user)
             notifier.notify(.enrolled, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)", "by": "self-service"])
             return .enrolled(EnrolledReply(user: user.value, secret: Base32.encode(record.secret),
-                                           otpauthURI: otpauthURI(user: user, method: record.method, secret: record.secret, counter: waiting.counter),
+                                           otpauthURI: shared.otpauthURI(user: user, method: record.method, secret: record.secret, counter: waiting.counter),
                                            recoveryCodes: codes.shown))
         } catch {
-            return storageError(error)
+            return shared.storageError(error)
         }
     }
 
     // MARK: recovery codes, disable, reset, list
 
     public func regenerateRecoveryCodes(_ request: UserCodeRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "regenerate") {
+        switch shared.resolveUser(request.user, peer: peer, action: "regenerate") {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
         do {
             guard var record = try store.load(user) else { return .error(.notEnrolled, message: "\(user) is not enrolled") }
             if !peer.isRoot || !request.code.isEmpty {
-                switch prove(request.code, record, allowRecoveryCode: false, action: "regenerate", peer: peer) {
+                switch shared.prove(request.code, record, allowRecoveryCode: false, action: "regenerate", peer: peer) {
                 case .success(let updated): record = updated
                 case .failure(let refusal): return refusal.message
                 }
             }
-            let codes = try makeRecoveryCodes()
+            let codes = try shared.makeRecoveryCodes()
             record.recoveryCodes = codes.hashed
             try store.save(record)
             notifier.notify(.recoveryCodesRegenerated, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)"])
             return .recoveryCodes(user: user.value, codes: codes.shown)
         } catch {
-            return storageError(error)
+            return shared.storageError(error)
         }
     }
 
     /// Self-service (a code needed) or, from root without a code, an admin reset.
     public func disable(_ request: UserCodeRequest, peer: Peer) -> DaemonMessage {
-        guard request.version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
         let user: UserName
-        switch resolveUser(request.user, peer: peer, action: "disable", removal: true) {
+        switch shared.resolveUser(request.user, peer: peer, action: "disable", removal: true) {
         case .success(let u): user = u
         case .failure(let refusal): return refusal.message
         }
@@ -224,36 +135,35 @@ extension Authority {
                 _ = try? store.load(user)
             } else {
                 guard let record = try store.load(user) else { return .error(.notEnrolled, message: "\(user) is not enrolled") }
-                if case .failure(let refusal) = prove(request.code, record, allowRecoveryCode: true, action: "disable", peer: peer) {
+                if case .failure(let refusal) = shared.prove(request.code, record, allowRecoveryCode: true, action: "disable", peer: peer) {
                     return refusal.message
                 }
             }
             pending.remove(user)
             // The notice of the removal still goes to the address the user had (Delivery.swift).
-            if let record = try? store.load(user) { noteNoticeAddress(user, record.email) }
+            if let record = try? store.load(user) { shared.noteNoticeAddress(user, record.email) }
             try store.delete(user)
             // A grace period is for users MFA is new to: someone who had a factor and removed it gets
             // none (first seen at time 0, so it is over); under `required` they enroll again at the
             // next login, or are refused.
             books.forgetGrace(user.value)
         } catch {
-            return storageError(error)
+            return shared.storageError(error)
         }
         notifier.notify(isReset ? .reset : .disabled, user: user, command: config.notifyCommand, metadata: ["peer": "\(peer)"])
         return .changed(user: user.value, message: isReset ? "\(user): enrollment reset; the user has no second factor now"
                                                        : "\(user): second factor disabled and its recovery codes deleted")
     }
 
-    public func list(version: UInt8, peer: Peer) -> DaemonMessage {
-        guard version == WireProtocol.version else { return .error(.unsupportedVersion, message: Self.versionMessage) }
-        guard peer.isRoot else { return refuse(.notAllowed, "only root may list every enrollment", peer: peer, action: "list") }
+    public func list(peer: Peer) -> DaemonMessage {
+        guard peer.isRoot else { return shared.refuse(.notAllowed, "only root may list every enrollment", peer: peer, action: "list") }
         let now = environment.now()
         var entries: [StatusReply] = []
         let users: [UserName]
-        do { users = try store.listUsers() } catch { return storageError(error) }
+        do { users = try store.listUsers() } catch { return shared.storageError(error) }
         for user in users {
             do {
-                entries.append(summary(user, try store.load(user), now: now))
+                entries.append(shared.summary(user, try store.load(user), now: now))
             } catch {
                 logger.error("\(error)")
                 entries.append(StatusReply(user: user.value, enrolled: true, recoveryCodesLeft: 0, method: "unreadable"))
@@ -270,6 +180,15 @@ struct SelfServiceRefusal: Error {
     init(_ code: ErrorCode, _ text: String) {
         self.code = code
         self.text = text
+    }
+    init(_ refusal: AccountRefusal) { self.init(refusal.message) }
+    /// From an ERROR frame already made (`refuse`).
+    init(_ message: DaemonMessage) {
+        guard case .error(let code, let text) = message else {
+            self.init(.badRequest, "\(message)")
+            return
+        }
+        self.init(code, text)
     }
     var message: DaemonMessage { .error(code, message: text) }
 }

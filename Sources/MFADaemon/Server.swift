@@ -425,30 +425,8 @@ public final class Server {
         case (.awaitingReply(let session), .cancel):
             authority.cancelled(session)
             drop(connection)
-        case (.awaitingRequest, .enroll(let request)):
-            finish(authority.enroll(request, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .status(let version, let user)):
-            finish(authority.status(user: user, version: version, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .check(let version, let user, let service, let rhost)):
-            finish(authority.check(user: user, service: service, rhost: rhost, version: version, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .unlock(let version, let user, let rhost)):
-            finish(authority.unlock(user: user, rhost: rhost, version: version, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .enrollBegin(let request)):
-            finish(authority.enrollBegin(request, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .enrollConfirm(let request)):
-            finish(authority.enrollConfirm(request, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .regenerateRecoveryCodes(let request)):
-            finish(authority.regenerateRecoveryCodes(request, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .disable(let request)):
-            finish(authority.disable(request, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .list(let version)):
-            finish(authority.list(version: version, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .importGoogleAuthenticator(let request)):
-            finish(authority.importGoogleAuthenticator(request, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .invite(let request)):
-            finish(authority.invite(request, peer: connection.peer), on: connection)
-        case (.awaitingRequest, .method(let request)):
-            apply(authority.method(request, peer: connection.peer), on: connection)
+        case (.awaitingRequest, let request) where request.requestVersion != nil:
+            apply(authority.request(request, peer: connection.peer), on: connection)
         default:
             authority.logLimited(.protocolError, .warning, "protocol error, closing connection", metadata: ["peer": "\(connection.peer)", "error": "message out of order"])
             if case .awaitingReply(let session) = connection.state { authority.cancelled(session) }

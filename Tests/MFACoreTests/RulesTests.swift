@@ -133,12 +133,28 @@ final class ConfigTests: XCTestCase {
 }
 
 final class PolicyTests: XCTestCase {
+    /// The skeleton's table (mode × enrolled), through the one decision the daemon uses.
+    func decide(mode: MFAMode, enrolled: Bool) -> LoginDecision {
+        var config = DaemonConfig()
+        config.mode = mode
+        config.enrollAtLogin = false
+        return Policy.evaluate(config, LoginFacts(user: "-", service: "-", rhost: "", enrolled: enrolled, now: 0)).decision
+    }
+
     func testDecisionTable() {
-        XCTAssertEqual(Policy.decide(mode: .off, enrolled: true), .ignore(reason: "mode off"))
-        XCTAssertEqual(Policy.decide(mode: .off, enrolled: false), .ignore(reason: "mode off"))
-        XCTAssertEqual(Policy.decide(mode: .optional, enrolled: true), .askForCode)
-        XCTAssertEqual(Policy.decide(mode: .optional, enrolled: false), .ignore(reason: "not enrolled, MFA optional"))
-        XCTAssertEqual(Policy.decide(mode: .required, enrolled: true), .askForCode)
-        XCTAssertEqual(Policy.decide(mode: .required, enrolled: false), .deny(reason: "not enrolled, MFA required"))
+        XCTAssertEqual(decide(mode: .off, enrolled: true), .ignore(reason: "mode off"))
+        XCTAssertEqual(decide(mode: .off, enrolled: false), .ignore(reason: "mode off"))
+        XCTAssertEqual(decide(mode: .optional, enrolled: true), .askForCode)
+        XCTAssertEqual(decide(mode: .optional, enrolled: false), .ignore(reason: "not enrolled, MFA optional"))
+        XCTAssertEqual(decide(mode: .required, enrolled: true), .askForCode)
+        XCTAssertEqual(decide(mode: .required, enrolled: false), .deny(reason: "not enrolled, MFA required"))
+    }
+
+    func testModeOffIsDecidedBeforeAnyFact() {
+        var config = DaemonConfig()
+        config.mode = .off
+        XCTAssertEqual(Policy.switchedOff(config)?.decision, .ignore(reason: "mode off"))
+        config.mode = .required
+        XCTAssertNil(Policy.switchedOff(config))
     }
 }

@@ -64,7 +64,7 @@ final class CanonicalAccountTests: XCTestCase {
     }
 
     func enroll(_ typed: String) throws -> EnrolledReply {
-        guard case .enrolled(let e) = authority.enroll(EnrollRequest(user: typed, secret: "", replaceExisting: false), peer: root0) else {
+        guard case .enrolled(let e) = authority.admin.enroll(EnrollRequest(user: typed, secret: "", replaceExisting: false), peer: root0) else {
             XCTFail("not enrolled"); throw XCTSkip()
         }
         return e
@@ -78,7 +78,7 @@ final class CanonicalAccountTests: XCTestCase {
         XCTAssertEqual(e.user, "alice")
         XCTAssertTrue(e.otpauthURI.contains("alice%40testhost"), e.otpauthURI)
         XCTAssertEqual(try userFiles(), ["alice"])
-        guard case .error(.alreadyEnrolled, _) = authority.enroll(EnrollRequest(user: "alice@example.test", secret: "", replaceExisting: false), peer: root0) else {
+        guard case .error(.alreadyEnrolled, _) = authority.admin.enroll(EnrollRequest(user: "alice@example.test", secret: "", replaceExisting: false), peer: root0) else {
             return XCTFail("a second spelling must find the same enrollment")
         }
     }
@@ -91,10 +91,10 @@ final class CanonicalAccountTests: XCTestCase {
                 guard case .ask(.converse(let messages), let session) = authority.beginLogin(LoginBegin(user: typed, service: "sshd"), peer: root0) else {
                     return XCTFail("\(mode) \(typed): not asked for a code")
                 }
-                XCTAssertEqual(messages.map(\.text), [Authority.prompt], "\(typed): no enrollment screen")
+                XCTAssertEqual(messages.map(\.text), [LoginFlow.prompt], "\(typed): no enrollment screen")
                 XCTAssertEqual(session.user.value, "alice")
                 clock.advance(30)
-                guard case .verdict(.success, _) = authority.answer(try oathtool(e.secret, at: clock.now), in: session) else {
+                guard case .verdict(.success, _) = authority.login.checkCode(try oathtool(e.secret, at: clock.now), in: session) else {
                     return XCTFail("\(mode) \(typed): alice's code refused")
                 }
             }
@@ -108,7 +108,7 @@ final class CanonicalAccountTests: XCTestCase {
         for typed in ["ALICE", "alice@example.test", "Alice"] {
             guard case .ask(_, let session) = authority.beginLogin(LoginBegin(user: typed, service: "sshd"), peer: root0) else { return XCTFail() }
             let wrong = String(format: "%06d", ((Int(try oathtool(e.secret, at: clock.now)) ?? 0) + 500_000) % 1_000_000)
-            guard case .verdict(.denied, _) = authority.answer(wrong, in: session) else { return XCTFail(typed) }
+            guard case .verdict(.denied, _) = authority.login.checkCode(wrong, in: session) else { return XCTFail(typed) }
         }
         XCTAssertNotNil(authority.books.userLockedUntil("alice", now: clock.now), "three wrong codes under three spellings lock alice")
         guard case .ask(_, let session) = authority.beginLogin(LoginBegin(user: "alice", service: "sshd"), peer: root0),
@@ -120,10 +120,10 @@ final class CanonicalAccountTests: XCTestCase {
         _ = try enroll("alice")
         for _ in 0..<3 {
             guard case .ask(_, let session) = authority.beginLogin(LoginBegin(user: "ALICE", service: "sshd"), peer: root0) else { return XCTFail() }
-            _ = authority.answer("000000", in: session)
+            _ = authority.login.checkCode("000000", in: session)
         }
         XCTAssertNotNil(authority.books.userLockedUntil("alice", now: clock.now))
-        guard case .done(let text) = authority.unlock(user: "alice@example.test", rhost: "", version: WireProtocol.version, peer: root0) else {
+        guard case .done(let text) = authority.admin.unlock(user: "alice@example.test", rhost: "", peer: root0) else {
             return XCTFail()
         }
         XCTAssertEqual(text, "unlocked user alice")
@@ -135,12 +135,12 @@ final class CanonicalAccountTests: XCTestCase {
         try make()
         let ghost = try UserName(validating: "ghost")
         try authority.store.save(UserRecord(user: ghost, parameters: .standard, secret: Array(repeating: 7, count: 20), created: clock.now, recoveryCodes: []))
-        guard case .status(let s) = authority.status(user: "ghost", version: WireProtocol.version, peer: root0) else { return XCTFail() }
+        guard case .status(let s) = authority.admin.status(user: "ghost", peer: root0) else { return XCTFail() }
         XCTAssertTrue(s.enrolled)
-        guard case .error(.invalidUserName, _) = authority.status(user: "ghost", version: WireProtocol.version, peer: alicePeer) else {
+        guard case .error(.invalidUserName, _) = authority.admin.status(user: "ghost", peer: alicePeer) else {
             return XCTFail("only root")
         }
-        guard case .changed = authority.disable(UserCodeRequest(user: "ghost", code: ""), peer: root0) else { return XCTFail() }
+        guard case .changed = authority.selfService.disable(UserCodeRequest(user: "ghost", code: ""), peer: root0) else { return XCTFail() }
         XCTAssertEqual(try userFiles(), [])
     }
 
@@ -154,10 +154,10 @@ final class CanonicalAccountTests: XCTestCase {
         }
         XCTAssertEqual(try userFiles(), [])
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/seen"))
-        guard case .error(.invalidUserName, _) = authority.enroll(EnrollRequest(user: "ghost", secret: "", replaceExisting: false), peer: root0) else {
+        guard case .error(.invalidUserName, _) = authority.admin.enroll(EnrollRequest(user: "ghost", secret: "", replaceExisting: false), peer: root0) else {
             return XCTFail("root may not enroll a name NSS does not know")
         }
-        guard case .error(.invalidUserName, _) = authority.enrollBegin(EnrollBeginRequest(user: "ghost"), peer: root0) else {
+        guard case .error(.invalidUserName, _) = authority.selfService.enrollBegin(EnrollBeginRequest(user: "ghost"), peer: root0) else {
             return XCTFail("nor start a self-service enrollment for one")
         }
         XCTAssertEqual(try userFiles(), [])
@@ -177,10 +177,10 @@ final class CanonicalAccountTests: XCTestCase {
     func testAUserMayNameHerselfInAnySpelling() throws {
         try make()
         _ = try enroll("alice")
-        guard case .status(let s) = authority.status(user: "ALICE", version: WireProtocol.version, peer: alicePeer) else { return XCTFail() }
+        guard case .status(let s) = authority.admin.status(user: "ALICE", peer: alicePeer) else { return XCTFail() }
         XCTAssertEqual(s.user, "alice")
         XCTAssertTrue(s.enrolled)
-        guard case .status(let own) = authority.status(user: "", version: WireProtocol.version, peer: alicePeer) else { return XCTFail() }
+        guard case .status(let own) = authority.admin.status(user: "", peer: alicePeer) else { return XCTFail() }
         XCTAssertEqual(own.user, "alice")
     }
 }

@@ -26,11 +26,15 @@ final class SelfServiceTests: XCTestCase {
 
     override func setUpWithError() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/oathtool") else { throw XCTSkip("oathtool is not installed") }
-        guard Accounts.uid(ofUser: "nobody") == 65534 else { throw XCTSkip("no user nobody with uid 65534") }
         root = NSTemporaryDirectory() + "mfagate-selfservice-\(UUID().uuidString)"
         XCTAssertEqual(mkdir(root, 0o700), 0)
         let clock = self.clock
-        let environment = DaemonEnvironment(now: { clock.now }, randomBytes: { try Crypto.randomBytes($0) }, hostName: "testhost")
+        var environment = DaemonEnvironment(now: { clock.now }, randomBytes: { try Crypto.randomBytes($0) }, hostName: "testhost")
+        // The accounts from a table, not the host's NSS: no real uid 65534 needed.
+        let table = ["nobody": Account(name: "nobody", uid: 65534, gid: 65534), "root": Account(name: "root", uid: 0, gid: 0)]
+        environment.accounts = AccountDirectory(lookup: { table[$0].map { .found($0) } ?? .unknown },
+                                                nameOfUID: { uid in table.values.first { $0.uid == uid }?.name },
+                                                groups: { _ in [] })
         var config = DaemonConfig()
         config.stateDirectory = root
         authority = try Authority(config: config, store: try FileStore(path: root), environment: environment,
@@ -55,7 +59,7 @@ final class SelfServiceTests: XCTestCase {
     }
 
     func begin(_ peer: Peer, proof: String = "") -> DaemonMessage {
-        authority.enrollBegin(EnrollBeginRequest(user: "", proof: proof), peer: peer)
+        authority.selfService.enrollBegin(EnrollBeginRequest(user: "", proof: proof), peer: peer)
     }
 
     /// Enrolls nobody by self-service; returns the secret and the recovery codes.
@@ -64,14 +68,14 @@ final class SelfServiceTests: XCTestCase {
         XCTAssertEqual(p.user, "nobody")
         XCTAssertEqual(p.secondsValid, 600)
         XCTAssertTrue(p.otpauthURI.hasPrefix("otpauth://totp/testhost:nobody%40testhost?secret=\(p.secret)&issuer=testhost"), p.otpauthURI)
-        let reply = authority.enrollConfirm(UserCodeRequest(user: "", code: try oathtool(p.secret, at: clock.now)), peer: nobody)
+        let reply = authority.selfService.enrollConfirm(UserCodeRequest(user: "", code: try oathtool(p.secret, at: clock.now)), peer: nobody)
         guard case .enrolled(let e) = reply else { XCTFail("\(reply)"); throw XCTSkip() }
         XCTAssertEqual(e.recoveryCodes.count, 10)
         return (p.secret, e.recoveryCodes)
     }
 
     func status() -> StatusReply? {
-        if case .status(let s) = authority.status(user: "", version: 1, peer: nobody) { return s }
+        if case .status(let s) = authority.admin.status(user: "", peer: nobody) { return s }
         return nil
     }
 
@@ -80,7 +84,7 @@ final class SelfServiceTests: XCTestCase {
         XCTAssertEqual(status()?.enrolled, false, "pending is not active")
         XCTAssertEqual(status()?.pending, true)
         clock.advance(601)
-        let late = authority.enrollConfirm(UserCodeRequest(user: "", code: try oathtool(p.secret, at: clock.now)), peer: nobody)
+        let late = authority.selfService.enrollConfirm(UserCodeRequest(user: "", code: try oathtool(p.secret, at: clock.now)), peer: nobody)
         guard case .error(.noPendingEnrollment, _) = late else { return XCTFail("\(late)") }
         XCTAssertEqual(status()?.enrolled, false)
     }
@@ -89,9 +93,9 @@ final class SelfServiceTests: XCTestCase {
         guard case .pending(let p) = begin(nobody) else { return XCTFail() }
         let right = try oathtool(p.secret, at: clock.now)
         let wrong = String(format: "%06d", (Int(right)! + 1) % 1_000_000)
-        guard case .error(.wrongCode, _) = authority.enrollConfirm(UserCodeRequest(user: "", code: wrong), peer: nobody) else { return XCTFail() }
+        guard case .error(.wrongCode, _) = authority.selfService.enrollConfirm(UserCodeRequest(user: "", code: wrong), peer: nobody) else { return XCTFail() }
         XCTAssertEqual(status()?.enrolled, false)
-        guard case .enrolled = authority.enrollConfirm(UserCodeRequest(user: "", code: right), peer: nobody) else { return XCTFail() }
+        guard case .enrolled = authority.selfService.enrollConfirm(UserCodeRequest(user: "", code: right), peer: nobody) else { return XCTFail() }
         let s = try XCTUnwrap(status())
         XCTAssertEqual(s.enrolled, true)
         XCTAssertEqual(s.method, "totp")
@@ -115,11 +119,11 @@ final class SelfServiceTests: XCTestCase {
 
     func testRegenerateKillsTheOldSetAndNeedsACodeFromTheDevice() throws {
         let (secret, old) = try enrollNobody()
-        guard case .error(.wrongCode, _) = authority.regenerateRecoveryCodes(UserCodeRequest(user: "", code: old[0]), peer: nobody) else {
+        guard case .error(.wrongCode, _) = authority.selfService.regenerateRecoveryCodes(UserCodeRequest(user: "", code: old[0]), peer: nobody) else {
             return XCTFail("a recovery code must not regenerate recovery codes")
         }
         clock.advance(30)
-        let reply = authority.regenerateRecoveryCodes(UserCodeRequest(user: "", code: try oathtool(secret, at: clock.now)), peer: nobody)
+        let reply = authority.selfService.regenerateRecoveryCodes(UserCodeRequest(user: "", code: try oathtool(secret, at: clock.now)), peer: nobody)
         guard case .recoveryCodes(_, let fresh) = reply else { return XCTFail("\(reply)") }
         XCTAssertEqual(fresh.count, 10)
         XCTAssertTrue(Set(fresh).isDisjoint(with: old))
@@ -130,30 +134,30 @@ final class SelfServiceTests: XCTestCase {
 
     func testDisableNeedsACodeRootResetDoesNot() throws {
         let (_, codes) = try enrollNobody()
-        guard case .error(.wrongCode, _) = authority.disable(UserCodeRequest(user: "", code: ""), peer: nobody) else { return XCTFail() }
+        guard case .error(.wrongCode, _) = authority.selfService.disable(UserCodeRequest(user: "", code: ""), peer: nobody) else { return XCTFail() }
         XCTAssertEqual(status()?.enrolled, true)
-        guard case .changed = authority.disable(UserCodeRequest(user: "", code: codes[3]), peer: nobody) else { return XCTFail() }
+        guard case .changed = authority.selfService.disable(UserCodeRequest(user: "", code: codes[3]), peer: nobody) else { return XCTFail() }
         XCTAssertEqual(status()?.enrolled, false)
         _ = try enrollNobody()
-        guard case .changed = authority.disable(UserCodeRequest(user: "nobody", code: ""), peer: root0) else { return XCTFail() }
+        guard case .changed = authority.selfService.disable(UserCodeRequest(user: "nobody", code: ""), peer: root0) else { return XCTFail() }
         XCTAssertEqual(status()?.enrolled, false)
     }
 
     func testOthersMayNotActForSomeoneElseAndListIsRootOnly() throws {
-        guard case .error(.notAllowed, _) = authority.enrollBegin(EnrollBeginRequest(user: "root"), peer: nobody) else { return XCTFail() }
-        guard case .error(.notAllowed, _) = authority.list(version: 1, peer: nobody) else { return XCTFail() }
+        guard case .error(.notAllowed, _) = authority.selfService.enrollBegin(EnrollBeginRequest(user: "root"), peer: nobody) else { return XCTFail() }
+        guard case .error(.notAllowed, _) = authority.selfService.list(peer: nobody) else { return XCTFail() }
         _ = try enrollNobody()
-        guard case .list(let entries) = authority.list(version: 1, peer: root0) else { return XCTFail() }
+        guard case .list(let entries) = authority.selfService.list(peer: root0) else { return XCTFail() }
         XCTAssertEqual(entries.map(\.user), ["nobody"])
     }
 
     func testWrongProofsCountTowardsTheLockout() throws {
         let (_, codes) = try enrollNobody()
         for _ in 0..<authority.config.maxFailures {
-            guard case .error(.wrongCode, _) = authority.disable(UserCodeRequest(user: "", code: "000000"), peer: nobody) else { return XCTFail() }
+            guard case .error(.wrongCode, _) = authority.selfService.disable(UserCodeRequest(user: "", code: "000000"), peer: nobody) else { return XCTFail() }
         }
         // Locked now: even a right recovery code is refused, and it is not spent.
-        guard case .error(.wrongCode, let text) = authority.disable(UserCodeRequest(user: "", code: codes[0]), peer: nobody) else { return XCTFail() }
+        guard case .error(.wrongCode, let text) = authority.selfService.disable(UserCodeRequest(user: "", code: codes[0]), peer: nobody) else { return XCTFail() }
         XCTAssertTrue(text.contains("locked until"), text)
         XCTAssertEqual(status()?.enrolled, true)
         XCTAssertEqual(status()?.recoveryCodesLeft, 10)

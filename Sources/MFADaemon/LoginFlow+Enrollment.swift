@@ -9,7 +9,7 @@ public struct LoginEnrollment: Sendable {
         case awaitingCode, showingRecoveryCodes
         /// `enroll_at_login = invite`: the invite code comes first (Invites.swift).
         case awaitingInvite
-        /// The user chose email instead of an app; a code went to this address (EmailAtLogin.swift).
+        /// The user chose email instead of an app; a code went to this address (LoginFlow+EmailEnrollment.swift).
         case awaitingEmailCode(String)
     }
     /// Mode required: no skipping, the login is refused without an enrollment.
@@ -32,7 +32,7 @@ public struct LoginEnrollment: Sendable {
 /// of the next prompt and drops text after the last one, so each round ends with a prompt: the QR
 /// code and key come with `Verification code: `, the recovery codes with "Press Enter after you
 /// saved them".
-extension Authority {
+extension LoginFlow {
     static let loginEnrollmentAttempts = 3
     public static let savedPrompt = "Press Enter after you saved them"
     public static let invitePrompt = "Invite code: "
@@ -41,8 +41,7 @@ extension Authority {
         func plainVerdict(_ why: String = "") -> Step {
             let (result, reason): (VerdictResult, String) = mandatory ? (.denied, "not enrolled\(why), mode required")
                                                                      : (.ignore, "not enrolled\(why), mode optional")
-            logDecision(request, user: user.value, peer: peer, result: result, reason: reason)
-            return .finish(.verdict(result, reason: reason))
+            return verdict(request, user: user.value, peer: peer, result, reason)
         }
         // PAM_SILENT drops info text: the user could not see the QR code or the key.
         if request.silent { return plainVerdict() }
@@ -71,7 +70,7 @@ extension Authority {
             logger.error("\(error)")
             return nil
         }
-        let uri = otpauthURI(user: user, method: .totp, secret: secret, counter: 0)
+        let uri = shared.otpauthURI(user: user, method: .totp, secret: secret, counter: 0)
         var messages: [ConversationMessage] = [ConversationMessage(.textInfo, mandatory
             ? "\(user.value), this login needs a second factor and you have none yet. Scan this QR code with an authenticator app:"
             : "\(user.value), you can protect this account with a second factor now. Scan this QR code with an authenticator app:")]
@@ -79,7 +78,7 @@ extension Authority {
         messages.append(ConversationMessage(.textInfo, "Or enter this key by hand (time-based, 6 digits): \(Self.grouped(Base32.encode(secret)))"))
         if let hint = emailEnrollmentHint(user) { messages.append(ConversationMessage(.textInfo, hint)) }
         if !mandatory { messages.append(ConversationMessage(.textInfo, "Press Enter without a code to skip this for now.")) }
-        messages.append(ConversationMessage(.promptEchoOff, Authority.prompt))
+        messages.append(ConversationMessage(.promptEchoOff, LoginFlow.prompt))
         var next = session
         next.purpose = .enrolling(LoginEnrollment(mandatory: mandatory, secret: secret, attemptsLeft: Self.loginEnrollmentAttempts,
                                                   rounds: rounds))
@@ -90,20 +89,16 @@ extension Authority {
     /// The answer to the invite prompt: right, the invite is used up (on disk) and the enrollment
     /// screen follows; wrong, the login is refused and counted as a wrong code.
     func continueInvite(_ typed: String, in session: LoginSession, _ state: LoginEnrollment) -> Step {
-        func verdict(_ result: VerdictResult, _ reason: String) -> Step {
-            logDecision(session.request, user: session.user.value, peer: session.peer, result: result, reason: reason)
-            return .finish(.verdict(result, reason: reason))
-        }
         let trimmed = typed.filter { $0 != " " && $0 != "\t" }
-        if trimmed.isEmpty && !state.mandatory { return verdict(.ignore, "invite skipped, mode optional") }
+        if trimmed.isEmpty && !state.mandatory { return verdict(session, .ignore, "invite skipped, mode optional") }
         let now = environment.now()
         let redeemed: Bool
         do { redeemed = try invites.redeem(session.user, typed: typed, now: now) } catch {
             logger.error("\(error)")
-            return verdict(.unavailable, "could not record the use of the invite")
+            return verdict(session, .unavailable, "could not record the use of the invite")
         }
         guard redeemed else {
-            let step = verdict(.denied, "wrong or expired invite code")
+            let step = verdict(session, .denied, "wrong or expired invite code")
             books.recordFailure(user: session.user.value, rhost: session.request.rhost, config: config, now: now)
             return step
         }
@@ -112,7 +107,7 @@ extension Authority {
         var invited = session
         invited.invited = true
         return enrollmentScreen(invited, mandatory: state.mandatory, rounds: state.rounds + 1)
-            ?? verdict(.unavailable, "could not make a secret")
+            ?? verdict(session, .unavailable, "could not make a secret")
     }
 
     /// Every enrollment at login, whatever `enroll_at_login` says, gets a line of its own (MESSAGE_ID
@@ -127,38 +122,34 @@ extension Authority {
     }
 
     func continueEnrollment(_ typed: String, in session: LoginSession, _ state: LoginEnrollment) -> Step {
-        func verdict(_ result: VerdictResult, _ reason: String) -> Step {
-            logDecision(session.request, user: session.user.value, peer: session.peer, result: result, reason: reason)
-            return .finish(.verdict(result, reason: reason))
-        }
         var state = state
         var next = session
         switch state.stage {
         case .showingRecoveryCodes:
             books.recordSuccess(user: session.user.value, config: config, now: environment.now())
-            return verdict(.success, "enrolled at login")
+            return verdict(session, .success, "enrolled at login")
         case .awaitingEmailCode(let address):
             return continueEmailEnrollment(typed, in: session, state, address: address)
         case .awaitingInvite:
             return continueInvite(typed, in: session, state)
         case .awaitingCode:
             let trimmed = typed.filter { $0 != " " && $0 != "\t" }
-            if trimmed.isEmpty && !state.mandatory { return verdict(.ignore, "enrollment skipped, mode optional") }
+            if trimmed.isEmpty && !state.mandatory { return verdict(session, .ignore, "enrollment skipped, mode optional") }
             if let email = startEmailEnrollment(typed, in: session, state) { return email }
             let now = environment.now()
             let candidate = UserRecord(user: session.user, parameters: .standard, secret: state.secret, created: now, recoveryCodes: [])
-            guard case .accepted(var record, _, false) = checkFactor(typed, against: candidate, now: now, allowRecoveryCode: false) else {
+            guard case .accepted(var record, _, false) = shared.checkFactor(typed, against: candidate, now: now, allowRecoveryCode: false) else {
                 state.attemptsLeft -= 1
-                if state.attemptsLeft <= 0 { return verdict(.denied, "wrong enrollment code") }
+                if state.attemptsLeft <= 0 { return verdict(session, .denied, "wrong enrollment code") }
                 next.purpose = .enrolling(state)
                 return .ask(.converse([
                     ConversationMessage(.errorMessage, "That code is not right (check the phone's clock). \(state.attemptsLeft) tries left."),
-                    ConversationMessage(.promptEchoOff, Authority.prompt)]), next)
+                    ConversationMessage(.promptEchoOff, LoginFlow.prompt)]), next)
             }
             do {
                 // Another login may have enrolled this user meanwhile: never replace an active enrollment.
-                if try store.load(session.user) != nil { return verdict(.denied, "enrolled by another login meanwhile") }
-                let codes = try makeRecoveryCodes()
+                if try store.load(session.user) != nil { return verdict(session, .denied, "enrolled by another login meanwhile") }
+                let codes = try shared.makeRecoveryCodes()
                 record.recoveryCodes = codes.hashed
                 try store.save(record)
                 logEnrolledAtLogin(session, method: "totp")
@@ -168,13 +159,13 @@ extension Authority {
                 return .ask(.converse([
                     ConversationMessage(.textInfo, "Enrolled. These recovery codes let you in once each if you lose the phone. They are shown only now:"),
                     ConversationMessage(.textInfo, codes.shown.map { "  " + $0 }.joined(separator: "\n")),
-                    ConversationMessage(.promptEchoOn, Authority.savedPrompt)]), next)
+                    ConversationMessage(.promptEchoOn, LoginFlow.savedPrompt)]), next)
             } catch StoreError.conflict {
                 // Fleet mode: another host enrolled the user between our read and our write.
-                return verdict(.denied, "enrolled by another login meanwhile")
+                return verdict(session, .denied, "enrolled by another login meanwhile")
             } catch {
                 logger.error("\(error)")
-                return verdict(.unavailable, "could not save the enrollment")
+                return verdict(session, .unavailable, "could not save the enrollment")
             }
         }
     }

@@ -9,14 +9,14 @@ import MFAStore
 /// SUCCESS), the user's lockout is cleared and the recovery-code notice goes out. An address block
 /// (`max_failures_per_rhost`) is treated the same way, for the same reason; the block itself stays
 /// for everyone else.
-extension Authority {
+extension LoginFlow {
     /// nil: not a recovery code, or not a right one (the caller answers "locked" as for any answer).
     func recoveryWhileLocked(_ typed: String, in session: LoginSession, now: Int64) -> DaemonMessage? {
         // Only our own 12-symbol codes: an imported 8-digit scratch code looks like a TOTP guess.
         guard let normalized = RecoveryCodes.normalize(typed), normalized.utf8.count == RecoveryCodes.length else { return nil }
         guard let record = try? store.load(session.user), record != nil else { return nil }
         let outcome = checkAgainstStore(session, now: now) { record in
-            guard case .accepted(let updated, let reason, true) = checkFactor(typed, against: record, now: now) else {
+            guard case .accepted(let updated, let reason, true) = shared.checkFactor(typed, against: record, now: now) else {
                 return .rejected(reason: "wrong code")
             }
             return .accepted(updated, reason: "\(reason), lockout cleared", usedRecoveryCode: true)

@@ -6,7 +6,7 @@ import MFAStore
 /// may type an email address (or `email`, with `email_address_pattern`) at the same prompt. A code
 /// goes there; typed back, it makes email the user's factor, and the recovery codes are shown as in
 /// the app path. Only when the host's `methods` allows email.
-extension Authority {
+extension LoginFlow {
     func emailEnrollmentHint(_ user: UserName) -> String? {
         guard config.methods.contains(.email) else { return nil }
         if let pattern = config.emailAddressPattern, let address = try? DeliveryAddress.fromPattern(pattern, user: user.value) {
@@ -24,45 +24,45 @@ extension Authority {
         do {
             if answer.lowercased() == "email" {
                 guard let pattern = config.emailAddressPattern else {
-                    return askEnrolling(session, state, [ConversationMessage(.errorMessage, "Type your email address.")], prompt: Authority.prompt)
+                    return askEnrolling(session, state, [ConversationMessage(.errorMessage, "Type your email address.")], prompt: LoginFlow.prompt)
                 }
                 address = try DeliveryAddress.fromPattern(pattern, user: session.user.value)
             } else {
                 address = try DeliveryAddress.validateEmail(answer)
             }
         } catch {
-            return askEnrolling(session, state, [ConversationMessage(.errorMessage, "\(error.message).")], prompt: Authority.prompt)
+            return askEnrolling(session, state, [ConversationMessage(.errorMessage, "\(error.message).")], prompt: LoginFlow.prompt)
         }
         return sendEnrollmentCode(address, in: session, state)
     }
 
     func sendEnrollmentCode(_ address: String, in session: LoginSession, _ state: LoginEnrollment) -> Step {
-        let key = pendingKey(session.user, .email)
+        let key = shared.pendingKey(session.user, .email)
         let now = environment.now()
         let masked = DeliveryAddress.maskEmail(address)
         delivery.confirmations.sweep(now: now)
         guard delivery.confirmations.sendsLeft(key, now: now).count > 0 else {
             return askEnrolling(session, state, [ConversationMessage(.errorMessage,
                 "\(DeliveryBook.maximumSends) codes were sent in the last \(DeliveryBook.sendWindow / 60) minutes; scan the QR code instead, or try again later.")],
-                prompt: Authority.prompt)
+                prompt: LoginFlow.prompt)
         }
-        guard let code = try? makeDeliveredCode(), let salt = try? environment.randomBytes(16) else {
-            return askEnrolling(session, state, [ConversationMessage(.errorMessage, "Could not make a code; scan the QR code instead.")], prompt: Authority.prompt)
+        guard let code = try? shared.makeDeliveredCode(), let salt = try? environment.randomBytes(16) else {
+            return askEnrolling(session, state, [ConversationMessage(.errorMessage, "Could not make a code; scan the QR code instead.")], prompt: LoginFlow.prompt)
         }
-        if let refusal = codeSendRefusal(.email, to: address, sender: sender(ofLogin: session.user), user: session.user, purpose: "enroll") {
+        if let refusal = shared.codeSendRefusal(.email, to: address, sender: shared.sender(ofLogin: session.user), user: session.user, purpose: "enroll") {
             return askEnrolling(session, state, [ConversationMessage(.errorMessage, "\(refusal). Scan the QR code with an app instead.")],
-                                prompt: Authority.prompt)
+                                prompt: LoginFlow.prompt)
         }
         delivery.confirmations.issue(key, code: code, salt: salt, now: now)
-        let text = DeliveryMessage.codeEmail(code: code, to: address, from: config.emailFrom, account: account(session.user),
-                                             purpose: "to set up login codes by email", minutes: Self.deliveryMinutes)
-        return send(text, method: .email, to: address, user: session.user, purpose: "enroll", session: session) { [unowned self] outcome in
+        let text = DeliveryMessage.codeEmail(code: code, to: address, from: config.emailFrom, account: shared.account(session.user),
+                                             purpose: "to set up login codes by email", minutes: Authority.deliveryMinutes)
+        return shared.send(text, method: .email, to: address, user: session.user, purpose: "enroll", session: session) { [unowned self] outcome in
             guard outcome == .sent else {
                 self.delivery.confirmations.revoke(key)
                 var back = state
                 back.stage = .awaitingCode
                 return self.askEnrolling(session, back, [ConversationMessage(.errorMessage,
-                    "Could not send a code to \(masked). Scan the QR code with an app instead.")], prompt: Authority.prompt)
+                    "Could not send a code to \(masked). Scan the QR code with an app instead.")], prompt: LoginFlow.prompt)
             }
             var next = state
             next.stage = .awaitingEmailCode(address)
@@ -72,11 +72,7 @@ extension Authority {
     }
 
     func continueEmailEnrollment(_ typed: String, in session: LoginSession, _ state: LoginEnrollment, address: String) -> Step {
-        func verdict(_ result: VerdictResult, _ reason: String) -> Step {
-            logDecision(session.request, user: session.user.value, peer: session.peer, result: result, reason: reason)
-            return .finish(.verdict(result, reason: reason))
-        }
-        let key = pendingKey(session.user, .email)
+        let key = shared.pendingKey(session.user, .email)
         let masked = DeliveryAddress.maskEmail(address)
         if typed.trimmed(of: " \t").lowercased() == "resend" { return sendEnrollmentCode(address, in: session, state) }
         switch delivery.confirmations.check(key, typed: typed, now: environment.now()) {
@@ -86,16 +82,16 @@ extension Authority {
             return askEnrolling(session, state, [ConversationMessage(.errorMessage, "That code is not right. \(left) tries left.")],
                                 prompt: "Code sent to \(masked): ")
         case .wrong, .noCode:
-            return verdict(.denied, "wrong email enrollment code")
+            return verdict(session, .denied, "wrong email enrollment code")
         }
         do {
-            if try store.load(session.user) != nil { return verdict(.denied, "enrolled by another login meanwhile") }
+            if try store.load(session.user) != nil { return verdict(session, .denied, "enrolled by another login meanwhile") }
         } catch {
             logger.error("\(error)")
-            return verdict(.unavailable, "user file unusable")
+            return verdict(session, .unavailable, "user file unusable")
         }
-        guard case .enrolled(let reply) = enrollByDelivery(.email, address: address, user: session.user, peer: session.peer) else {
-            return verdict(.unavailable, "could not save the enrollment")
+        guard case .enrolled(let reply) = shared.enrollByDelivery(.email, address: address, user: session.user, peer: session.peer) else {
+            return verdict(session, .unavailable, "could not save the enrollment")
         }
         logEnrolledAtLogin(session, method: "email")
         var next = state
@@ -103,7 +99,7 @@ extension Authority {
         return askEnrolling(session, next, [
             ConversationMessage(.textInfo, "Enrolled: logins send a code to \(masked). These recovery codes let you in once each if email fails. They are shown only now:"),
             ConversationMessage(.textInfo, reply.recoveryCodes.map { "  " + $0 }.joined(separator: "\n"))],
-            prompt: Authority.savedPrompt, echo: true)
+            prompt: LoginFlow.savedPrompt, echo: true)
     }
 
     /// Counts one more conversation round of a login: nil while the PAM module allows another (it
@@ -111,8 +107,7 @@ extension Authority {
     func countRound(_ rounds: inout Int, _ session: LoginSession) -> Step? {
         rounds += 1
         guard rounds > WireProtocol.maximumRounds else { return nil }
-        logDecision(session.request, user: session.user.value, peer: session.peer, result: .denied, reason: "too many rounds")
-        return .finish(.verdict(.denied, reason: "too many rounds"))
+        return verdict(session, .denied, "too many rounds")
     }
 
     /// One more round of the enrollment screen, or the end if the shim's 8 rounds are used up.
