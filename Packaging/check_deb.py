@@ -64,7 +64,7 @@ def run_suite(suite: str, deb: Path) -> bool:
         if box is not None:
             journal = box.journal()
             print(f"check-deb: {suite}: FAILED; the container's journal follows\n{journal}", flush=True)
-            if box.nspawn is None or box.init_pid == 0:
+            if box.init_pid == 0 or box.nspawn is None or box.nspawn.poll() is not None:
                 print(f"check-deb: {suite}: console\n{box.console_text()}", flush=True)
         return False
     finally:

@@ -78,6 +78,7 @@ class Container:
         self.path = work / "root"
         self.nspawn: subprocess.Popen | None = None
         self.init_pid = 0
+        self.console_log: Path | None = None
         subprocess.run(["cp", "-a", "--reflink=auto", str(cached_root(suite)), str(self.path)], check=True)
         self._prepare()
 
@@ -93,7 +94,8 @@ class Container:
         (etc / "systemd/system/exim4.service").symlink_to("/dev/null")
 
     def boot(self) -> None:
-        self.console = open(self.work / f"console-{int(time.time())}.log", "w")
+        self.console_log = self.work / f"console-{int(time.time())}.log"
+        self.console = open(self.console_log, "w")
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
         self.nspawn = subprocess.Popen(
             ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--capability=CAP_NET_ADMIN,CAP_BPF",
@@ -114,8 +116,10 @@ class Container:
             "systemctl list-units --failed --no-legend", check=False).stdout
 
     def console_text(self) -> str:
-        self.console.flush()
-        return Path(self.console.name).read_text(errors="replace")[-4000:]
+        """The end of the last boot's console output (what nspawn printed)."""
+        if self.console_log is None or not self.console_log.exists():
+            return "(no console output)"
+        return self.console_log.read_text(errors="replace")[-4000:]
 
     def command(self, script: str) -> list[str]:
         return ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w",

@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(libpam0g-dev libssl-dev libsystemd-dev libqrencode-dev libpq-dev postgresql pamtester libpam-wrapper oathtool
       libpam-google-authenticator libpam-oath valgrind zbar-tools
       openssh-server openssh-client binutils util-linux passwd python3 python3-pexpect python3-pytest
-      systemd debhelper lintian debootstrap)
+      systemd debhelper lintian debootstrap systemd-container)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -15,6 +15,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# make check-deb boots Debian in systemd-nspawn (systemd-container, installed above without its
+# recommended libnss-mymachines, which would add "mymachines" to the host's /etc/nsswitch.conf).
+if grep -q mymachines /etc/nsswitch.conf 2>/dev/null; then
+  echo "install-deps: /etc/nsswitch.conf names mymachines (libnss-mymachines is installed); make check-deb" \
+       "needs no such change: apt-get purge libnss-mymachines restores the file" >&2
 fi
 # A real MTA for the email tests (Tests/integration/mta.py): Debian's exim4, used only through its
 # sendmail binary with a test configuration in a private mount namespace. It replaces no other MTA
