@@ -9,10 +9,10 @@ SWIFT_RELEASE_FLAGS := -c release --static-swift-stdlib --disable-local-rpath -X
 # start and a login run laid out together (link/mfagated.order, made by bench/order_file.py).
 SWIFT_RELEASE_FLAGS += -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs \
 	-Xlinker --symbol-ordering-file=$(CURDIR)/link/mfagated.order -Xlinker --no-warn-symbol-ordering
-# Reproducible builds (Packaging/check-deb: two `make deb` give the same bytes): no build path in the
-# binaries or their debug info, whatever directory the tree was built in.
+# No build path in the binaries or their debug info, whatever directory the tree was built in
+# (reproducible packages; make check-repro says what still differs between two builds).
 PREFIX_MAP := -Xswiftc -file-prefix-map -Xswiftc $(CURDIR)=. -Xcc -ffile-prefix-map=$(CURDIR)=.
-SWIFT_RELEASE_FLAGS += $(PREFIX_MAP) $(SWIFT_EXTRA_FLAGS)
+SWIFT_RELEASE_FLAGS += $(PREFIX_MAP)
 SHIM_SRC := Sources/pam_mfagate/pam_mfagate.c Sources/pam_mfagate/mfg_frame.c
 SHIM_HDR := Sources/pam_mfagate/mfg_frame.h
 SHIM_CFLAGS := -std=c11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE \
@@ -73,7 +73,7 @@ deb:
 check-deb: deb
 	bash Packaging/check-deb.sh
 
-# Two `make deb` runs give byte-identical packages (Packaging/check-repro.sh).
+# Builds the package twice and compares the .debs byte for byte; says which files differ (Packaging/check-repro.sh).
 .PHONY: check-repro
 check-repro:
 	bash Packaging/check-repro.sh

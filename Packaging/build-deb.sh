@@ -13,13 +13,7 @@ for tool in dpkg-buildpackage dh lintian; do
   command -v "$tool" >/dev/null || { echo "make deb: $tool is missing (bash scripts/install-deps.sh)" >&2; exit 1; }
 done
 version=$(dpkg-parsechangelog -l Packaging/debian/changelog -S Version)
-# Always the same build directory (one build at a time, under a lock), so that no random temp path
-# can reach the package, whatever the prefix maps miss; make check-repro compares two builds.
-work=${MFAGATE_DEB_BUILD_DIR:-/tmp/mfagate-deb-build}
-exec 9>"$work.lock"
-flock 9
-rm -rf "$work"
-mkdir -p "$work"
+work=$(mktemp -d /tmp/mfagate-deb.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 src="$work/mfagate-$version"
 mkdir -p "$src"
