@@ -3,7 +3,8 @@
 (trixie) roots booted with a real systemd as PID 1 (Packaging/nspawn.py), and proves there, under the
 service manager and as an admin meets the package, that it works; then removes and purges it.
 
-Per release: apt install -> files, modes, user, disabled profile, units verified -> reboot: the socket
+First, on the .deb: Depends are all pre-installed in the roots, and each debhelper block of the
+maintainer scripts appears once. Per release: apt install -> files, modes, user, disabled profile, units verified -> reboot: the socket
 is listening at boot -> activation as _mfagate; the sandbox of the running daemon (read-only /run,
 NoNewPrivs, no capabilities, seccomp filter in kill mode for the whole run, exposure 0.4) -> SSH (the
 container's sshd), su and sudo ask for the password and an oathtool code -> codes by email through
@@ -50,6 +51,15 @@ def check_depends(deb: Path) -> None:
     assert not missing, f"the package depends on {missing}, which nspawn.COMMON does not pre-install: add them"
 
 
+def check_maintainer_scripts(deb: Path) -> None:
+    """Each debhelper snippet once (several dh_installsystemd calls had repeated enable/purge blocks)."""
+    for script in ("postinst", "prerm", "postrm"):
+        text = subprocess.run(["dpkg-deb", "-I", str(deb), script], capture_output=True, text=True, check=True).stdout
+        blocks = [b.split("# End automatically added section")[0] for b in text.split("# Automatically added by ")[1:]]
+        repeated = {b.splitlines()[0] for b in blocks if blocks.count(b) > 1}
+        assert not repeated, f"{script} carries the same debhelper block more than once: {sorted(repeated)}"
+
+
 def run_suite(suite: str, deb: Path) -> bool:
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix=f"mfagate-check-deb-{suite}-"))
@@ -87,6 +97,7 @@ def main() -> int:
     deb = Path(os.environ["MFAGATE_DEB"]) if os.environ.get("MFAGATE_DEB") else debs[-1] if debs else None
     assert deb and deb.is_file(), "no build/mfagate_*_amd64.deb: run make deb"
     check_depends(deb)
+    check_maintainer_scripts(deb)
     suites = os.environ.get("MFAGATE_CHECK_DEB_SUITES", "bookworm trixie").split()
     unknown = [s for s in suites if s not in nspawn.SUITES]
     assert not unknown, f"unknown releases {unknown}; known: {sorted(nspawn.SUITES)}"
