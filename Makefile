@@ -9,10 +9,14 @@ SWIFT_RELEASE_FLAGS := -c release --static-swift-stdlib --disable-local-rpath -X
 # start and a login run laid out together (link/mfagated.order, made by bench/order_file.py).
 SWIFT_RELEASE_FLAGS += -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs \
 	-Xlinker --symbol-ordering-file=$(CURDIR)/link/mfagated.order -Xlinker --no-warn-symbol-ordering
+# No build path in the binaries or their debug info, whatever directory the tree was built in
+# (reproducible packages; make check-repro says what still differs between two builds).
+PREFIX_MAP := -Xswiftc -file-prefix-map -Xswiftc $(CURDIR)=. -Xcc -ffile-prefix-map=$(CURDIR)=.
+SWIFT_RELEASE_FLAGS += $(PREFIX_MAP)
 SHIM_SRC := Sources/pam_mfagate/pam_mfagate.c Sources/pam_mfagate/mfg_frame.c
 SHIM_HDR := Sources/pam_mfagate/mfg_frame.h
 SHIM_CFLAGS := -std=c11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE \
-	-fstack-protector-strong -D_FORTIFY_SOURCE=2
+	-fstack-protector-strong -D_FORTIFY_SOURCE=2 -ffile-prefix-map=$(CURDIR)=.
 SHIM_LDFLAGS := -shared -Wl,--version-script=pam/exports.map -Wl,-z,relro,-z,now -Wl,--as-needed
 
 .PHONY: all build swift-build shim test-helpers check unit integration demo clean deps
@@ -72,9 +76,14 @@ clean:
 deb:
 	bash Packaging/build-deb.sh
 
-# Installs the .deb into a clean Debian 12 root and proves it works there (Packaging/check-deb.sh).
+# Boots Debian 12 and 13 with systemd in systemd-nspawn and proves the .deb works there (Packaging/check_deb.py).
 check-deb: deb
 	bash Packaging/check-deb.sh
+
+# Builds the package twice and compares the .debs byte for byte; says which files differ (Packaging/check-repro.sh).
+.PHONY: check-repro
+check-repro:
+	bash Packaging/check-repro.sh
 
 .PHONY: fuzz-shim
 fuzz-shim:

@@ -12,6 +12,9 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
+/* Our entries carry the Swift caller's CODE_FILE/LINE/FUNC (JournalLogHandler); without this,
+ * sd_journal_sendv adds a second set naming this C file by its build path. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 

@@ -70,3 +70,39 @@ def test_the_mail_relay_units_keep_the_daemon_sandboxed():
     assert "SocketUser=_mfagate\n" in socket_unit and "Accept=yes\n" in socket_unit
     relay = (UNITS / "mfagate-mail@.service").read_text()
     assert "ExecStart=/bin/sh -c '/usr/sbin/sendmail -t -oi && echo OK'\n" in relay and "User=_mfagate\n" in relay
+
+
+# Options with which systemd turns on NoNewPrivileges for a service with User= (seccomp, or documented
+# so; checked under systemd 252 for ProtectKernelTunables by make check-deb). Any of them in the relay
+# makes exim4's setuid sendmail and postfix's setgid postdrop fail to queue (issue 15).
+IMPLY_NO_NEW_PRIVILEGES = ("NoNewPrivileges=yes", "SystemCallFilter=", "SystemCallArchitectures=",
+                           "RestrictAddressFamilies=", "RestrictNamespaces=", "RestrictRealtime=",
+                           "RestrictSUIDSGID=", "RestrictFileSystems=", "LockPersonality=",
+                           "MemoryDenyWriteExecute=", "PrivateDevices=", "ProtectKernelTunables=",
+                           "ProtectKernelModules=", "ProtectKernelLogs=", "ProtectClock=", "ProtectHostname=",
+                           "DynamicUser=", "CapabilityBoundingSet=", "ProtectHome=")
+
+
+def test_the_relay_keeps_setuid_and_setgid_sendmail_working():
+    """make check-deb proves it under a real systemd; this catches the same options offline."""
+    relay = (UNITS / "mfagate-mail@.service").read_text()
+    options = [l.strip() for l in relay.splitlines() if l.strip() and not l.startswith("#")]
+    bad = [o for o in options if o.startswith(IMPLY_NO_NEW_PRIVILEGES)]
+    assert bad == [], f"the relay may not use {bad}"
+    assert "NoNewPrivileges=no" in options and "CollectMode=inactive-or-failed" in options
+
+
+def test_the_daemon_has_run_read_only_and_a_reload_that_checks_first():
+    service = (UNITS / "mfagated.service").read_text()
+    assert "ReadOnlyPaths=/run\n" in service
+    reloads = re.findall(r"(?m)^ExecReload=(.*)$", service)
+    assert reloads == ["/usr/sbin/mfagated --config /etc/mfagate/mfagate.conf --check-config",
+                       "/bin/kill -HUP $MAINPID"], reloads
+
+
+def test_the_package_stops_and_disables_the_relay_and_has_one_systemd_snippet():
+    rules = (ROOT / "Packaging/debian/rules").read_text()
+    assert len(re.findall(r"(?m)^\tdh_installsystemd\b", rules)) == 1, "one call, or maintainer scripts repeat blocks"
+    prerm = (ROOT / "Packaging/debian/mfagate.prerm").read_text()
+    assert "deb-systemd-invoke stop mfagated.service mfagate-mail.socket" in prerm
+    assert "systemctl --quiet disable mfagate-mail.socket" in prerm
