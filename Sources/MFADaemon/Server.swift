@@ -438,7 +438,7 @@ public final class Server {
         case (.awaitingRequest, .enrollConfirm(let request)):
             finish(authority.enrollConfirm(request, peer: connection.peer), on: connection)
         case (.awaitingRequest, .regenerateRecoveryCodes(let request)):
-            finish(authority.regenerateRecoveryCodes(request, peer: connection.peer), on: connection)
+            apply(authority.regenerateRecoveryCodesStep(request, peer: connection.peer), on: connection)
         case (.awaitingRequest, .disable(let request)):
             finish(authority.disable(request, peer: connection.peer), on: connection)
         case (.awaitingRequest, .list(let version)):

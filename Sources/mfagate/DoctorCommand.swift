@@ -69,7 +69,8 @@ extension MFAGate {
             if !spec.isEmpty { argv += ["-C", spec.joined(separator: ",")] }
             let result = runCapturing(argv)
             guard result.status == 0 else {
-                let why = result.errors.split(separator: "\n").first.map(String.init) ?? "exit status \(result.status)"
+                // sshd's last line is the fatal one (warnings come first).
+                let why = result.errors.split(separator: "\n").last.map(String.init) ?? "exit status \(result.status)"
                 mfa_write_stderr("mfagate: \(argv.joined(separator: " ")) failed: \(why)\n")
                 throw ExitCode(3)
             }
