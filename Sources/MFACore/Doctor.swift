@@ -57,7 +57,10 @@ public enum Doctor {
 
     /// The diagnosis of one service's stack; `socketPath` is the daemon's (mfagate.conf's `socket`),
     /// `configFile` where it comes from.
-    public static func diagnose(service: String, stack: PAMStack?, directory: String, socketPath: String, configFile: String) -> StackDiagnosis {
+    /// `console`: the service is the console's, which admins often keep free of the code on purpose
+    /// (the way in when a phone is lost): the module missing there is a note, not a problem.
+    public static func diagnose(service: String, stack: PAMStack?, directory: String, socketPath: String, configFile: String,
+                                console: Bool = false) -> StackDiagnosis {
         guard let stack else {
             return StackDiagnosis(service: service, stack: nil, module: nil, position: nil, modulesRun: 0, findings: [
                 DoctorFinding(.problem, "no-service", "\(directory)/\(service) does not exist: PAM uses the `other` service for \(service)",
@@ -70,7 +73,9 @@ public enum Doctor {
         let path = PAMWalk.usualPath(stack)
         let index = path.firstIndex(where: PAMWalk.isMFAgate)
         guard let first = modules.first else {
-            findings.append(DoctorFinding(.problem, "not-in-stack", "pam_mfagate is not in the auth stack of \(service) (\(directory)/\(service) and the files it includes)",
+            findings.append(DoctorFinding(console ? .note : .problem, "not-in-stack",
+                                          "pam_mfagate is not in the auth stack of \(service) (\(directory)/\(service) and the files it includes)"
+                                              + (console ? ": console logins need no code, which is fine if the console is meant as the way in when a phone is lost" : ""),
                                           fix: "in \(directory)/\(service), \(addLine)"))
             return StackDiagnosis(service: service, stack: stack, module: nil, position: nil, modulesRun: path.count, findings: findings)
         }
@@ -205,7 +210,7 @@ public enum Doctor {
             keyFindings.append(usePAMOff)
         }
         if keyAndCode.isEmpty {
-            ways.append(DoctorWay(way: "key + code", status: .notOffered, detail: "not offered; for it: \(keyPlusCode)", findings: keyFindings))
+            ways.append(DoctorWay(way: "key + code", status: .notOffered, detail: "for it: \(keyPlusCode)", findings: keyFindings))
         } else {
             let (status, detail) = stackWay()
             ways.append(DoctorWay(way: "key + code", status: status, detail: detail, findings: keyFindings))

@@ -80,7 +80,7 @@ extension MFAGate {
                                                    directory: pamDirectory, socketPath: socketPath, configFile: config)
             let consoleStack = MFACore.Doctor.diagnose(service: consoleService,
                                                        stack: PAMStack.read(service: consoleService, directory: pamDirectory, read: reader),
-                                                       directory: pamDirectory, socketPath: socketPath, configFile: config)
+                                                       directory: pamDirectory, socketPath: socketPath, configFile: config, console: true)
             var ways = MFACore.Doctor.sshWays(settings, sshStack)
             ways.append(MFACore.Doctor.consoleWay(consoleStack))
             let report = DoctorReport(ways: ways, services: consoleStack.stack == nil ? [sshStack] : [sshStack, consoleStack])

@@ -76,6 +76,13 @@ final class DoctorTests: XCTestCase {
         XCTAssertFalse(d.gates)
     }
 
+    func testConsoleWithoutTheModuleIsANote() {
+        let stack = PAMStack.read(service: "login", directory: "/p", read: files(["/p/login": "auth required pam_unix.so\n"]))
+        let d = Doctor.diagnose(service: "login", stack: stack, directory: "/p", socketPath: "/s", configFile: "c", console: true)
+        XCTAssertEqual(d.findings.map(\.kind), [.note])
+        XCTAssertEqual(Doctor.consoleWay(d).status, .noMFA)
+    }
+
     func testModuleBeforePasswordModule() {
         let d = diagnose("auth required pam_mfagate.so\n@include common-auth\n")
         XCTAssertEqual(codes(d), ["before-password"])

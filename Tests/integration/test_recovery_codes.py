@@ -119,3 +119,29 @@ def test_another_user_cannot_make_codes_be_sent_for_someone(setup):
     r = d.cli("recovery-codes", "--regenerate", "--user", "nobody", "--code", "resend", user="alice")
     assert "only manage your own" in r.stderr, r
     assert setup.codes_sent(NOBODY) == 1
+
+
+def test_self_service_enroll_json_keeps_standard_output_for_the_object(setup):
+    d = setup.d
+    cmd = as_account("nobody", [str(d.readable_copy(MFAGATE)), "--socket", d.socket, "enroll", "--json", "--no-qr"])
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        secret = None
+        while True:
+            line = proc.stderr.readline()
+            assert line, "no key shown"
+            m = re.search(r"by hand \(time-based, 6 digits\): ([A-Z2-7 ]+)$", line.rstrip("\n"))
+            if m:
+                secret = m.group(1).replace(" ", "")
+            if line.startswith("This enrollment becomes active"):
+                break
+        hygiene.register("TOTP secret", secret)
+        out, err = proc.communicate(oathtool_totp(secret) + "\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    data = json.loads(out)
+    assert list(data) == ["user", "secret", "otpauth_uri", "recovery_codes"] and data["secret"] == secret, data
+    codes_of(out)
