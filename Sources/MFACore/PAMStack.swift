@@ -21,7 +21,8 @@ public struct PAMControl: Equatable, Sendable {
     var defaultAction: PAMAction
 
     public static func parse(_ text: String) -> PAMControl? {
-        switch text {
+        // Linux-PAM compares the keywords without regard to case.
+        switch text.lowercased() {
         case "required": return PAMControl(text: text, actions: ["success": .ok, "new_authtok_reqd": .ok, "ignore": .ignore], defaultAction: .bad)
         case "requisite": return PAMControl(text: text, actions: ["success": .ok, "new_authtok_reqd": .ok, "ignore": .ignore], defaultAction: .die)
         case "sufficient": return PAMControl(text: text, actions: ["success": .done, "new_authtok_reqd": .done], defaultAction: .ignore)

@@ -57,11 +57,18 @@ extension MFAGate {
                 throw ExitCode(2)
             }
             var socketPath = MFACore.Doctor.defaultSocket
-            if let text = readText(config) {
+            var notes: [DoctorFinding] = []
+            if access(config, F_OK) != 0 {
+                notes.append(DoctorFinding(.note, "no-config", "\(config) does not exist: the module's socket is compared with the default, \(socketPath)",
+                                           fix: "give --config FILE if mfagated reads another file"))
+            } else if let text = readText(config) {
                 do { socketPath = try ConfigParser.parse(text, file: config).socketPath } catch {
                     mfa_write_stderr("mfagate: \(error)\n")
                     throw ExitCode(3)
                 }
+            } else {
+                mfa_write_stderr("mfagate: cannot read \(config): \(String(cString: strerror(errno)))\n")
+                throw ExitCode(3)
             }
             var argv = [sshd, "-T"]
             if let sshdConfig { argv += ["-f", sshdConfig] }
@@ -83,7 +90,7 @@ extension MFAGate {
                                                        directory: pamDirectory, socketPath: socketPath, configFile: config, console: true)
             var ways = MFACore.Doctor.sshWays(settings, sshStack)
             ways.append(MFACore.Doctor.consoleWay(consoleStack))
-            let report = DoctorReport(ways: ways, services: consoleStack.stack == nil ? [sshStack] : [sshStack, consoleStack])
+            let report = DoctorReport(ways: ways, services: consoleStack.stack == nil ? [sshStack] : [sshStack, consoleStack], notes: notes)
             print(json ? report.json.text : report.text, terminator: json ? "\n" : "")
             if report.problemCount > 0 { throw ExitCode(1) }
         }

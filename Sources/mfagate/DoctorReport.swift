@@ -4,10 +4,12 @@ import MFACore
 struct DoctorReport {
     var ways: [DoctorWay]
     var services: [StackDiagnosis]
+    /// Findings of the command itself (e.g. no mfagate.conf).
+    var notes: [DoctorFinding] = []
 
     var allFindings: [DoctorFinding] {
         var seen: [DoctorFinding] = []
-        for f in services.flatMap(\.findings) + ways.flatMap(\.findings) where !seen.contains(f) { seen.append(f) }
+        for f in services.flatMap(\.findings) + ways.flatMap(\.findings) + notes where !seen.contains(f) { seen.append(f) }
         return seen
     }
 
@@ -74,6 +76,7 @@ struct DoctorReport {
                     ("findings", .array(s.findings.map(Self.json))),
                 ])
             })),
+            ("notes", .array(notes.map(Self.json))),
             ("problems", .int(problemCount)),
         ])
     }

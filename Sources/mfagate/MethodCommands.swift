@@ -185,7 +185,8 @@ func confirmInteractively(method: String, user: String, global: GlobalOptions, j
     let out = json ? OutputStream.errors : .standard
     while true {
         guard let typed = readAnswer("Code from the message (or resend): ", to: out), !typed.isEmpty else {
-            emit("Not confirmed yet. Confirm within 5 minutes with: mfagate method confirm \(method) CODE\n", to: out)
+            let text = "Not confirmed yet. Confirm within 5 minutes with: mfagate method confirm \(method) CODE"
+            if json { print(methodJSON(user: user, method: method, message: text).text) } else { emit(text + "\n", to: out) }
             return
         }
         let reply = try ask(.method(MethodRequest(.confirm, user: user, method: method, code: typed)), with: global)

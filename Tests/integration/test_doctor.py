@@ -28,7 +28,8 @@ SOCKET = "/run/mfagate/mfagated.sock"
 
 
 def run_doctor(tmp_path: Path, sshd: list[str], stack: str = GOOD_STACK, common: str = DEBIAN_COMMON,
-               socket: str = SOCKET, args: tuple[str, ...] = (), login: str | None = None):
+               socket: str = SOCKET, args: tuple[str, ...] = (), login: str | None = None, raw: bool = False,
+               conf_text: str | None = None):
     """Writes the files, then runs `mfagate doctor --json` where they are /etc/pam.d and /etc/ssh."""
     pam, ssh = tmp_path / "pam.d", tmp_path / "ssh"
     pam.mkdir()
@@ -41,13 +42,15 @@ def run_doctor(tmp_path: Path, sshd: list[str], stack: str = GOOD_STACK, common:
                    check=True, capture_output=True, stdin=subprocess.DEVNULL)
     (ssh / "sshd_config").write_text("HostKey /etc/ssh/ssh_host_ed25519_key\n" + "".join(l + "\n" for l in sshd))
     conf = tmp_path / "mfagate.conf"
-    conf.write_text(f"socket = {socket}\n")
+    conf.write_text(conf_text if conf_text is not None else f"socket = {socket}\n")
     # sshd -T wants its privilege separation directory: a /run of the namespace's own holds it.
     script = ("mount -t tmpfs tmpfs /run && mkdir /run/sshd && "
               f"mount --bind {pam} /etc/pam.d && mount --bind {ssh} /etc/ssh && "
-              f'exec {MFAGATE} doctor --json --config {conf} "$@"')
-    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *args],
-                       capture_output=True, text=True, timeout=60)
+              f'exec {MFAGATE} doctor --config {conf} "$@"')
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                        *(() if raw else ("--json",)), *args], capture_output=True, text=True, timeout=60)
+    if raw:
+        return r
     assert r.returncode in (0, 1), r
     report = json.loads(r.stdout)
     assert (r.returncode == 1) == (report["problems"] > 0)
@@ -135,6 +138,20 @@ def test_console_stack_is_checked_too(tmp_path):
 def test_text_output_and_refusals(tmp_path):
     r = subprocess.run([str(MFAGATE), "doctor", "--sshd-config", str(tmp_path / "missing")], capture_output=True, text=True)
     assert r.returncode == 3 and "sshd -T" in r.stderr and r.stderr.count("\n") == 1, r
+    (tmp_path / "text").mkdir()
+    r = run_doctor(tmp_path / "text", GOOD_SSHD, raw=True)
+    assert r.returncode == 0, r
+    assert "PAM service sshd: pam_mfagate runs as auth module 3 of 3 (required, /etc/pam.d/sshd:2)" in r.stdout
+    assert "  - 2. requisite pam_deny.so   (/etc/pam.d/common-auth:2)" in r.stdout, r.stdout
+    assert "  key + code: MFA" in r.stdout and "No problems found." in r.stdout
+    # A config the daemon would refuse: one sentence naming the file and line, exit 3.
+    (tmp_path / "badconf").mkdir()
+    r = run_doctor(tmp_path / "badconf", GOOD_SSHD, raw=True, conf_text="socket = relative/path\n")
+    assert r.returncode == 3 and "mfagate.conf:1: `socket` must be an absolute path" in r.stderr and r.stderr.count("\n") == 1, r
+    # No mfagate.conf: a note, and the module's socket is compared with the default.
+    (tmp_path / "noconf").mkdir()
+    report = run_doctor(tmp_path / "noconf", GOOD_SSHD, args=("--config", "/nonexistent/mfagate.conf"))
+    assert report["problems"] == 0 and [n["code"] for n in report["notes"]] == ["no-config"], report
 
 
 # -- the proof with the real sshd ------------------------------------------------------------------
