@@ -50,8 +50,9 @@ public struct PAMControl: Equatable, Sendable {
         case "die": return .die
         case "reset": return .reset
         default:
+            // Linux-PAM takes any positive count; past the end of the stack is the end.
             guard let n = Int(word), n > 0 else { return nil }
-            return .jump(n)
+            return .jump(min(n, 1 << 20))
         }
     }
 
@@ -165,9 +166,18 @@ public struct PAMStack: Equatable, Sendable {
             return out
         }
 
+        /// Files read so far: a file that includes itself several times would otherwise grow
+        /// exponentially within the depth limit.
+        var filesRead = 0
+
         mutating func included(_ name: String, at place: String, depth: Int) -> [PAMItem] {
             guard depth < 16 else {
                 problems.append(PAMStackProblem(place: place, text: "includes nested more than 16 deep (a loop?)"))
+                return []
+            }
+            filesRead += 1
+            guard filesRead <= 1000 else {
+                if filesRead == 1001 { problems.append(PAMStackProblem(place: place, text: "more than 1000 includes (a loop?)")) }
                 return []
             }
             let target = path(name)

@@ -57,6 +57,20 @@ final class DoctorTests: XCTestCase {
     func testIncludeLoopStops() {
         let stack = PAMStack.read(service: "a", directory: "/p", read: files(["/p/a": "auth include a\n"]))!
         XCTAssertTrue(stack.problems.contains { $0.text.contains("16 deep") })
+        // A file that includes itself many times: bounded, not 10^16 expansions.
+        let wide = PAMStack.read(service: "a", directory: "/p", read: files(["/p/a": String(repeating: "auth include a\nauth required pam_permit.so\n", count: 10)]))!
+        XCTAssertTrue(wide.problems.contains { $0.text.contains("more than 1000 includes") })
+        XCTAssertLessThan(wide.entries.count, 20_000)
+    }
+
+    func testHugeJumpsEndTheStack() {
+        let stack = PAMStack.read(service: "s", directory: "/p", read: files([
+            "/p/s": "auth [success=9223372036854775807 default=ignore] pam_unix.so\nauth required pam_mfagate.so\n"]))!
+        XCTAssertEqual(PAMWalk.usualPath(stack).map(\.moduleName), ["pam_unix"])
+        XCTAssertEqual(Doctor.diagnose(service: "s", stack: stack, directory: "/p", socketPath: Doctor.defaultSocket, configFile: "c")
+                        .findings.map(\.code).sorted(), ["code-skips-password"], "the jump lands past the end: undecided, a failure; only the failed-password path reaches the module")
+        XCTAssertNil(PAMControl.parse("[success=99999999999999999999999]"), "not a number PAM takes")
+        XCTAssertNil(PAMControl.parse("[success=-1]"))
     }
 
     // MARK: diagnoses
