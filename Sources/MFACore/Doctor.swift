@@ -59,8 +59,9 @@ public enum Doctor {
     /// `configFile` where it comes from.
     /// `console`: the service is the console's, which admins often keep free of the code on purpose
     /// (the way in when a phone is lost): the module missing there is a note, not a problem.
+    /// `profileInstalled`: /usr/share/pam-configs/mfagate exists (pam-auth-update writes the line).
     public static func diagnose(service: String, stack: PAMStack?, directory: String, socketPath: String, configFile: String,
-                                console: Bool = false) -> StackDiagnosis {
+                                console: Bool = false, profileInstalled: Bool = true) -> StackDiagnosis {
         guard let stack else {
             return StackDiagnosis(service: service, stack: nil, module: nil, position: nil, modulesRun: 0, findings: [
                 DoctorFinding(.problem, "no-service", "\(directory)/\(service) does not exist: PAM uses the `other` service for \(service)",
@@ -130,6 +131,10 @@ public enum Doctor {
             if m.arguments.contains("failmode=safe") {
                 findings.append(DoctorFinding(.note, "failmode-safe", "failmode=safe at \(m.place): while mfagated is down or unreachable, logins skip the code",
                                               fix: "remove failmode=safe if a login without the daemon must fail"))
+            }
+            if m.insidePamAuthUpdateBlocks && !profileInstalled {
+                findings.append(DoctorFinding(.note, "pam-auth-update", "pam_mfagate at \(m.place) was written by hand into the blocks pam-auth-update manages, with no mfagate profile in /usr/share/pam-configs: the next `pam-auth-update --force` drops it and logins stop asking for the code",
+                                              fix: "install the package's profile and run `pam-auth-update --enable mfagate`, or put the line in \(directory)/\(service) after `@include common-auth`"))
             }
             if m.optionalModule {
                 findings.append(DoctorFinding(.note, "dash-module", "`-auth` at \(m.place): if pam_mfagate.so is missing (the package removed), PAM skips it silently and logins need no code",

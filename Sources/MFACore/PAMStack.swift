@@ -80,6 +80,9 @@ public struct PAMEntry: Equatable, Sendable {
     public var line: Int
     /// `-auth`: skipped silently when the module is missing.
     public var optionalModule: Bool
+    /// The line is inside the blocks that pam-auth-update(8) writes (Debian's common-* files):
+    /// the next `pam-auth-update --force` rewrites them from the installed profiles.
+    public var insidePamAuthUpdateBlocks = false
 
     /// `pam_unix` for `pam_unix.so` or `/usr/lib/x86_64-linux-gnu/security/pam_unix.so`.
     public var moduleName: String {
@@ -137,6 +140,7 @@ public struct PAMStack: Equatable, Sendable {
 
         mutating func items(_ text: String, file: String, depth: Int) -> [PAMItem] {
             var out: [PAMItem] = []
+            let blocks = PAMStack.pamAuthUpdateBlocks(text)
             for (lineNumber, fields) in PAMStack.logicalLines(text) {
                 let place = "\(file):\(lineNumber)"
                 if fields[0] == "@include" {
@@ -161,7 +165,8 @@ public struct PAMStack: Equatable, Sendable {
                 }
                 count += 1
                 out.append(.module(PAMEntry(number: count, control: parsed, module: fields[2], arguments: Array(fields.dropFirst(3)),
-                                            file: file, line: lineNumber, optionalModule: dash)))
+                                            file: file, line: lineNumber, optionalModule: dash,
+                                            insidePamAuthUpdateBlocks: blocks?.contains(lineNumber) ?? false)))
             }
             return out
         }
@@ -187,6 +192,18 @@ public struct PAMStack: Equatable, Sendable {
             }
             return items(text, file: target, depth: depth + 1)
         }
+    }
+
+    /// The lines between pam-auth-update's first block marker and its end marker, in a file it manages.
+    static func pamAuthUpdateBlocks(_ text: String) -> ClosedRange<Int>? {
+        guard text.contains("managed by pam-auth-update") else { return nil }
+        var first: Int?, last: Int?
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if first == nil && line.contains("# here are the per-package modules") { first = index + 1 }
+            if line.contains("# end of pam-auth-update config") { last = index + 1 }
+        }
+        guard let first, let last, first < last else { return nil }
+        return first...last
     }
 
     /// Fields of each logical line, with the number of its first physical line. Brackets keep

@@ -83,11 +83,13 @@ extension MFAGate {
             }
             let settings = SSHDSettings.parse(result.output)
             let reader: (String) -> String? = { readText($0) }
+            let profile = access("/usr/share/pam-configs/mfagate", F_OK) == 0
             let sshStack = MFACore.Doctor.diagnose(service: service, stack: PAMStack.read(service: service, directory: pamDirectory, read: reader),
-                                                   directory: pamDirectory, socketPath: socketPath, configFile: config)
+                                                   directory: pamDirectory, socketPath: socketPath, configFile: config,
+                                                   profileInstalled: profile)
             let consoleStack = MFACore.Doctor.diagnose(service: consoleService,
                                                        stack: PAMStack.read(service: consoleService, directory: pamDirectory, read: reader),
-                                                       directory: pamDirectory, socketPath: socketPath, configFile: config, console: true)
+                                                       directory: pamDirectory, socketPath: socketPath, configFile: config, console: true, profileInstalled: profile)
             var ways = MFACore.Doctor.sshWays(settings, sshStack)
             ways.append(MFACore.Doctor.consoleWay(consoleStack))
             let report = DoctorReport(ways: ways, services: consoleStack.stack == nil ? [sshStack] : [sshStack, consoleStack], notes: notes)

@@ -151,6 +151,32 @@ final class DoctorTests: XCTestCase {
         XCTAssertEqual(codes(diagnose("@include common-auth\nauth required pam_mfagate.so socket=/s\n", socket: "/s")), [])
     }
 
+    func testHandWrittenLineInsidePamAuthUpdateBlocks() {
+        let managed = """
+            # As of pam 1.0.1-6, this file is managed by pam-auth-update by default.
+            # here are the per-package modules (the "Primary" block)
+            auth\t[success=1 default=ignore]\tpam_unix.so nullok
+            auth\trequisite\t\t\tpam_deny.so
+            auth\trequired\t\t\tpam_permit.so
+            # and here are more per-package modules (the "Additional" block)
+            auth required pam_mfagate.so
+            # end of pam-auth-update config
+            """
+        let map = ["/p/sshd": "@include common-auth\n", "/p/common-auth": managed]
+        let stack = PAMStack.read(service: "sshd", directory: "/p", read: files(map))
+        XCTAssertEqual(stack?.entries.map(\.insidePamAuthUpdateBlocks), [true, true, true, true])
+        let bare = Doctor.diagnose(service: "sshd", stack: stack, directory: "/p", socketPath: Doctor.defaultSocket, configFile: "c",
+                                   profileInstalled: false)
+        XCTAssertEqual(bare.findings.map(\.code), ["pam-auth-update"])
+        XCTAssertEqual(bare.findings.map(\.kind), [.note])
+        XCTAssertEqual(Doctor.diagnose(service: "sshd", stack: stack, directory: "/p", socketPath: Doctor.defaultSocket, configFile: "c",
+                                       profileInstalled: true).findings, [])
+        // After the end marker (kept by pam-auth-update): no note.
+        let after = PAMStack.read(service: "sshd", directory: "/p", read: files(["/p/sshd": "@include common-auth\n",
+            "/p/common-auth": managed.replacingOccurrences(of: "auth required pam_mfagate.so\n", with: "") + "\nauth required pam_mfagate.so\n"]))
+        XCTAssertEqual(after?.entries.last?.insidePamAuthUpdateBlocks, false)
+    }
+
     func testNoServiceFile() {
         let d = Doctor.diagnose(service: "sshd", stack: nil, directory: "/p", socketPath: "/s", configFile: "c")
         XCTAssertEqual(codes(d), ["no-service"])

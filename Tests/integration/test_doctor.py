@@ -29,7 +29,7 @@ SOCKET = "/run/mfagate/mfagated.sock"
 
 def run_doctor(tmp_path: Path, sshd: list[str], stack: str = GOOD_STACK, common: str = DEBIAN_COMMON,
                socket: str = SOCKET, args: tuple[str, ...] = (), login: str | None = None, raw: bool = False,
-               conf_text: str | None = None):
+               conf_text: str | None = None, pam_configs: Path | None = None):
     """Writes the files, then runs `mfagate doctor --json` where they are /etc/pam.d and /etc/ssh."""
     pam, ssh = tmp_path / "pam.d", tmp_path / "ssh"
     pam.mkdir()
@@ -46,6 +46,8 @@ def run_doctor(tmp_path: Path, sshd: list[str], stack: str = GOOD_STACK, common:
     # sshd -T wants its privilege separation directory: a /run of the namespace's own holds it.
     script = ("mount -t tmpfs tmpfs /run && mkdir /run/sshd && "
               f"mount --bind {pam} /etc/pam.d && mount --bind {ssh} /etc/ssh && "
+              + (f"mount --bind {pam_configs} /usr/share/pam-configs && " if pam_configs else "")
+              + 
               f'exec {MFAGATE} doctor --config {conf} "$@"')
     r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
                         *(() if raw else ("--json",)), *args], capture_output=True, text=True, timeout=60)
@@ -117,6 +119,23 @@ def test_socket_mismatch_against_mfagate_conf(tmp_path):
     assert problems(report) == {"socket-mismatch"}
     text = next(f["text"] for f in report["services"][0]["findings"] if f["code"] == "socket-mismatch")
     assert "/run/other.sock" in text and "/run/mfagate/custom.sock" in text
+
+
+def test_a_hand_written_line_in_pam_auth_updates_blocks_is_noted(tmp_path):
+    """"After an update it stopped asking": the line was written by hand into common-auth's managed
+    blocks, with no mfagate profile for pam-auth-update to write it again."""
+    common = Path("/etc/pam.d/common-auth").read_text()
+    assert "# end of pam-auth-update config" in common
+    common = common.replace("# end of pam-auth-update config", "auth required pam_mfagate.so\n# end of pam-auth-update config")
+    # The profile directory of the namespace's own: empty, as on a host where mfagate was built by hand.
+    configs = tmp_path / "pam-configs"
+    configs.mkdir()
+    (tmp_path / "d").mkdir()
+    report = run_doctor(tmp_path / "d", GOOD_SSHD, stack="@include common-auth\n", common=common,
+                        args=(), login="@include common-auth\n", pam_configs=configs)
+    notes = [f for f in report["services"][0]["findings"] if f["code"] == "pam-auth-update"]
+    assert notes and notes[0]["kind"] == "note" and "pam-auth-update --enable mfagate" in notes[0]["fix"], report
+    assert report["problems"] == 0, report
 
 
 def test_match_blocks_apply_with_user(tmp_path):
