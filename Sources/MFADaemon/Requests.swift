@@ -36,7 +36,7 @@ extension Authority {
         case .unlock(_, let user, let rhost): return .finish(admin.unlock(user: user, rhost: rhost, peer: peer))
         case .enrollBegin(let r): return .finish(selfService.enrollBegin(r, peer: peer))
         case .enrollConfirm(let r): return .finish(selfService.enrollConfirm(r, peer: peer))
-        case .regenerateRecoveryCodes(let r): return .finish(selfService.regenerateRecoveryCodes(r, peer: peer))
+        case .regenerateRecoveryCodes(let r): return regenerateRecoveryCodesStep(r, peer: peer)
         case .disable(let r): return .finish(selfService.disable(r, peer: peer))
         case .list: return .finish(selfService.list(peer: peer))
         case .importGoogleAuthenticator(let r): return .finish(admin.importGoogleAuthenticator(r, peer: peer))

@@ -39,6 +39,9 @@ extension MFAGate {
                                                     + "Visible to every local user in ps; - reads it from standard input.", valueName: "code"))
             var code: String?
 
+            @Flag(name: .long, help: "Print one JSON object at the end: user, method, and recovery_codes if this is the first method (else message); prompts go to standard error.")
+            var json = false
+
             func validate() throws {
                 if method == "sms" && address == nil { throw ValidationError("give the phone number, like +4915112345678") }
             }
@@ -48,13 +51,13 @@ extension MFAGate {
                 // Proof is needed only when there is an enrollment to protect.
                 if proof.isEmpty && getuid() != 0,
                    case .status(let s) = try ask(.status(version: WireProtocol.version, user: user ?? ""), with: global), s.enrolled {
-                    proof = try requireProof("Current code from your app or a recovery code: ")
+                    proof = try requireProof("Current code from your app or a recovery code: ", to: json ? OutputStream.errors : .standard)
                 }
                 let reply = try perform(.method(MethodRequest(.add, user: user ?? "", method: method, address: address ?? "", code: proof)),
                                         with: global)
                 guard case .done(let text) = reply else { throw unexpected(reply) }
-                print(text)
-                try confirmInteractively(method: method, user: user ?? "", global: global)
+                emit(text + "\n", to: json ? OutputStream.errors : .standard)
+                try confirmInteractively(method: method, user: user ?? "", global: global, json: json)
             }
         }
 
@@ -73,6 +76,9 @@ extension MFAGate {
             @Option(name: .long, help: "Root: act for this user.")
             var user: String?
 
+            @Flag(name: .long, help: "Print one JSON object: user, method, and recovery_codes if this is the first method (else message).")
+            var json = false
+
             func run() throws {
                 // A sent code is short-lived and only its own user may confirm it, so no warning for the inline form.
                 var typed = code
@@ -85,8 +91,8 @@ extension MFAGate {
                 }
                 let reply = try perform(.method(MethodRequest(.confirm, user: user ?? "", method: method, code: typed)), with: global)
                 switch reply {
-                case .done(let text): print(text)
-                case .enrolled(let e): printFirstMethod(e, method: method)
+                case .done(let text): print(json ? methodJSON(user: user ?? "", method: method, message: text).text : text)
+                case .enrolled(let e): printFirstMethod(e, method: method, json: json)
                 default: throw unexpected(reply)
                 }
             }
@@ -175,22 +181,27 @@ extension MFAGate {
 
 /// Asks for the code sent to a method being added until it is right, `resend` sends another;
 /// at end of input (no terminal) it says how to confirm later.
-func confirmInteractively(method: String, user: String, global: GlobalOptions) throws {
+func confirmInteractively(method: String, user: String, global: GlobalOptions, json: Bool = false) throws {
+    let out = json ? OutputStream.errors : .standard
     while true {
-        guard let typed = readAnswer("Code from the message (or resend): "), !typed.isEmpty else {
-            print("Not confirmed yet. Confirm within 5 minutes with: mfagate method confirm \(method) CODE")
+        guard let typed = readAnswer("Code from the message (or resend): ", to: out), !typed.isEmpty else {
+            let text = "Not confirmed yet. Confirm within 5 minutes with: mfagate method confirm \(method) CODE"
+            if json { print(methodJSON(user: user, method: method, message: text).text) } else { emit(text + "\n", to: out) }
             return
         }
         let reply = try ask(.method(MethodRequest(.confirm, user: user, method: method, code: typed)), with: global)
         switch reply {
         case .done(let text):
-            print(text)
-            if typed.lowercased() != "resend" { return }
+            if typed.lowercased() != "resend" {
+                print(json ? methodJSON(user: user, method: method, message: text).text : text)
+                return
+            }
+            emit(text + "\n", to: out)
         case .enrolled(let e):
-            printFirstMethod(e, method: method)
+            printFirstMethod(e, method: method, json: json)
             return
         case .error(.wrongCode, let text), .error(.tooManyCodes, let text), .error(.deliveryFailed, let text):
-            print("Not confirmed: \(text)")
+            emit("Not confirmed: \(text)\n", to: out)
         case .error(_, let text):
             mfa_write_stderr("mfagate: \(text)\n")
             throw ExitCode(1)
@@ -201,7 +212,16 @@ func confirmInteractively(method: String, user: String, global: GlobalOptions) t
 }
 
 /// The user had no enrollment: this method is now their second factor, with recovery codes.
-func printFirstMethod(_ e: EnrolledReply, method: String) {
+func printFirstMethod(_ e: EnrolledReply, method: String, json: Bool = false) {
+    if json {
+        print(recoveryCodesJSON(user: e.user, codes: e.recoveryCodes, extra: [("method", .string(method))]).text)
+        return
+    }
     print("Enrolled \(e.user) with \(method) codes: logins now send a code there.")
     printRecoveryCodes(e.recoveryCodes)
+}
+
+/// A method confirmed that was not the user's first: no new codes, only what happened.
+func methodJSON(user: String, method: String, message: String) -> JSONValue {
+    .object([("user", user.isEmpty ? .null : .string(user)), ("method", .string(method)), ("message", .string(message))])
 }

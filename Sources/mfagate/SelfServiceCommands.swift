@@ -18,9 +18,23 @@ func ask(_ message: ClientMessage, with options: GlobalOptions) throws -> Daemon
     }
 }
 
-/// Prints `prompt` and reads one line from the terminal (nil at end of input).
-func readAnswer(_ prompt: String) -> String? {
-    print(prompt, terminator: "")
+/// Where a command's human text goes: standard output, or standard error when standard output
+/// carries the JSON object of --json.
+enum OutputStream { case standard, errors }
+
+func emit(_ text: String, to stream: OutputStream) {
+    if stream == .standard {
+        print(text, terminator: "")
+    } else {
+        fflush(nil)  // what print buffered comes first
+        mfa_write_stderr(text)
+    }
+}
+
+/// Prints `prompt` (on standard error when standard output carries JSON) and reads one line from
+/// the terminal (nil at end of input).
+func readAnswer(_ prompt: String, to stream: OutputStream = .standard) -> String? {
+    emit(prompt, to: stream)
     fflush(nil)  // every output stream: the prompt has no newline
     guard let line = readLine(strippingNewline: true) else { return nil }
     return line.trimmingSpaces
@@ -28,8 +42,8 @@ func readAnswer(_ prompt: String) -> String? {
 
 /// The code that proves a change is the user's own: the one given with `--code`, else one read at
 /// `prompt`. No code typed: exits 1 saying nothing changed (`unchanged`, e.g. "the enrollment is unchanged").
-func requireProof(_ prompt: String, unchanged: String = "nothing was changed") throws -> String {
-    guard let typed = readAnswer(prompt), !typed.isEmpty else {
+func requireProof(_ prompt: String, unchanged: String = "nothing was changed", to stream: OutputStream = .standard) throws -> String {
+    guard let typed = readAnswer(prompt, to: stream), !typed.isEmpty else {
         mfa_write_stderr("mfagate: no code given; \(unchanged)\n")
         throw ExitCode(1)
     }
@@ -107,13 +121,13 @@ extension MFAGate {
         @Flag(name: .long, help: "Root: replace an existing enrollment.")
         var force = false
 
-        @Flag(name: .long, help: "Root provisioning: print one JSON object: user, secret, otpauth_uri, recovery_codes.")
+        @Flag(name: .long, help: "Print one JSON object at the end: user, secret, otpauth_uri, recovery_codes (self-service: the QR code and prompts go to standard error).")
         var json = false
 
         func validate() throws {
             if counter != nil && !hotp { throw ValidationError("--counter needs --hotp") }
-            if (json || force) && user == nil {
-                throw ValidationError("--json and --force are for root provisioning (--user NAME); self-service enrollment is interactive")
+            if force && user == nil {
+                throw ValidationError("--force is for root provisioning (--user NAME); self-service re-enrollment asks for a code instead")
             }
         }
 
@@ -143,37 +157,47 @@ extension MFAGate {
         }
 
         func selfService() throws {
+            // With --json, standard output carries only the JSON object; the rest goes to standard error.
+            let out = json ? OutputStream.errors : .standard
+            let say: (String) -> Void = { emit($0 + "\n", to: out) }
             let secret = try secretOption(self.secret, option: "--secret", prompt: "Secret (base32): ")
             var proof = try secretOption(code, option: "--code", prompt: "Current code or a recovery code: ") ?? ""
             if proof.isEmpty, getuid() != 0,
                case .status(let s) = try ask(.status(version: WireProtocol.version, user: user ?? ""), with: global), s.enrolled {
-                print("\(s.user) is already enrolled. Replacing the enrollment (a new phone) needs proof that it is you.")
-                proof = try requireProof("Current code or a recovery code: ", unchanged: "the enrollment is unchanged")
+                say("\(s.user) is already enrolled. Replacing the enrollment (a new phone) needs proof that it is you.")
+                proof = try requireProof("Current code or a recovery code: ", unchanged: "the enrollment is unchanged", to: out)
             }
             let begin = EnrollBeginRequest(user: user ?? "", method: hotp ? .hotp : .totp, counter: counter.map { String($0) } ?? "",
                                            secret: secret ?? "", proof: proof)
             let reply = try perform(.enrollBegin(begin), with: global)
             guard case .pending(let p) = reply else { throw unexpected(reply) }
             if !noQR {
-                print("Scan this QR code with your authenticator app:")
-                if let qr = try? TerminalQR.render(p.otpauthURI, style: localeIsUTF8() ? .halfBlocks : .ascii) { print(qr) }
+                say("Scan this QR code with your authenticator app:")
+                if let qr = try? TerminalQR.render(p.otpauthURI, style: localeIsUTF8() ? .halfBlocks : .ascii) { say(qr) }
             }
-            print("Or enter this key by hand (\(hotp ? "counter-based" : "time-based"), 6 digits): \(groupedInFours(p.secret))")
-            print("URI: \(p.otpauthURI)")
-            print("This enrollment becomes active only when you type a code from the app (within \(p.secondsValid / 60) minutes).")
+            say("Or enter this key by hand (\(hotp ? "counter-based" : "time-based"), 6 digits): \(groupedInFours(p.secret))")
+            say("URI: \(p.otpauthURI)")
+            say("This enrollment becomes active only when you type a code from the app (within \(p.secondsValid / 60) minutes).")
             while true {
-                guard let typed = readAnswer("Code from the app: "), !typed.isEmpty else {
+                guard let typed = readAnswer("Code from the app: ", to: out), !typed.isEmpty else {
                     mfa_write_stderr("mfagate: no code given; nothing was changed (the pending enrollment expires by itself)\n")
                     throw ExitCode(1)
                 }
                 let answer = try ask(.enrollConfirm(UserCodeRequest(user: user ?? "", code: typed)), with: global)
                 switch answer {
                 case .enrolled(let e):
+                    if json {
+                        print(JSONValue.object([
+                            ("user", .string(e.user)), ("secret", .string(e.secret)), ("otpauth_uri", .string(e.otpauthURI)),
+                            ("recovery_codes", .array(e.recoveryCodes.map { .string($0) })),
+                        ]).text)
+                        return
+                    }
                     print("Enrolled \(e.user). From now on, logins ask for a code from this app.")
                     printRecoveryCodes(e.recoveryCodes)
                     return
                 case .error(.wrongCode, let text):
-                    print("Not right: \(text)")
+                    say("Not right: \(text)")
                 case .error(_, let text):
                     mfa_write_stderr("mfagate: \(text)\n")
                     throw ExitCode(1)
@@ -188,7 +212,11 @@ extension MFAGate {
         static let configuration = CommandConfiguration(
             commandName: "recovery-codes",
             abstract: "Make a new set of 10 recovery codes; the old set stops working.",
-            discussion: "Needs a current code from your authenticator (not a recovery code). The new codes are shown only now.")
+            discussion: """
+                Needs a current code from your authenticator (not a recovery code). A user whose only \
+                methods are email or SMS gets a code sent there and types it (or passes it with --code \
+                on a second run). The new codes are shown only now (--json: user, recovery_codes).
+                """)
 
         @OptionGroup var global: GlobalOptions
 
@@ -198,9 +226,12 @@ extension MFAGate {
         @Option(name: .long, help: "Root: act for this user (no code needed).")
         var user: String?
 
-        @Option(name: .long, help: ArgumentHelp("A current code from your authenticator (else asked for). "
-                                                + "Visible to every local user in ps; - reads it from standard input.", valueName: "code"))
+        @Option(name: .long, help: ArgumentHelp("A current code from your authenticator, or the code sent to your email or phone "
+                                                + "(else asked for). Visible to every local user in ps; - reads it from standard input.", valueName: "code"))
         var code: String?
+
+        @Flag(name: .long, help: "Print one JSON object: user, recovery_codes.")
+        var json = false
 
         func validate() throws {
             if !regenerate { throw ValidationError("give --regenerate: it replaces every recovery code (the old ones stop working)") }
@@ -209,10 +240,28 @@ extension MFAGate {
         func run() throws {
             var typed = try secretOption(code, option: "--code", prompt: "Current code from your authenticator: ") ?? ""
             if typed.isEmpty && getuid() != 0 {
-                typed = try requireProof("Current code from your authenticator: ", unchanged: "the recovery codes are unchanged")
+                // No app (email/SMS only): the daemon sends a code, which comes back in a second request.
+                if case .status(let s) = try ask(.status(version: WireProtocol.version, user: user ?? ""), with: global),
+                   s.enrolled, s.method == "email" || s.method == "sms" {
+                    let sent = try perform(.regenerateRecoveryCodes(UserCodeRequest(user: user ?? "", code: "")), with: global)
+                    guard case .done(let text) = sent else { throw unexpected(sent) }
+                    emit(text + "\n", to: json ? OutputStream.errors : .standard)
+                    guard let answer = readAnswer("Code from the message: ", to: json ? OutputStream.errors : .standard), !answer.isEmpty else {
+                        mfa_write_stderr("mfagate: no code given; the recovery codes are unchanged (run again with --code CODE within the code's lifetime)\n")
+                        throw ExitCode(1)
+                    }
+                    typed = answer
+                } else {
+                    typed = try requireProof("Current code from your authenticator: ", unchanged: "the recovery codes are unchanged",
+                                             to: json ? OutputStream.errors : .standard)
+                }
             }
             let reply = try perform(.regenerateRecoveryCodes(UserCodeRequest(user: user ?? "", code: typed)), with: global)
             guard case .recoveryCodes(let name, let codes) = reply else { throw unexpected(reply) }
+            if json {
+                print(recoveryCodesJSON(user: name, codes: codes).text)
+                return
+            }
             print("New recovery codes for \(name); the old ones no longer work.")
             printRecoveryCodes(codes)
         }
@@ -296,6 +345,11 @@ extension MFAGate {
             }
         }
     }
+}
+
+/// The JSON every verb that shows new recovery codes prints (keys as `enroll --json`).
+func recoveryCodesJSON(user: String, codes: [String], extra: [(String, JSONValue)] = []) -> JSONValue {
+    .object([("user", .string(user))] + extra + [("recovery_codes", .array(codes.map { .string($0) }))])
 }
 
 func printRecoveryCodes(_ codes: [String]) {

@@ -230,9 +230,9 @@ class Daemon:
             cmd = as_account(user, cmd)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
         hygiene.capture(f"mfagate {args[0] if args else ''} stderr", out.stderr)
-        # enroll shows the admin the new secret and codes, on purpose; so does the confirmation of a
+        # enroll shows the admin the new secret and codes, on purpose; so do recovery-codes, the confirmation of a
         # first method by email or SMS (its recovery codes), and invite its one-time code
-        if not args or (args[0] not in ("enroll", "invite") and args[:2] != ("method", "confirm")):
+        if not args or (args[0] not in ("enroll", "invite", "recovery-codes") and args[:2] != ("method", "confirm")):
             hygiene.capture(f"mfagate {args[0] if args else ''} stdout", out.stdout)
         if check:
             out.check_returncode()
