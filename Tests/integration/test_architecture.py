@@ -11,11 +11,12 @@ ALLOWED = {
     "MFACore": {"CMFACrypto"},
     "MFAProtocol": set(),
     "MFATerminalQR": {"CQREncode"},
-    "MFAStore": {"MFACore", "CMFASys"},
-    "MFAFleetStore": {"MFACore", "MFAStore", "CMFAPostgres", "CMFAFleetCrypto", "CMFASys", "Logging"},
+    "MFASafeFile": {"CMFASys"},
+    "MFAStore": {"MFACore", "CMFASys", "MFASafeFile"},
+    "MFAFleetStore": {"MFACore", "MFAStore", "CMFAPostgres", "CMFAFleetCrypto", "CMFASys", "MFASafeFile", "Logging"},
     "MFADaemon": {"MFACore", "MFAProtocol", "MFAStore", "MFATerminalQR", "CMFASys", "CMFASystemd", "Logging"},
-    "mfagated": {"MFADaemon", "MFACore", "MFAStore", "MFAFleetStore", "CMFASys", "ArgumentParser", "Logging"},
-    "mfagate": {"MFAProtocol", "MFACore", "MFATerminalQR", "CMFASys", "ArgumentParser"},
+    "mfagated": {"MFADaemon", "MFACore", "MFAStore", "MFAFleetStore", "MFASafeFile", "CMFASys", "ArgumentParser", "Logging"},
+    "mfagate": {"MFAProtocol", "MFACore", "MFATerminalQR", "MFASafeFile", "CMFASys", "ArgumentParser"},
 }
 IMPORT = re.compile(r"^\s*(?:@\w+(?:\([^)]*\))?\s+)*import\s+(?:(?:struct|class|enum|protocol|func|var|let|typealias)\s+)?([A-Za-z_][\w]*)", re.M)
 
