@@ -143,6 +143,8 @@ struct MFAGated: ParsableCommand {
                 environment.now = { live() + offset.seconds }
                 logger.warning("clock offset read from \(clockOffsetFile) (--clock-offset-file is for tests only)")
             }
+            // The offline cache's ages follow the daemon's clock (and its test offsets).
+            (store as? PostgresStore)?.clock = environment.now
             authority = try Authority(config: settings, store: store, environment: environment, logger: logger)
         } catch {
             logger.critical("\(error)")
