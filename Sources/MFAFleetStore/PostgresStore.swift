@@ -312,12 +312,14 @@ public final class PostgresStore: FactorStore, SharedLedger {
 
     public func pruneFailureRecords(now: Int64, window: Int64) throws(StoreError) {
         if offlineCache != nil { localFailures = localFailures.filter { !$0.value.isStale(at: now, window: window) } }
-        _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-            try db.run("""
-                DELETE FROM mfagate_failures WHERE coalesce(locked_until, 0) <= $1::bigint
-                AND NOT EXISTS (SELECT 1 FROM unnest(string_to_array(nullif(failures, ''), ',')::bigint[]) AS f WHERE f > $1::bigint - $2::bigint)
-                """, [.text(String(now)), .text(String(window))])
-        }
+        try offlineLedger({ () throws(StoreError) in
+            _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+                try db.run("""
+                    DELETE FROM mfagate_failures WHERE coalesce(locked_until, 0) <= $1::bigint
+                    AND NOT EXISTS (SELECT 1 FROM unnest(string_to_array(nullif(failures, ''), ',')::bigint[]) AS f WHERE f > $1::bigint - $2::bigint)
+                    """, [.text(String(now)), .text(String(window))])
+            }
+        }, else: {})
     }
 
     public func removeFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> Bool {
