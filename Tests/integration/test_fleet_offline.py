@@ -13,7 +13,7 @@ import time
 import pytest
 
 from fleet_pg import available
-from mfagate_harness import oathtool_totp
+from mfagate_harness import oathtool_totp, wrong_code
 from test_fleet import cluster, fleet  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not available(), reason="PostgreSQL 15 (postgresql package) is not installed")
@@ -48,11 +48,11 @@ def test_offline_login_on_a_host_that_saw_the_user_refuses_its_used_code_and_pus
     wait_for_retry()
     # a's next request reaches the database and pushes the used step before anything else.
     assert '"enrolled": true' in a.cli("status", "--user", "alice", "--json", check=True).stdout
-    assert "offline uses of 1 user pushed" in a.log(), a.log()
-    assert a.log().count("fleet database reachable again") == 1
     r = b.pam("alice", code)
     assert r.result == "PAM_AUTH_ERR", r
     assert "replayed code" in b.log()
+    assert "offline uses of 1 user pushed" in a.log(), a.log()
+    assert a.log().count("fleet database reachable again") == 1
     assert not (a.state / "fleet-cache" / "p-alice").exists() and (a.state / "fleet-cache" / "c-alice").exists()
 
 
@@ -99,10 +99,10 @@ def test_recovery_code_used_offline_on_one_host_and_online_on_another(fleet, clu
     # b is online; a has not been asked anything since the database came back, so has not pushed.
     assert b.pam("alice", first).result == "PAM_SUCCESS"
     assert '"enrolled": true' in a.cli("status", "--user", "alice", "--json", check=True).stdout
-    assert "offline uses of 1 user pushed" in a.log()
     assert b.pam("alice", second).result == "PAM_AUTH_ERR"
     assert b.pam("alice", first).result == "PAM_AUTH_ERR"
     assert '"recovery_codes_left": 8' in b.cli("status", "--user", "alice", "--json", check=True).stdout
+    assert "offline uses of 1 user pushed" in a.log()
 
 
 def test_a_copy_older_than_the_hosts_mark_is_not_used(fleet, cluster):
@@ -180,5 +180,20 @@ def test_with_the_default_refuse_nothing_is_cached(fleet, cluster):
     try:
         r = a.pam("alice", oathtool_totp(e["secret"], at="now + 30 seconds"), args=SECURE)
         assert r.result == "PAM_AUTHINFO_UNAVAIL", r
+    finally:
+        cluster.start()
+
+
+def test_wrong_codes_offline_lock_out_on_that_host(fleet, cluster):
+    """Offline the shared ledger is away: wrong codes are counted and locked out per host."""
+    (a,) = fleet(1, extra=OFFLINE + "max_failures = 3\n")
+    e = a.enroll("alice")
+    assert a.pam("alice", oathtool_totp(e["secret"])).result == "PAM_SUCCESS"
+    code = oathtool_totp(e["secret"], at="now + 30 seconds")
+    cluster.stop()
+    try:
+        for _ in range(3):
+            assert a.pam("alice", wrong_code(code), args=SECURE).result == "PAM_AUTH_ERR"
+        assert a.pam("alice", code, args=SECURE).result == "PAM_MAXTRIES"
     finally:
         cluster.start()
