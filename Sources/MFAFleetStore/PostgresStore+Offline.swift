@@ -111,6 +111,12 @@ extension PostgresStore {
     /// Records an offline use durably before the login may succeed; if it cannot, the login
     /// follows the failmode (a use that is not recorded could be replayed).
     func saveOffline(_ record: UserRecord, _ entry: OfflineEntry, _ cache: FleetOfflineCache) throws(StoreError) {
+        guard PostgresStore.onlyReplayStateChanged(from: entry.record, to: record) else {
+            // A new secret, new recovery codes, a new method: the push could not merge it (it
+            // would be dropped as another enrollment), so it waits for the database.
+            failedInRequest = true
+            throw .unavailable(detail: "the fleet database is unreachable; changing \(record.user)'s enrollment needs it (only logins are served from the offline cache)")
+        }
         var updated = entry
         updated.record = record
         updated.pending = true
@@ -143,6 +149,18 @@ extension PostgresStore {
         } catch {
             logger.error("\(error); the offline copy of \(name) is not updated", metadata: ["fleet": "cache", "user": "\(name)"])
         }
+    }
+
+    /// Whether `new` differs from `old` only by what a login changes: the used step, counter,
+    /// last success, learnt drift, and recovery codes used up (never added).
+    static func onlyReplayStateChanged(from old: UserRecord, to new: UserRecord) -> Bool {
+        var probe = new
+        probe.lastUsedStep = old.lastUsedStep
+        probe.lastSuccess = old.lastSuccess
+        probe.counter = old.counter
+        probe.drift = old.drift
+        probe.recoveryCodes = old.recoveryCodes
+        return probe == old && new.recoveryCodes.allSatisfy { old.recoveryCodes.contains($0) }
     }
 
     // MARK: pushing offline uses

@@ -57,6 +57,27 @@ final class FleetOfflineCacheTests: XCTestCase {
         XCTAssertNil(cipher.openCacheEntry(try cipher.seal(plain, user: "alice", version: 5), user: "alice"))
     }
 
+    func testOfflineOnlyTheReplayStateMayChange() throws {
+        let codes = (0..<2).map { RecoveryCodes.Hashed(salt: [UInt8](repeating: UInt8($0), count: 16), hash: [UInt8](repeating: 1, count: 32)) }
+        var old = try record("alice", step: 10)
+        old.recoveryCodes = codes
+        var login = old
+        login.lastUsedStep = 11
+        login.lastSuccess = 500
+        login.drift = 1
+        login.recoveryCodes = [codes[1]]
+        XCTAssertTrue(PostgresStore.onlyReplayStateChanged(from: old, to: login))
+        var regenerated = old
+        regenerated.recoveryCodes = [RecoveryCodes.Hashed(salt: [UInt8](repeating: 9, count: 16), hash: [UInt8](repeating: 1, count: 32))]
+        XCTAssertFalse(PostgresStore.onlyReplayStateChanged(from: old, to: regenerated))
+        var reenrolled = old
+        reenrolled.secret = [UInt8](repeating: 8, count: 20)
+        XCTAssertFalse(PostgresStore.onlyReplayStateChanged(from: old, to: reenrolled))
+        var newAddress = old
+        newAddress.email = "alice@example.org"
+        XCTAssertFalse(PostgresStore.onlyReplayStateChanged(from: old, to: newAddress))
+    }
+
     func testAnUnsafeDirectoryTurnsTheCacheOffWithASentence() throws {
         let state = NSTemporaryDirectory() + "cache-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         XCTAssertEqual(mkdir(state, 0o700), 0)
