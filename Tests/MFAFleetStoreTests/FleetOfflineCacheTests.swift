@@ -78,6 +78,23 @@ final class FleetOfflineCacheTests: XCTestCase {
         XCTAssertFalse(PostgresStore.onlyReplayStateChanged(from: old, to: newAddress))
     }
 
+    func testConfigKeysAndTheirSentences() throws {
+        func parse(_ text: String) throws -> DaemonConfig { try ConfigParser.parse(text, file: "/etc/mfagate/mfagate.conf") }
+        XCTAssertEqual(try parse("").fleetOffline, .refuse)
+        XCTAssertEqual(try parse("").fleetOfflineMaxAge, 7 * 86400)
+        let set = try parse("fleet_offline = cache\nfleet_offline_max_age = 12h\n")
+        XCTAssertEqual(set.fleetOffline, .cache)
+        XCTAssertEqual(set.fleetOfflineMaxAge, 12 * 3600)
+        XCTAssertEqual(FleetSettings(set, hostName: "a").offline, .cache)
+        XCTAssertEqual(ConfigParser.defaultText("fleet_offline_max_age", DaemonConfig()), "1w", "7 days")
+        for (text, fragment) in [("fleet_offline = yes\n", "`fleet_offline` must be refuse or cache"),
+                                 ("fleet_offline_max_age = 0\n", "duration like")] {
+            XCTAssertThrowsError(try parse(text), text) { error in
+                XCTAssertTrue("\(error)".contains(fragment) && "\(error)".hasPrefix("/etc/mfagate/mfagate.conf:1"), "\(error)")
+            }
+        }
+    }
+
     func testAnUnsafeDirectoryTurnsTheCacheOffWithASentence() throws {
         let state = NSTemporaryDirectory() + "cache-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         XCTAssertEqual(mkdir(state, 0o700), 0)
