@@ -39,7 +39,8 @@ final class FleetOfflineCache {
     }
 
     /// Makes the directory (0700) if needed and counts its entries; a sentence if unusable.
-    func prepare() -> String? {
+    func prepare(create: Bool = true) -> String? {
+        if !create && access(directory, F_OK) != 0 { return nil }
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             return "cannot create \(directory): \(String(cString: strerror(errno)))"
         }

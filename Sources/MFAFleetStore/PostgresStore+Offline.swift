@@ -30,6 +30,15 @@ extension PostgresStore {
         offlineCache = cache
     }
 
+    /// `fleet_offline = refuse` with uses left from a time with `cache`: they are not pushed (the
+    /// cache is off), so the admin is told how to push them.
+    func warnOfUnpushedUses(stateDirectory: String) {
+        let cache = FleetOfflineCache(stateDirectory: stateDirectory)
+        guard cache.prepare(create: false) == nil, !cache.pending.isEmpty else { return }
+        logger.error("\(cache.directory) holds offline uses of \(cache.pending.count) user(s) not pushed to the fleet database; set fleet_offline = cache until this host has reached the database once, or their used codes may be used again elsewhere",
+                     metadata: ["fleet": "cache"])
+    }
+
     // MARK: FactorStore
 
     public func load(_ user: UserName) throws(StoreError) -> UserRecord? {

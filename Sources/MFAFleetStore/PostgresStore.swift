@@ -146,7 +146,11 @@ public final class PostgresStore: FactorStore, SharedLedger {
         }
         if let marksFile {
             attachMarks(marksFile)
-            if settings.offline == .cache { attachOfflineCache(stateDirectory: marksFile.directory) }
+            if settings.offline == .cache {
+                attachOfflineCache(stateDirectory: marksFile.directory)
+            } else {
+                warnOfUnpushedUses(stateDirectory: marksFile.directory)
+            }
         }
     }
 

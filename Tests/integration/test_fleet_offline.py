@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from fleet_pg import available
+from fleet_pg import available, fleet_config
 from mfagate_harness import oathtool_totp, wrong_code
 from test_fleet import cluster, fleet  # noqa: F401 (fixtures)
 
@@ -197,3 +197,18 @@ def test_wrong_codes_offline_lock_out_on_that_host(fleet, cluster):
         assert a.pam("alice", code, args=SECURE).result == "PAM_MAXTRIES"
     finally:
         cluster.start()
+
+
+def test_switching_back_to_refuse_with_unpushed_uses_says_so(fleet, cluster):
+    (a,) = fleet(1, extra=OFFLINE)
+    e = a.enroll("alice")
+    assert a.pam("alice", oathtool_totp(e["secret"])).result == "PAM_SUCCESS"
+    cluster.stop()
+    try:
+        assert a.pam("alice", oathtool_totp(e["secret"], at="now + 30 seconds"), args=SECURE).result == "PAM_SUCCESS"
+        a.stop()
+        a.write_config("optional", fleet_config(cluster, a.database, a.key, "database_timeout = 1s\n"))
+        a.start()
+    finally:
+        cluster.start()
+    assert "holds offline uses of 1 user(s) not pushed to the fleet database; set fleet_offline = cache" in a.log()
