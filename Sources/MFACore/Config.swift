@@ -61,6 +61,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public var databaseTimeout: Int64 = 2
     /// Seconds between reconnection attempts while the database is down.
     public var databaseRetry: Int64 = 5
+    /// `store = postgresql`: whether logins go on from this host's offline cache while the database
+    /// is unreachable (docs/fleet.md, "When the database is away"), and for how long after the
+    /// user's record was last read from it (seconds).
+    public var fleetOffline: FleetOffline = .refuse
+    public var fleetOfflineMaxAge: Int64 = 7 * 86400
     /// Login methods users may add and use (issue 10, Delivery.swift); TOTP/HOTP is always one.
     public var methods: [LoginMethod] = [.totp]
     /// Program and arguments that get an email on stdin (recipient in the `To:` header).
@@ -128,7 +133,7 @@ public enum ConfigParser {
                               "grace_period", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
                               "prompt_timeout", "enroll_at_login", "issuer", "notify_command",
                               "store", "database_url", "database_password_file", "fleet_key_file", "database_timeout",
-                              "database_retry", "fleet_new_key_file", "database_insecure",
+                              "database_retry", "fleet_new_key_file", "database_insecure", "fleet_offline", "fleet_offline_max_age",
                               "methods", "email_command", "email_from", "email_address_pattern", "sms_command",
                               "max_codes_per_sender", "max_codes_per_hour", "sms_allowed_prefixes"]
 
@@ -290,6 +295,13 @@ public enum ConfigParser {
             if config.databaseTimeout > 60 { throw ValueError(message: "`database_timeout` must be at most 60s (the PAM module waits 10 s by default)") }
         case "database_retry":
             config.databaseRetry = try duration(key, value, allowZero: false)
+        case "fleet_offline":
+            guard let mode = FleetOffline(rawValue: value) else {
+                throw ValueError(message: "`fleet_offline` must be refuse or cache (found \"\(value)\")")
+            }
+            config.fleetOffline = mode
+        case "fleet_offline_max_age":
+            config.fleetOfflineMaxAge = try duration(key, value, allowZero: false)
         case "methods", "email_command", "email_from", "email_address_pattern", "sms_command",
              "max_codes_per_sender", "max_codes_per_hour", "sms_allowed_prefixes":
             try applyDelivery(key: key, value: value, to: &config)
@@ -385,6 +397,14 @@ public enum ConfigParser {
 }
 
 /// `store =`: where the daemon keeps enrollments.
+/// `fleet_offline`: what a fleet host does for logins while the database is unreachable.
+public enum FleetOffline: String, Sendable {
+    /// Every login follows the PAM module's failmode (the default).
+    case refuse
+    /// Users this host has seen log in against its sealed copy of their record (FleetOfflineCache).
+    case cache
+}
+
 public enum StoreBackend: String, Sendable {
     /// Per-user files in `state_dir` (the default).
     case files

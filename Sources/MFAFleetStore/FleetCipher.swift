@@ -101,16 +101,42 @@ public struct FleetCipher: Sendable {
         let overhead = 1 + FleetCipher.nonceSize + FleetCipher.tagSize
         guard sealed.count >= overhead, sealed[0] == FleetCipher.format || sealed[0] == FleetCipher.legacyFormat else { return nil }
         let versionSealed = sealed[0] == FleetCipher.format
+        let aad = FleetCipher.additionalData(user: user, version: versionSealed ? version : nil)
+        guard let plain = open(sealed, aad: aad) else { return nil }
+        return Opened(plain: plain, versionSealed: versionSealed)
+    }
+
+    /// Seals a host's offline-cache entry (FleetOfflineCache): format 3, additional data
+    /// `"mfagate fleet cache v1" NUL user`, so an entry neither opens as a database row nor under
+    /// another user's name.
+    func sealCacheEntry(_ plain: [UInt8], user: String) throws(FleetError) -> [UInt8] {
+        try seal(plain, format: FleetCipher.cacheFormat, aad: FleetCipher.cacheAdditionalData(user: user), nonce: nil)
+    }
+
+    func openCacheEntry(_ sealed: [UInt8], user: String) -> [UInt8]? {
+        guard sealed.first == FleetCipher.cacheFormat else { return nil }
+        return open(sealed, aad: FleetCipher.cacheAdditionalData(user: user))
+    }
+
+    static let cacheFormat: UInt8 = 3
+
+    static func cacheAdditionalData(user: String) -> [UInt8] {
+        Array("mfagate fleet cache v1".utf8) + [0] + Array(user.utf8)
+    }
+
+    /// The plain bytes of `sealed` (any format byte) under `aad`, or nil.
+    func open(_ sealed: [UInt8], aad: [UInt8]) -> [UInt8]? {
+        let overhead = 1 + FleetCipher.nonceSize + FleetCipher.tagSize
+        guard sealed.count >= overhead else { return nil }
         let iv = Array(sealed[1..<1 + FleetCipher.nonceSize])
         let cipher = Array(sealed[(1 + FleetCipher.nonceSize)..<(sealed.count - FleetCipher.tagSize)])
         let tag = Array(sealed[(sealed.count - FleetCipher.tagSize)...])
-        let aad = FleetCipher.additionalData(user: user, version: versionSealed ? version : nil)
         var plain = [UInt8](repeating: 0, count: cipher.count)
         guard mfa_gcm_open(key, iv, aad, aad.count, cipher, cipher.count, tag, &plain) == 1 else {
             mfa_wipe(&plain, plain.count)
             return nil
         }
-        return Opened(plain: plain, versionSealed: versionSealed)
+        return plain
     }
 
     /// The key from its file's text: 64 hex digits, an optional trailing newline.

@@ -13,6 +13,7 @@ public enum FleetCommands {
         a.store == b.store && a.databaseURL == b.databaseURL && a.databasePasswordFile == b.databasePasswordFile
             && a.fleetKeyFile == b.fleetKeyFile && a.databaseTimeout == b.databaseTimeout && a.databaseRetry == b.databaseRetry
             && a.fleetNewKeyFile == b.fleetNewKeyFile && a.databaseInsecure == b.databaseInsecure
+            && a.fleetOffline == b.fleetOffline && a.fleetOfflineMaxAge == b.fleetOfflineMaxAge
     }
 
     /// Copies every enrollment of `state_dir` into the fleet database; prints one line per user,

@@ -37,7 +37,7 @@ extension PostgresStore {
         return Row(version: version, sealed: sealed, keyID: row[2] ?? "")
     }
 
-    public func load(_ user: UserName) throws(StoreError) -> UserRecord? {
+    func loadRow(_ user: UserName) throws(StoreError) -> UserRecord? {
         let name = user.value
         guard let row = try readRow(name) else {
             if let mark = marks[name] {
@@ -78,7 +78,7 @@ extension PostgresStore {
 
     /// Compare-and-swap against the version this request read; when it read nothing, against the
     /// version there now (a replacement by root, or a confirmed self-service enrollment).
-    public func save(_ record: UserRecord) throws(StoreError) {
+    func saveRow(_ record: UserRecord) throws(StoreError) {
         var plain = Array(UserFileFormat.serialize(record).utf8)
         defer { mfa_wipe(&plain, plain.count) }
         try write(plain, user: record.user.value, created: record.created)
@@ -87,7 +87,7 @@ extension PostgresStore {
     /// `disable` and `reset`: a sealed tombstone replaces the row (hosts that saw the user enrolled
     /// then believe the removal), and is written even where no row is left (after an attack, so
     /// the admin's reset makes every host believe "not enrolled" again).
-    public func delete(_ user: UserName) throws(StoreError) {
+    func deleteRow(_ user: UserName) throws(StoreError) {
         for attempt in 0..<4 {
             versionsRead[user.value] = nil
             keysRead[user.value] = nil

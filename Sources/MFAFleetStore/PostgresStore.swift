@@ -23,6 +23,9 @@ public struct FleetSettings: Sendable {
     public var retryMilliseconds: Int64
     /// Written into each row it changes (`updated_by`), for an admin reading the table.
     public var hostName: String
+    /// `fleet_offline` and `fleet_offline_max_age` (seconds): see PostgresStore+Offline.
+    public var offline: FleetOffline = .refuse
+    public var offlineMaxAge: Int64 = 7 * 86400
 
     public init(conninfo: String, passwordFile: String?, keyFile: String, timeoutMilliseconds: Int64,
                 retryMilliseconds: Int64, hostName: String) {
@@ -40,6 +43,8 @@ public struct FleetSettings: Sendable {
                   hostName: hostName)
         newKeyFile = config.fleetNewKeyFile
         insecure = config.databaseInsecure
+        offline = config.fleetOffline
+        offlineMaxAge = config.fleetOfflineMaxAge
     }
 }
 
@@ -86,6 +91,17 @@ public final class PostgresStore: FactorStore, SharedLedger {
     var marksFile: FleetMarksFile?
     var marksFull = false
     public var defersJournalSync = false
+    /// `fleet_offline = cache` (PostgresStore+Offline): the host's copies of its users' records,
+    /// the entries served from it in this request, and the wrong-code counts kept meanwhile.
+    var offlineCache: FleetOfflineCache?
+    var servedOffline: [String: OfflineEntry] = [:]
+    var offlineAnnounced = false
+    var localFailures: [String: FailureRecord] = [:]
+    var pushingOffline = false
+    var cacheWritten: [String: (version: Int64, readAt: Int64)] = [:]
+    var offlineCacheFull = false
+    /// The daemon's clock in seconds (the cache's ages); the daemon passes its own.
+    public var clock: () -> Int64 = { PostgresStore.wallMilliseconds() / 1000 }
 
     /// Reads the fleet key and password file (refusing files others can read) but does not
     /// connect: the daemon starts, and follows `failmode`, even while the database is down.
@@ -128,7 +144,14 @@ public final class PostgresStore: FactorStore, SharedLedger {
         } else {
             password = nil
         }
-        if let marksFile { attachMarks(marksFile) }
+        if let marksFile {
+            attachMarks(marksFile)
+            if settings.offline == .cache {
+                attachOfflineCache(stateDirectory: marksFile.directory)
+            } else {
+                warnOfUnpushedUses(stateDirectory: marksFile.directory)
+            }
+        }
     }
 
     // MARK: connection and circuit breaker
@@ -161,7 +184,10 @@ public final class PostgresStore: FactorStore, SharedLedger {
                 markDown(error.description)
                 throw .unavailable(detail: "the fleet database is unreachable (\(error))")
             }
-            markUp()
+            // Uses made offline are pushed before anything else is read (PostgresStore+Offline).
+            let pushed = pushOfflineUses()
+            guard connection != nil else { throw .unavailable(detail: "the fleet database failed again (\(lastFailure))") }
+            markUp(pushed: pushed)
         }
         do {
             connection!.deadline = requestDeadline
@@ -185,14 +211,21 @@ public final class PostgresStore: FactorStore, SharedLedger {
         nextAttempt = now + settings.retryMilliseconds
         if downSince == nil {
             downSince = now
-            logger.error("fleet database unreachable: \(reason); logins follow the PAM module's failmode until it is back (retrying every \(settings.retryMilliseconds / 1000) s)",
+            offlineAnnounced = false
+            let meanwhile = offlineCache == nil ? "logins follow the PAM module's failmode until it is back"
+                : "logins of users this host has read within fleet_offline_max_age (\(settings.offlineMaxAge / 86400 > 0 ? "\(settings.offlineMaxAge / 86400) d" : "\(settings.offlineMaxAge) s")) are checked against its offline cache, the others follow the PAM module's failmode"
+            logger.error("fleet database unreachable: \(reason); \(meanwhile) (retrying every \(settings.retryMilliseconds / 1000) s)",
                          metadata: ["fleet": "down"])
         }
     }
 
-    func markUp() {
+    func markUp(pushed: Int? = nil) {
+        localFailures.removeAll()
+        let uses = pushed.map { "; offline uses of \($0) user\($0 == 1 ? "" : "s") pushed" } ?? ""
         if let since = downSince {
-            logger.notice("fleet database reachable again after \((now - since + 500) / 1000) s", metadata: ["fleet": "up"])
+            logger.notice("fleet database reachable again after \((now - since + 500) / 1000) s\(uses)", metadata: ["fleet": "up"])
+        } else if pushed ?? 0 > 0 {
+            logger.notice("fleet database connected\(uses)", metadata: ["fleet": "up"])
         } else {
             logger.notice("fleet database connected", metadata: ["fleet": "up"])
         }
@@ -215,6 +248,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
         versionsRead.removeAll(keepingCapacity: true)
         keysRead.removeAll(keepingCapacity: true)
         failedInRequest = false
+        servedOffline.removeAll(keepingCapacity: true)
         // Every request gets `database_timeout` for all its statements together (a login makes
         // about eight): a slow database cannot add up to more than the PAM module waits.
         requestDeadline = now + settings.timeoutMilliseconds
@@ -232,7 +266,8 @@ public final class PostgresStore: FactorStore, SharedLedger {
     // MARK: SharedLedger
 
     public func failureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> FailureRecord? {
-        try readFailureRecord(kind, key)?.record
+        try offlineLedger({ () throws(StoreError) in try readFailureRecord(kind, key)?.record },
+                          else: { localFailures[kind.rawValue + " " + key] })
     }
 
     func readFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> (record: FailureRecord, version: Int64)? {
@@ -249,6 +284,12 @@ public final class PostgresStore: FactorStore, SharedLedger {
 
     public func updateFailureRecord(_ kind: LedgerKind, _ key: String,
                                     _ change: (inout FailureRecord) -> Bool) throws(StoreError) -> Bool {
+        try offlineLedger({ () throws(StoreError) in try updateSharedFailureRecord(kind, key, change) },
+                          else: { updateLocalFailureRecord(kind, key, change) })
+    }
+
+    func updateSharedFailureRecord(_ kind: LedgerKind, _ key: String,
+                                   _ change: (inout FailureRecord) -> Bool) throws(StoreError) -> Bool {
         for _ in 0..<8 {
             let current = try readFailureRecord(kind, key)
             var record = current?.record ?? FailureRecord()
@@ -274,26 +315,34 @@ public final class PostgresStore: FactorStore, SharedLedger {
     }
 
     public func pruneFailureRecords(now: Int64, window: Int64) throws(StoreError) {
-        _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-            try db.run("""
-                DELETE FROM mfagate_failures WHERE coalesce(locked_until, 0) <= $1::bigint
-                AND NOT EXISTS (SELECT 1 FROM unnest(string_to_array(nullif(failures, ''), ',')::bigint[]) AS f WHERE f > $1::bigint - $2::bigint)
-                """, [.text(String(now)), .text(String(window))])
-        }
+        if offlineCache != nil { localFailures = localFailures.filter { !$0.value.isStale(at: now, window: window) } }
+        try offlineLedger({ () throws(StoreError) in
+            _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+                try db.run("""
+                    DELETE FROM mfagate_failures WHERE coalesce(locked_until, 0) <= $1::bigint
+                    AND NOT EXISTS (SELECT 1 FROM unnest(string_to_array(nullif(failures, ''), ',')::bigint[]) AS f WHERE f > $1::bigint - $2::bigint)
+                    """, [.text(String(now)), .text(String(window))])
+            }
+        }, else: {})
     }
 
     public func removeFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> Bool {
-        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-            try db.run("DELETE FROM mfagate_failures WHERE kind = $1 AND key = $2", [.text(kind.rawValue), .text(key)])
-        }
-        return result.affected > 0
+        let local = localFailures.removeValue(forKey: kind.rawValue + " " + key) != nil
+        let shared = try offlineLedger({ () throws(StoreError) in
+            try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+                try db.run("DELETE FROM mfagate_failures WHERE kind = $1 AND key = $2", [.text(kind.rawValue), .text(key)])
+            }.affected > 0
+        }, else: { false })
+        return local || shared
     }
 
     public func firstSeen(_ user: String) throws(StoreError) -> Int64? {
-        let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-            try db.run("SELECT first_seen FROM mfagate_first_seen WHERE name = $1", [.text(user)])
-        }
-        return result.rows.first?[0].flatMap { Int64($0) }
+        // Read for every login; offline, only enrolled users are served (grace does not apply).
+        try offlineLedger({ () throws(StoreError) in
+            try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+                try db.run("SELECT first_seen FROM mfagate_first_seen WHERE name = $1", [.text(user)])
+            }.rows.first?[0].flatMap { Int64($0) }
+        }, else: { nil })
     }
 
     public func noteFirstSeen(_ user: String, at time: Int64) throws(StoreError) -> Int64 {

@@ -158,6 +158,8 @@ struct MFAGated: ParsableCommand {
                 environment.randomBytes = { seeded.bytes($0) }
                 logger.warning("random bytes from a fixed seed (--random-seed is for tests only: every secret and code is predictable)")
             }
+            // The offline cache's ages follow the daemon's clock (and its test offsets).
+            (store as? PostgresStore)?.clock = environment.now
             authority = try Authority(config: settings, store: store, environment: environment, logger: logger)
         } catch {
             logger.critical("\(error)")
