@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # mfagate — see README.md. `make demo` runs a real SSH login through the daemon; `make check` runs every test.
 SHELL := /bin/bash
 CC ?= cc

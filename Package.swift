@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+// SPDX-License-Identifier: Apache-2.0
 // mfagate: the Swift side (daemon, CLI and their libraries). The PAM module is plain C, built by the
 // Makefile with the C compiler so that sshd never loads the Swift runtime.
 import PackageDescription

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make deb: builds build/mfagate_<version>_amd64.deb with dpkg-buildpackage + debhelper in a temporary
 # copy of the tracked source tree (the package's debian/ lives in Packaging/debian), then runs lintian
 # on the .deb and the .changes and fails on any error or warning.

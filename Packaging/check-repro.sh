@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make check-repro: builds the package twice (make deb) and checks the two .debs are byte-identical;
 # if not, says which members and files differ (diffoscope, if installed, shows how). Today the two
 # Swift binaries differ (README, "Installing the Debian package"): it exits 1.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make check-deb: installs build/mfagate_<version>_amd64.deb into clean Debian 12 (bookworm) and 13
 (trixie) roots booted with a real systemd as PID 1 (Packaging/nspawn.py), and proves there, under the
 service manager and as an admin meets the package, that it works; then removes and purges it.

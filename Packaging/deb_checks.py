@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The checks make check-deb runs in each booted container (Packaging/check_deb.py has the list)."""
 from __future__ import annotations
 

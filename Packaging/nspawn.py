@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A Debian root booted with a real systemd as PID 1 in systemd-nspawn, for make check-deb.
 
 The roots come from debootstrap (minbase + systemd, openssh, sudo, oathtool, exim4 and the package's

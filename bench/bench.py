@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """`make bench`: mfagate side by side with pam_google_authenticator and pam_oath (docs/performance.md).
 
 Runs as root, re-executing itself in a private mount namespace whose /dev has a /dev/log of its own

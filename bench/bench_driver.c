@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * bench_driver - the measuring half of `make bench` (bench/bench.py drives it).
  *

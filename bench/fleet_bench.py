@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The fleet backend's auth cost (issue 9, docs/fleet.md), beside the file store's figures in
 bench.py: one mfagated with `store = postgresql` against a real PostgreSQL server (Debian's, started
 as the `postgres` account on a private Unix socket by Tests/integration/fleet_pg.py, stopped by

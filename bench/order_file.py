@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Regenerates link/mfagated.order, the symbol ordering file the Makefile passes to the linker (lld's
 --symbol-ordering-file). Root only; needs valgrind. See docs/performance.md, "Idle RSS".
 

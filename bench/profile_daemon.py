@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Profiling harness for the daemon (docs/performance.md, "Fewer system calls per login"). Root only.
 
 One build/mfagated as `nobody` in a temp dir under /var/tmp, LOGINS fresh users, DRIVERS concurrent

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Resident pages of a running binary, by ELF section and by the Swift module of the symbols on
 each page: `resident_pages.py PID BINARY` (root: reads /proc/PID/pagemap)."""
 import sys, struct, subprocess, bisect, re, collections

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make demo: a real SSH login checked by mfagated through pam_mfagate.so, in a sandbox.
 
 Starts mfagated (as the unprivileged user `nobody`) in a temp dir, enrolls a demo user, starts a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make demo: installs what is missing (as root), builds, then runs scripts/demo.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."

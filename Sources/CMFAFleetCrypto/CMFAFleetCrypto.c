@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "CMFAFleetCrypto.h"
 #include <limits.h>
 #include <openssl/evp.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Forwarders from libpq's names to the library loaded by mfa_libpq_load (see CMFAPostgres.h).
  * Each definition must match libpq-fe.h exactly: the compiler checks it against the header. */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Caps for the daemon's books kept per name or per address (first sightings, wrong-code counts,
 /// codes in flight, send counts): a flood of distinct names or addresses evicts the oldest
 /// entries instead of growing memory, files or start-up time without end. Pure: no I/O.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The daemon's configuration (`/etc/mfagate/mfagate.conf`). Defaults live here and only here.
 public struct DaemonConfig: Sendable, Equatable {
     /// Where the daemon reads its configuration (`mfagated --config`, `mfagate migrate-store --config`).

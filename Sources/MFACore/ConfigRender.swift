@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The config as text: each key's value in the form the file would take (`mfagated --check-config
 /// --print`, and the "default: key = value" of explanations).
 extension ConfigParser {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Codes delivered by email or SMS (issue 10): which methods exist, what an address may look like,
 /// how it is shown masked, and the bookkeeping of live codes. Pure: no I/O, time passed in.
 

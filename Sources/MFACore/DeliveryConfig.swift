@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The config keys of code delivery (issue 10): `methods`, `email_command`, `email_from`,
 /// `email_address_pattern`, `sms_command`, and the send caps of issue 14: `max_codes_per_sender`,
 /// `max_codes_per_hour`, `sms_allowed_prefixes`. Kept apart from Config.swift so that file only routes to here.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// `mfagate doctor`: will a login actually reach pam_mfagate? From a service's auth stack
 /// (PAMStack), its walk (PAMWalk) and sshd's effective settings (SSHDSettings), the findings an admin
 /// acts on, each with what to change. Pure: the CLI reads the files and runs `sshd -T`.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A `~/.google_authenticator` file from google-authenticator-libpam, parsed for import
 /// (format: ../shared/reference/otp.md). Pure: the caller reads the bytes safely and passes them in.
 /// Anything the file could use to widen what we accept is bounded: the window to our own limit, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Which one-time-password algorithm a user's enrollment uses.
 public enum OTPMethod: String, Sendable, CaseIterable {
     /// RFC 6238: the code changes every period (phone apps).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// One-time invite codes for `enroll_at_login = invite`: root makes one with `mfagate invite`, the
 /// user types it at the login prompt before the enrollment screen is shown. Pure: random bytes and
 /// times are passed in.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Rate limit for log lines that an unprivileged peer can cause at will (refusals, protocol
 /// errors, connection refusals, repeated storage errors): at most `burst` lines of one kind per
 /// `interval`; the rest are counted and reported in one summary line once the interval is over

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The parameters of one OTP credential (RFC 4226 / RFC 6238).
 public struct OTPParameters: Sendable, Equatable {
     public var digest: Crypto.Digest

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The Key Uri Format that authenticator apps scan (otpauth://totp/ISSUER:ACCOUNT?...).
 public enum OTPAuthURI {
     public static func totp(secret: [UInt8], issuer: String, account: String, parameters: OTPParameters) -> String {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The auth stack of a PAM service, read the way Linux-PAM reads /etc/pam.d (pam.conf(5)): one
 /// `type control module arguments` line each, `\` continues a line, `#` starts a comment, `-type`
 /// skips a missing module, `@include FILE` and `include`/`substack` pull other files in. Pure: the

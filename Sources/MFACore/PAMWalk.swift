@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Every way a PAM auth stack can end, given what each module may answer, with Linux-PAM's rules
 /// (pam.conf(5); libpam/pam_dispatch.c): the impression a module leaves, `done`/`die` ending the
 /// (sub)stack, jumps skipping modules (a substack counts as one), `reset`. `mfagate doctor` uses it to

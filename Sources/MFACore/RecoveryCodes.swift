@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Single-use recovery codes: shown to the user once, stored only as salted hashes.
 public enum RecoveryCodes {
     /// Lower-case letters and digits without look-alikes (0/o, 1/l/i), so codes survive being read aloud.

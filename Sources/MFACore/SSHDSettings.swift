@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The few settings of `sshd -T` output (lowercase `keyword value` lines, the effective
 /// configuration) that decide whether a login reaches PAM's auth stack. Pure; `mfagate doctor` runs sshd.
 public struct SSHDSettings: Equatable, Sendable {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// How many codes the daemon sends by email or SMS (issue 14, finding 7): per real sender (the
 /// account of a login, the uid of a CLI verb) across every address and user name, and for the
 /// whole host, each within a sliding hour. Without it an unenrolled local user could have codes

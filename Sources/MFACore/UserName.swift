@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A user name that is safe to use as a file name and in a log line.
 public struct UserName: Sendable, Hashable, CustomStringConvertible {
     public let value: String

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import MFACore
 
 /// An enrollment the user has seen (QR code, key) but not yet confirmed with a code from the device.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The fleet keys a host holds: `fleet_key_file`, and during a key rotation also
 /// `fleet_new_key_file` (docs/fleet.md, "Rotating the fleet key"). Each row names the key that
 /// sealed it (`mfagate_users.key_id`, a public HMAC-derived id); a host opens a row with that key

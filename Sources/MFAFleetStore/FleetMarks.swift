@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A host's high-water marks (docs/fleet.md, "What the database can and cannot do to you"): for
 /// every user whose row this host has read or written, the highest row version it has seen. The
 /// version is inside each row's seal (FleetCipher), so a database writer cannot raise it; a row

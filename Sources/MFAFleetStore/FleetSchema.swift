@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The fleet database's tables, created and migrated by the daemon (docs/fleet.md). Each
 /// migration runs once, in one transaction, under an advisory lock, so hosts starting together
 /// do not race; `mfagate_schema` records which have run. A database migrated by a newer mfagated

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Why a frame was refused. Every case closes the connection.
 public enum FrameError: Error, Equatable, CustomStringConvertible {
     case emptyFrame

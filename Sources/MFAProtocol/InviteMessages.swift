@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// `mfagate invite` (docs/protocol.md, INVITE 0x23 and INVITED 0xA3): root asks for a one-time
 /// code that lets an unenrolled user enroll at the login prompt (`enroll_at_login = invite`).
 /// The PAM shim never sends or reads these.

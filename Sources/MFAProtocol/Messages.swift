@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The messages of docs/protocol.md. The C shim implements the same table in mfg_frame.h.
 public enum WireProtocol {
     public static let version: UInt8 = 1

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Requests and answers for email/SMS login methods (docs/protocol.md, tags 0x18–0x1C and 0x96).
 /// The PAM shim never sends or reads these. Methods travel as words (`totp`, `email`, `sms`) so a
 /// method added later needs no new wire value.

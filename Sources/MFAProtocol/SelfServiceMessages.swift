@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Requests and answers of self-service enrollment and administration (docs/protocol.md, tags
 /// 0x12–0x17 and 0x92–0x95). The PAM shim never sends or reads these.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The bookkeeping files as logs (issue 14, finding 6). A change appends one line (the later
 /// line about a key wins), so a new name costs one line, not a rewrite of the whole file (which
 /// took ≈ 65 ms with an fsync near 100,000 entries, stalling every login of the single-threaded

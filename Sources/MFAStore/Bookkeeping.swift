@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import MFACore
 
 /// Wrong-code counts and lockouts per user and per remote address, kept in memory and logged to

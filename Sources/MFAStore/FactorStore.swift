@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import MFACore
 
 /// What the daemon needs from wherever enrollments live: the per-host files (`FileStore`,

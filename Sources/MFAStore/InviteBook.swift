@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import MFACore
 
 /// One-time invites for `enroll_at_login = invite` (`STATE/invites`): per user the SHA-256 of the

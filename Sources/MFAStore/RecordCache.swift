@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A map of at most `limit` entries that forgets the oldest half at once: entries go into a young
 /// generation; when it holds `limit / 2`, it becomes the old one and the previous old one is
 /// dropped. Every entry therefore survives at least `limit / 2` later insertions, with O(1) work.

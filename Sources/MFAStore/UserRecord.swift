@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import MFACore
 
 /// Everything the daemon knows about one user's second factor.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import CQREncode
 
 /// A QR code drawn with characters, so an authenticator app can scan it off a terminal or an SSH

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import MFACore
 
 /// How `mfagate doctor` shows its findings: text for the admin, or one JSON object for scripts.

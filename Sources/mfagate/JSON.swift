@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The few JSON shapes the CLI prints. Keys keep the order given, so output is stable for scripts.
 enum JSONValue {
     case string(String), int(Int), bool(Bool), null, array([JSONValue]), object([(String, JSONValue)])

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * mfg_frame.c - encoder/decoder for the mfagate login frames; format in docs/protocol.md.
  * Pure functions over caller buffers: no I/O, no allocation (fuzzed as such).

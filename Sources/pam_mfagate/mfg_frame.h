@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * mfg_frame.h - the C side of the mfagate wire protocol, login subset.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * pam_mfagate.so - the PAM shim of mfagate.
  *

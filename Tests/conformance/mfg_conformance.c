@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * mfg_conformance.c - the PAM module's frame codec (Sources/pam_mfagate/mfg_frame.c) on the
  * command line, so that Tests/MFAProtocolTests/ProtocolConformanceTests.swift can round-trip

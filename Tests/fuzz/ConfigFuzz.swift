@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the daemon's config parser (ConfigParser.parse), which reads an admin's file at
 // start and on every SIGHUP. Built by `make fuzz-swift` with MFACore's sources compiled into this
 // module (see README.md).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the daemon's frame decoder (FrameSplitter + FrameCodec.decodeClient), the bytes a
 // hostile local peer controls, and the CLI's decoder of daemon frames (FrameCodec.decodeDaemon).
 // Built by `make fuzz-swift` with the sources of MFAProtocol compiled into this module (see README.md).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the google-authenticator file parser (GoogleAuthenticatorFile.parse), which
 // reads a user's own ~/.google_authenticator as root during `mfagate import-google-authenticator`:
 // the user controls every byte. Built by `make fuzz-swift` with MFACore's sources compiled into this

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the user-file parser (UserFileFormat.parse), which reads STATE/users/NAME before
 // every login. Built by `make fuzz-swift` with MFACore's sources and MFAStore's UserRecord.swift
 // compiled into this module (see README.md).

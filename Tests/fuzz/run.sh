@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs one libFuzzer target of build/fuzz/ on a fresh copy of its committed seed corpus.
 #   Tests/fuzz/run.sh TARGET RUNS SECONDS      (TARGET: frame, config, userfile, gafile or shim)
 # Stops at RUNS executions or after SECONDS, whichever comes first, and prints one summary line:

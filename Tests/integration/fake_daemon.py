@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A misbehaving (or well-behaved) mfagated peer for testing the PAM shim.
 
 Not a mock of PAM: the shim runs in real libpam (pam_driver, pamtester) and talks to this

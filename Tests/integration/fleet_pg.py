@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real PostgreSQL server (Debian's postgresql package) for the fleet-mode tests: a throwaway
 cluster in a temp dir, run as the `postgres` account (initdb refuses root), listening only on a Unix
 socket in a private dir, started and stopped by PID. `mfagate` connects with a password (scram),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Secret hygiene across the whole integration suite.
 
 The harness registers every secret, TOTP code, wrong code and recovery code a test uses

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for integration tests that run the real mfagated, the real mfagate CLI and the real
 pam_mfagate.so through the real libpam (pam_start_confdir via build/pam_driver).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real MTA for the delivery tests: Debian's exim4 (package exim4-daemon-light), its setuid
 `/usr/sbin/sendmail` used exactly as the daemon's default `email_command` uses it, with no exim
 daemon running and nothing listening: `sendmail -t -oi` takes the message and exim delivers it at

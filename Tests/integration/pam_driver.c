@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * pam_driver - runs one pam_authenticate through the real libpam, reading the service
  * file from CONFDIR (pam_start_confdir), so tests never touch the host's /etc/pam.d.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared pieces of the robustness tests (test_robustness.py): scale, a strict reader of user files
 that does not trust the daemon's own parser, the state a test expects, and non-blocking clients.
 

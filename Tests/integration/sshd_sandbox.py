@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real OpenSSH sshd for integration tests, without touching the host's PAM or user setup.
 
 ``SshdSandbox`` runs ``/usr/sbin/sshd`` (through a symlink named ``sshd-mfa-test`` so that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Canonical accounts, unknown names and bytes that are not UTF-8 (issue 14, findings 3, 4, 5),
 through the real libpam and the real socket.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The layering of docs/architecture.md, checked on the sources: which target may import which,
 no Foundation anywhere in Sources/, and a shim that includes only libc, libpam and its frame header."""
 import re

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make bench` must not rot: run the whole benchmark once on tiny sizes (no timing asserted)."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The config file is read as strictly as OpenDoas reads doas.conf (issue 17): every error reported
 with its file:line before refusing, a file that is a symlink, not root's, or writable by group or
 others refused as a whole (at start, by --check-config and at reload), and the daemon refuses to run

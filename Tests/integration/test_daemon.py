@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The daemon's rules, exercised through the real shim and libpam (pam_start_confdir), with codes
 from oathtool. Each test fails if the rule it names breaks."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Codes by email and SMS (issue 10), through the real parts: Debian's exim4 `sendmail` delivering
 to a local mailbox (mta.py; the daemon runs in a private mount namespace holding the test's exim
 configuration), a shell script standing in for an SMS gateway, the real libpam (pam_driver, which

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`mfagate doctor` (issue 19, part 6) through the real CLI and the real `sshd -T`: each diagnosis on
 an /etc/pam.d and /etc/ssh of the test's own, bind-mounted in a private mount namespace (the host's
 files are never touched), and one proved with the real sshd: a key-only login that the doctor says

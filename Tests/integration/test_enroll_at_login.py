@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Enrollment at first login (`enroll_at_login = yes`) through a real sshd (private mount namespace)
 and the real ssh client: the QR code and key arrive in the keyboard-interactive prompt, a code from
 oathtool activates the enrollment, the recovery codes come with a final "Press Enter" prompt."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Self-service enrollment with the real `mfagate` CLI driven in a pty (pexpect), as a real
 unprivileged account (nobody), against the real daemon; codes from oathtool; the terminal QR code
 decoded by an independent decoder (zbarimg from zbar-tools)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 14, findings 1, 2 and 10, attacked as a local user would: the real setuid `su` run by a
 non-root account through a PAM stack with pam_mfagate.so (private /etc/pam.d, /etc/passwd and
 /etc/group in a mount namespace), raw frames from several local uids, and squatted sockets.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fleet mode (issue 9, docs/fleet.md): two daemons standing for two hosts, each with its own state
 dir, socket and PAM service, share one real PostgreSQL database (Debian's server, started by
 fleet_pg.py as the `postgres` account on a private Unix socket, stopped by PID). Codes come from

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What someone with write access to the fleet database (or on the path to it) can and cannot do to
 the hosts (issue 16, docs/fleet.md "What the database can and cannot do to you"): two daemons as
 two hosts on Debian's PostgreSQL (fleet_pg.py), the attacks made with psql as the database owner,

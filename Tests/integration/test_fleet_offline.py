@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The fleet's offline cache (issue 20, docs/fleet.md "When the database is away"): with
 `fleet_offline = cache`, a host keeps a sealed copy of the record of each user it has read or
 written, and while the real PostgreSQL (fleet_pg.py) is stopped it checks logins against that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The short version of `make stress`'s fuzzing: each Swift libFuzzer target (Tests/fuzz/) replays its
 committed corpus, which holds every input that once found a bug, then fuzzes a little. A finding fails
 the test with the input left in build/fuzz/. `make stress` runs the same targets for 10 million

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """HOTP tokens (bounded look-ahead), import of files made by the real `google-authenticator` tool
 (Debian libpam-google-authenticator) with logins afterwards through the real libpam using codes
 from oathtool and a former scratch code, hostile files, and `notify_command`."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`enroll_at_login = invite` (issue 14, finding 11): enrollment at the login prompt only for a user
 who types a one-time invite code root made with `mfagate invite`, through the real libpam
 (pam_driver) with codes from oathtool. Also: every enrollment at login has a log line of its own."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Structured logging to journald, without a journald: the daemon runs in a private mount namespace
 whose /run is a temp dir holding a datagram socket at systemd/journal/socket, the address the real
 libsystemd's sd_journal_sendv writes to. The test reads the entries in journald's native protocol.

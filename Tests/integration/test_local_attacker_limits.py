@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 14, findings 6, 7 and 8, attacked as a local user would: books the daemon writes itself
 that grow without end (and stopped its start past 100,000 entries), code messages sent to any
 address or number, and log floods. Through the real daemon, the real libpam, raw frames from a

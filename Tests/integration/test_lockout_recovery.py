@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A lockout stops guessing, not the owner (issue 14, finding 11): someone who knows the password
 can lock a user out with wrong codes, but while locked a recovery code still logs the owner in
 (and is used up); codes of digits are still not evaluated. Real libpam (pam_driver), oathtool codes."""

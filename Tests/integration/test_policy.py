@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Host policy through the real daemon and the real libpam: every rule and precedence case, and
 `mfagate check` agreeing with what a login actually gets for the same user, service and address.
 Users and groups exist only for the daemon (a private mount namespace with temp /etc/passwd and

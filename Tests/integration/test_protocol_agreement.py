@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the CLI does with an answer it cannot read (issue 17): an ERROR frame with a code it does
 not know is refused with one sentence naming the code, never read as "bad request". The daemon
 side is a scripted peer (fake_daemon.py) on a real Unix socket; the CLI is the real binary."""

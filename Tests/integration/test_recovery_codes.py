@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """New recovery codes (issue 19, part 7) through the real CLI and daemon: `--json` on every verb that
 shows new codes, and a user whose only method is email or SMS regenerating with a code sent there
 (Debian's exim4 delivering to a local mailbox, mta.py; the SMS gateway script of test_delivery.py)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The replay journal (Sources/MFAStore/ReplayJournal.swift) through the real daemon and libpam:
 a login is recorded with one small flushed write, shared by the logins answered together (group
 commit), and still no accepted code is ever accepted again, even after SIGKILL right after."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Robustness under faults and attack (issue 7; docs/robustness.md): SIGKILL at random moments,
 parallel logins racing for one code, floods of idle and slow connections, a full disk, and peers
 asking about users that are not theirs. Real daemon, real CLI, real libpam (pam_driver), codes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """No secrets in argv (issue 14, finding 9): `--secret -` and `--code -` read the value from standard
 input (a pipe, or a terminal with echo off), so it never shows in /proc/PID/cmdline (`ps`) while the
 CLI runs; the inline forms still work but warn that every local user can read them."""

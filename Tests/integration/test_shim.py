@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pam_mfagate.so through the real libpam (pam_start_confdir via build/pam_driver, and
 pamtester under libpam-wrapper), against fake_daemon.FakeDaemon on a Unix socket.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real OpenSSH login (real sshd in a private mount namespace, real ssh client) through
 pam_unix + pam_mfagate.so + mfagated, with codes from oathtool."""
 import pytest

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Self-tests for the real-sshd harness (sshd_sandbox.py); they do not need mfagate.
 
 Run from the repo root:  python3 -m pytest -q Tests/integration/test_sshd_sandbox.py

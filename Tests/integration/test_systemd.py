@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The daemon under a service manager, without systemd as PID 1: socket activation through the real
 `systemd-socket-activate` (it binds the socket, waits for the first connection, then execs mfagated
 with LISTEN_FDS), and the sd_notify protocol read from a datagram socket standing in for

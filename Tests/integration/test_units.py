@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The systemd units in systemd/: `systemd-analyze verify` prints nothing, the offline security
 exposure stays at or below 2.0, and the socket unit listens where the module and CLI look by
 default. Runs against a temp root holding the host's stock units plus ours (no systemd as PID 1)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Runs last (pytest takes files in name order): every secret, TOTP code, wrong code and recovery
 code the suite used, searched for in every daemon log, CLI stderr and PAM conversation the suite
 captured (see hygiene.py). Zero hits, or the test names where and what kind of value leaked."""

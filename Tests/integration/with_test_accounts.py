@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Runs a command (the integration tests: `make integration`) where the suite's test accounts exist.
 
 mfagated refuses a name NSS does not know (issue 14), so the names the tests log in and enroll

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #ifndef CMFAFLEETCRYPTO_H
 #define CMFAFLEETCRYPTO_H
 #include <stddef.h>

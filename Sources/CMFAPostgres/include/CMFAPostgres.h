@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #ifndef CMFAPOSTGRES_H
 #define CMFAPOSTGRES_H
 /* libpq's API for the fleet store (Debian's libpq-dev), loaded at run time.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #ifndef CMFASYS_H
 #define CMFASYS_H
 #include <stdint.h>

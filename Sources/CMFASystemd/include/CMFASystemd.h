@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #ifndef CMFASYSTEMD_H
 #define CMFASYSTEMD_H
 #include <stddef.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target for the shim's frame decoder (Sources/pam_mfagate/mfg_frame.c).
  * The input is one daemon payload (no length header). Beyond "no crash, no UB" under ASan

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* A small NSS module of the tests' own (libnss_mfatest.so.2), answering `passwd` and `shadow` lookups the way
  * SSSD or winbind do on a host whose accounts come from a directory: a name in any case, and
  * `name@example.test`, reaches the account whose own name (pw_name) is the lowercase one.
