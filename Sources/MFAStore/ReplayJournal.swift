@@ -188,7 +188,7 @@ public final class ReplayJournal {
         readVersion1 = header.version1
         slots = size / ReplayJournal.slotSize
         let first = readVersion1 ? 1 : ReplayJournal.firstRecordSlot
-        guard slots > first || readVersion1 else {
+        guard slots >= first else {
             throw .damagedFile(path: displayPath, detail: "its size \(size) leaves no room for records")
         }
         nextSlot = first
