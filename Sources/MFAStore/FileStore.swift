@@ -241,9 +241,10 @@ public final class FileStore {
         cache[user.value] = file
     }
 
-    /// Makes `record` durable before returning (or, with `defersJournalSync`, before the next
-    /// `syncJournal()`). A change of replay state alone (a login) goes to the journal; any other
-    /// change replaces the user's file.
+    /// Makes `record` durable before returning (or, with `defersJournalSync`, records it in the
+    /// journal for the next flush: the reply may leave at once inside the journal's lease, else
+    /// `repliesWaitForJournal` says it must wait). A change of replay state alone (a login) goes to
+    /// the journal; any other change replaces the user's file, durably, before returning.
     public func save(_ record: UserRecord) throws(StoreError) {
         let checked = lastChecked
         lastChecked = nil

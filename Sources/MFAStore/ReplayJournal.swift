@@ -4,14 +4,14 @@ import Glibc
 import CMFASys
 import MFACore
 
-/// The replay state of logins (`last_step`, `last_success`), made durable with one small write
-/// and one `fdatasync` instead of rewriting the user's file (temp file, fsync, rename, fsync dir).
+/// The replay state of logins (`last_step`, `last_success`), kept with one small write (flushed in
+/// the background) instead of rewriting the user's file (temp file, fsync, rename, fsync dir).
 ///
-/// Why: a login that succeeds must be on disk before the daemon answers SUCCESS, so that the same
-/// code is refused even after a crash right after. Rewriting a 1.3 kB user file for that costs a
+/// Why: a login that succeeds must be recorded before the daemon answers SUCCESS, so that the
+/// same code is refused even after a crash right after. Rewriting a 1.3 kB user file for that costs a
 /// file creation and two journal commits of the file system (≈ 0.5–1 ms and most of the daemon's
 /// CPU time); overwriting 96 bytes inside a file whose blocks are already allocated and written
-/// costs one data flush, with no metadata to commit.
+/// costs one small write.
 ///
 /// A TOTP login no longer waits for the flush: its record is written before SUCCESS and flushed in
 /// the background, and the journal's marker (`JournalMarker`) proves after a power cut which

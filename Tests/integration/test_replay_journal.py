@@ -1,6 +1,7 @@
 """The replay journal (Sources/MFAStore/ReplayJournal.swift) through the real daemon and libpam:
-a login is recorded with one small flushed write, shared by the logins answered together (group
-commit), and still no accepted code is ever accepted again, even after SIGKILL right after."""
+a login is recorded with one small write, flushed in the background (or, outside the journal's
+lease, before the reply, shared by the logins answered together), and still no accepted code is
+ever accepted again, even after SIGKILL right after (power cuts: test_power_cut.py)."""
 from __future__ import annotations
 
 import os
