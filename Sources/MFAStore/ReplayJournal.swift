@@ -302,10 +302,10 @@ public final class ReplayJournal {
 
     /// Makes every appended record durable and renews the lease (one fdatasync for all of them).
     func sync() throws(StoreError) {
+        lastFlushStart = ReplayJournal.monotonicNow()  // an attempt that fails waits for the next turn too
         let start = try writeMarker(clean: false)
         unsynced = false
         uncovered = false
-        lastFlushStart = ReplayJournal.monotonicNow()
         if fdatasync(fd) != 0 { throw .system(path: displayPath, operation: "syncing", errno: errno) }
         leaseStart = start
     }
@@ -318,6 +318,7 @@ public final class ReplayJournal {
     /// meanwhile wait for the next.
     func startBackgroundSync() throws(StoreError) -> Bool {
         precondition(backgroundSync == .idle, "collect the running flush first")
+        lastFlushStart = ReplayJournal.monotonicNow()
         if worker == nil {
             var request: Int32 = -1, result: Int32 = -1
             if mfa_sync_worker_start(&request, &result) == 0 { worker = (request, result) }
@@ -333,7 +334,6 @@ public final class ReplayJournal {
         }
         unsynced = false
         uncovered = false
-        lastFlushStart = ReplayJournal.monotonicNow()
         inFlightLeaseStart = start
         backgroundSync = .running
         return true
