@@ -40,7 +40,7 @@ MODULES = ["pam_permit", "pam_google_authenticator", "pam_oath", "pam_mfagate"]
 SHORT = {"pam_permit": "permit", "pam_google_authenticator": "ga", "pam_oath": "oath", "pam_mfagate": "mfagate"}
 DAEMON_USER = "nobody"
 # Prefixes of the users the daemon sees (pam_mfagate's population, the scale and flood phases).
-NUMBERED = "mf,su,fu,fl"
+NUMBERED = "mf,su,fu,fl,floor"
 
 
 def numbered_accounts(work: Path) -> None:
@@ -56,6 +56,7 @@ def numbered_accounts(work: Path) -> None:
     conf.write_text("passwd: mfatest files\ngroup: files\nshadow: files\nhosts: files\n")
     os.chmod(conf, 0o644)
     subprocess.run(["mount", "-n", "--bind", str(conf), "/etc/nsswitch.conf"], check=True)
+FLOOR_USER = "floor0"  # exempt in the bench daemon's config: one round trip, no code
 
 
 class Sizes:
@@ -129,6 +130,26 @@ def rss_kb(pid: int) -> int:
     return -1
 
 
+def smaps_kb(pid: int, field: str) -> int:
+    """A field of /proc/PID/smaps_rollup: `Pss` is what the host pays (each shared page divided
+    among the processes mapping it), `Anonymous` what no file backs."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return -1
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of every thread of `pid` so far (schedstat: ns on a CPU), for daemon work per login."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
 def anonymous_kb(pid: int) -> int:
     """Anonymous memory (heap, stacks, relocated data): what the daemon costs the host beyond
     file pages the kernel can drop and share (the binary's text, libcrypto, libc)."""
@@ -180,7 +201,9 @@ class Daemon:
         self.run.mkdir(mode=0o755)
         self.socket = self.run / "mfagated.sock"
         self.config = self.dir / "mfagate.conf"
-        self.config.write_text(f"mode = required\nstate_dir = {self.state}\nsocket = {self.socket}\n")
+        # FLOOR_USER is exempt: its login is one round trip with no code (the floor table)
+        self.config.write_text(f"mode = required\nstate_dir = {self.state}\nsocket = {self.socket}\n"
+                               f"exempt_users = {FLOOR_USER}\n")
         self.binary = work / "mfagated"
         self.log_path = self.dir / "mfagated.log"
         self.proc: subprocess.Popen | None = None
@@ -309,6 +332,10 @@ def configure_modules(work: Path, daemon: Daemon) -> Path:
     }
     for module, line in lines.items():
         (confdir / SHORT[module]).write_text(line + "\naccount required pam_permit.so\n")
+    # the floor table: the shim with no daemon behind its socket (load + a failed connect), and
+    # the shim for the daemon's exempt user (load + connect + one round trip, no code)
+    (confdir / "nosock").write_text(f"auth required {shim} socket={work}/nothing-here.sock\n")
+    (confdir / "exempt").write_text(f"auth required {shim} socket={daemon.socket}\n")
     for d in ("ga", "oath"):
         (work / d).mkdir(mode=0o700)
     return confdir
@@ -339,6 +366,32 @@ def phase_latency(confdir: Path, pops: dict[str, Users], sz: Sizes) -> dict:
     specs = [spec(m, pops[m], *pops[m].take(sz.latency)) for m in MODULES]
     results = {SHORT[m]: r for m, r in zip(MODULES, run_driver(confdir, specs, "--count", str(sz.latency)))}
     return {m: results[SHORT[m]] for m in MODULES}
+
+
+def phase_wrong(confdir: Path, pops: dict[str, Users], sz: Sizes) -> dict:
+    """A wrong code, interleaved: GA searches its skew window (and rewrites its file for the rate
+    limit); mfagate checks three steps and counts the failure in its lockout book. Each login is a
+    user not used before (one wrong code each: no rate limit or lockout is reached)."""
+    mods = ["pam_permit", "pam_google_authenticator", "pam_mfagate"]
+    specs = [spec(m, pops[m], *pops[m].take(sz.latency)) if m != "pam_permit" else spec(m, pops[m], 0, 1)
+             for m in mods]
+    results = {r["service"]: r for r in run_driver(confdir, specs, "--count", str(sz.latency), "--wrong")}
+    return {m: results[SHORT[m]] for m in mods}
+
+
+def phase_floor(confdir: Path, work: Path, daemon: "Daemon", sz: Sizes) -> dict:
+    """Where a login's time goes, against pam_permit, interleaved in one driver: the shim loaded
+    with no daemon behind its socket (libpam's module load of pam_mfagate.so and a connect that
+    fails), the daemon's exempt user (+ connect and one round trip, no code). The full login (two
+    round trips, the code check, the journal write) is the latency phase's row. Also the daemon's
+    CPU time per full login over the latency phase (bench.py records it there)."""
+    floor = Users("fl", work / "users-floor.txt")
+    floor.grow(1)
+    floor.path.write_text(f"{FLOOR_USER} {floor.secrets[0].hex()}\n")
+    specs = [f"permit:{floor.path}:0:1", f"nosock:{floor.path}:0:1", f"exempt:{floor.path}:0:1"]
+    results = {r["service"]: r for r in run_driver(confdir, specs, "--count", str(sz.latency), "--wrong")}
+    return {"pam_permit": results["permit"], "shim_no_daemon": results["nosock"],
+            "shim_one_round_trip": results["exempt"]}
 
 
 def phase_throughput(confdir: Path, pops: dict[str, Users], sz: Sizes) -> dict:
@@ -375,8 +428,10 @@ def phase_scale_memory_flood(work: Path, sz: Sizes) -> dict:
     target = sz.scale[0]
     daemon.enroll_files(users, users.grow(target))
     daemon.start()
+    time.sleep(0.5)  # past start-up (the first lease renewal)
     result["memory_kb"]["idle_10_users"] = rss_kb(daemon.pid)
     result["memory_kb"]["idle_10_users_anonymous"] = anonymous_kb(daemon.pid)
+    result["memory_kb"]["idle_10_users_pss"] = smaps_kb(daemon.pid, "Pss")
     for n in sz.scale:
         if n > len(users.secrets):
             daemon.enroll_files(users, users.grow(n - len(users.secrets)))
@@ -456,6 +511,17 @@ def shim_size() -> dict:
 
 
 # ---- report -----------------------------------------------------------------------------------------
+def ratios(res: dict) -> dict:
+    """mfagate ÷ GA within this run: the issue-18 targets (p50 ≤ 0.5, auths/s with 8 drivers ≥ 1.5,
+    wrong-code p50 ≤ 0.2)."""
+    lat, thr, wr = res["latency"], res["throughput"], res["wrong"]
+    ga, mf = "pam_google_authenticator", "pam_mfagate"
+    return {"p50": round(lat[mf]["p50_us"] / lat[ga]["p50_us"], 3),
+            "auths_per_s": {c: round(thr[mf][c]["ok_per_s"] / max(1, thr[ga][c]["ok_per_s"]), 3) for c in thr[mf]},
+            "wrong_code_p50": round(wr[mf]["p50_us"] / wr[ga]["p50_us"], 3),
+            "permit_p50": round(lat["pam_permit"]["p50_us"] / lat[ga]["p50_us"], 3)}
+
+
 def table(res: dict) -> str:
     lat, thr = res["latency"], res["throughput"]
     ga = lat["pam_google_authenticator"]["p50_us"]
@@ -467,6 +533,22 @@ def table(res: dict) -> str:
         rows.append(f"{m:<26}{l['p50_us']:>8}{l['p99_us']:>8}{l['max_us']:>8}{l['p50_us'] / ga:>8.2f}"
                     f"{str(l['ok']) + '/' + str(l['fail']):>10}"
                     f"{t['1']['ok_per_s']:>10}{t['2']['ok_per_s']:>7}{t['8']['ok_per_s']:>7}")
+    r = res["ratios_to_ga"]
+    mark = lambda ok: "✔" if ok else "✘"  # noqa: E731
+    rows.append(f"mfagate ÷ GA in this run: p50 {r['p50']:.2f} (target ≤ 0.5 {mark(r['p50'] <= 0.5)}), "
+                f"auths/s " + " / ".join(f"{c} drv {v:.2f}" for c, v in r["auths_per_s"].items()) +
+                f" (target 8 drv ≥ 1.5 {mark(r['auths_per_s'].get('8', 0) >= 1.5)}), "
+                f"wrong-code p50 {r['wrong_code_p50']:.2f} (target ≤ 0.2 {mark(r['wrong_code_p50'] <= 0.2)}); "
+                f"pam_permit p50 {r['permit_p50']:.2f}")
+    wr = res["wrong"]
+    rows.append("wrong code p50/p99 µs (interleaved): " +
+                ", ".join(f"{m} {x['p50_us']}/{x['p99_us']} (fail {x['fail']})" for m, x in wr.items()))
+    fl0 = res["floor"]
+    permit = fl0["pam_permit"]["p50_us"]
+    rows.append("floor p50 µs (interleaved; Δ to pam_permit): " +
+                ", ".join(f"{k} {x['p50_us']} (+{x['p50_us'] - permit})" for k, x in fl0.items()) +
+                f"; full login {lat['pam_mfagate']['p50_us']} µs (latency phase: +{lat['pam_mfagate']['p50_us'] - lat['pam_permit']['p50_us']} over its pam_permit); "
+                f"daemon CPU {res['daemon_cpu_us_per_login']} µs per login")
     sc = res["scale"]
     rows.append("mfagate scale (p50/p99 µs by enrolled users): " +
                 ", ".join(f"{n}: {r['p50_us']}/{r['p99_us']}" for n, r in sc.items()))
@@ -475,7 +557,7 @@ def table(res: dict) -> str:
                 f"{fl['wrong_accepted']} accepted): legitimate p50 {fl['legit']['p50_us']} µs, "
                 f"p99 {fl['legit']['p99_us']} µs, max {fl['legit']['max_us']} µs, ok {fl['legit']['ok']}/{fl['legit']['ok'] + fl['legit']['fail']}")
     mem = res["memory_kb"]
-    rows.append("mfagated RSS (kB): " + ", ".join(f"{k} {v}" for k, v in mem.items()))
+    rows.append("mfagated memory (kB; VmRSS unless named): " + ", ".join(f"{k} {v}" for k, v in mem.items()))
     st = res["start"]
     rows.append(f"first verdict: median {st['median_us']} µs over {len(st['runs_us'])} ({st['method']})")
     sh = res["shim"]
@@ -508,7 +590,7 @@ def inside(args) -> int:
         confdir = configure_modules(work, daemon)
         # populations: each module gets its own users; pam_permit borrows GA's names
         pops: dict[str, Users] = {}
-        need = {m: sz.latency + sum(max(1, sz.pool[m] // c) * c for c in sz.concurrency) for m in MODULES}
+        need = {m: 2 * sz.latency + sum(max(1, sz.pool[m] // c) * c for c in sz.concurrency) for m in MODULES}
         for m in MODULES[1:]:
             pops[m] = Users(f"{SHORT[m][:2]}", work / f"users-{SHORT[m]}.txt")
             pops[m].grow(need[m])
@@ -526,7 +608,13 @@ def inside(args) -> int:
             "latency_logins_per_module": sz.latency, "throughput_seconds": sz.duration,
         }}
         log("latency (interleaved)")
+        cpu_before = cpu_ns(daemon.pid)
         res["latency"] = phase_latency(confdir, pops, sz)
+        res["daemon_cpu_us_per_login"] = round((cpu_ns(daemon.pid) - cpu_before) / 1000 / max(1, sz.latency), 1)
+        log("wrong codes (interleaved)")
+        res["wrong"] = phase_wrong(confdir, pops, sz)
+        log("floor (interleaved)")
+        res["floor"] = phase_floor(confdir, work, daemon, sz)
         log("throughput")
         res["throughput"] = phase_throughput(confdir, pops, sz)
         res["memory_kb"] = {"main_daemon_after_runs": rss_kb(daemon.pid)}
@@ -548,6 +636,7 @@ def inside(args) -> int:
         res["fleet"] = fleet_bench.phase_fleet(work, sz, Daemon, Users, run_driver)
         ga = res["latency"]["pam_google_authenticator"]["p50_us"]
         res["ratios_to_ga_p50"] = {m: round(res["latency"][m]["p50_us"] / ga, 3) for m in MODULES}
+        res["ratios_to_ga"] = ratios(res)
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2) + "\n")

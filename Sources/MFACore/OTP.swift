@@ -86,3 +86,16 @@ extension OTP {
         return Int(max(Int64(-maximumDrift), min(Int64(maximumDrift), offset)))
     }
 }
+
+extension OTP {
+    /// The newest step `matchTOTP` could have accepted at any time before `before` (Unix seconds,
+    /// inclusive) with this `window` and learnt `drift`: after a crash that may have lost records,
+    /// every step up to this one counts as used (docs/robustness.md, "Replay across a power cut").
+    /// Overflow saturates (a step that large exists for no clock).
+    public static func lastStepAcceptable(before unixTime: Int64, period: Int, window: Int, drift: Int) -> Int64 {
+        let clamped = Int64(max(-maximumDrift, min(maximumDrift, drift)))
+        let (lead, o1) = clamped.addingReportingOverflow(Int64(max(0, window)))
+        let (step, o2) = timeStep(unixTime: unixTime, period: period).addingReportingOverflow(lead)
+        return o1 || o2 ? Int64.max : step
+    }
+}

@@ -92,6 +92,8 @@ public final class Server {
     /// An open descriptor kept for accepting (and answering BUSY) when the process is out of
     /// descriptors (EMFILE): a connection left in the listen queue would be silence, not a refusal.
     var spareFD: Int32 = -1
+    /// The last journal flush failed (its renewals are then logged once, not twice a second).
+    var journalFlushFailing = false
     /// Refusals since the last log line about them: a flood must not become a flood of log lines.
     var refusedSinceLog = 0
     var lastRefusalLog: Int64 = 0
@@ -221,6 +223,9 @@ public final class Server {
             if let due = authority.notifier.nextDeadline { nextDeadline = min(nextDeadline, due) }
             authority.flushLogSummaries()
             if let due = authority.nextLogSummary { nextDeadline = min(nextDeadline, due) }
+            if let renewal = authority.store.journalRenewalDelay, !authority.store.journalSyncPending {
+                nextDeadline = min(nextDeadline, now + renewal)
+            }
             for connection in connections.values {
                 var events = Int16(POLLIN)
                 if !connection.output.isEmpty && !connection.awaitsJournal { events |= Int16(POLLOUT) }
@@ -246,12 +251,18 @@ public final class Server {
             }
             pollSet = fds
             collectJournalSync()
-            if (!awaitingSync.isEmpty || authority.store.hasUnsyncedJournal) && !authority.store.journalSyncPending {
+            if !authority.store.journalSyncPending
+                && (!awaitingSync.isEmpty || authority.store.repliesWaitForJournal || authority.store.journalRenewalDelay == 0) {
                 startJournalSync()
             }
             expireConnections(now: Server.monotonicNow())
         }
         for connection in Array(connections.values) { drop(connection) }
+        do {
+            try authority.store.closeJournal()
+        } catch {
+            logger.error("could not close the replay journal cleanly (after a power cut the next start refuses the codes of the last second): \(error)")
+        }
         close(listenFD)
         if ownsSocketFile { unlink(socketPath) }
         logger.notice("stopped")
@@ -478,7 +489,7 @@ public final class Server {
             drop(connection)
             return
         }
-        if authority.store.hasUnsyncedJournal {
+        if authority.store.repliesWaitForJournal {
             connection.awaitsJournal = true
             awaitingSync.append(connection)
             return
@@ -494,10 +505,12 @@ public final class Server {
         }
     }
 
-    /// Flushes the replay journal once for every reply waiting on it (group commit: at the end of
-    /// a poll round, and when no flush is running), then sends those replies. If the flush fails,
-    /// the replies (a SUCCESS among them, perhaps) are never sent: the connections are closed, and
-    /// the shims fail closed.
+    /// Flushes the replay journal: every half flush bound (it renews the journal's lease, see
+    /// JournalMarker; a TOTP SUCCESS inside the lease leaves without waiting for the disk), and once
+    /// for every reply waiting on it (a record outside the lease: group commit at the end of a poll
+    /// round, when no flush is running), then sends those replies. If the flush fails, the replies
+    /// (a SUCCESS among them, perhaps) are never sent: the connections are closed, and the shims
+    /// fail closed.
     ///
     /// When other connections are open, the flush runs on the journal's flush thread, and the loop
     /// goes on serving them (first rounds, refusals, the next logins' records) while the disk works:
@@ -511,17 +524,29 @@ public final class Server {
         let waiting = awaitingSync
         awaitingSync.removeAll()
         do {
-            if connections.count > waiting.count, try store.startJournalSync() {
+            if waiting.isEmpty || connections.count > waiting.count, try store.startJournalSync() {
                 awaitingBackgroundSync = waiting
                 return
             }
             try store.syncJournal()
         } catch {
-            logger.critical("could not record used codes, refusing the logins that used them: \(error)")
-            for connection in waiting { drop(connection) }
+            journalFlushFailed(error, refusing: waiting)
             return
         }
+        journalFlushFailing = false
         release(waiting)
+    }
+
+    /// Logs a failed flush (a renewal with no reply waiting only once until a flush succeeds again,
+    /// not twice a second) and closes the connections whose replies waited for it.
+    func journalFlushFailed(_ error: any Error, refusing waiting: [Connection]) {
+        if !waiting.isEmpty {
+            logger.critical("could not record used codes, refusing the logins that used them: \(error)")
+        } else if !journalFlushFailing {
+            logger.critical("could not flush the replay journal; TOTP logins wait for the disk until it works again: \(error)")
+        }
+        journalFlushFailing = true
+        for connection in waiting { drop(connection) }
     }
 
     /// Sends the replies of a background flush that has ended (or closes them if it failed).
@@ -534,10 +559,10 @@ public final class Server {
         awaitingBackgroundSync.removeAll()
         do {
             try store.finishJournalSync()
+            journalFlushFailing = false
             release(waiting)
         } catch {
-            logger.critical("could not record used codes, refusing the logins that used them: \(error)")
-            for connection in waiting { drop(connection) }
+            journalFlushFailed(error, refusing: waiting)
         }
     }
 

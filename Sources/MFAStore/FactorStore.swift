@@ -27,6 +27,12 @@ public protocol FactorStore: AnyObject {
     /// Readable when the background flush has ended; nil when none runs.
     var journalSyncFD: Int32? { get }
     func finishJournalSync() throws(StoreError)
+    /// True when this round's replies must wait for the journal's flush (a record outside the lease).
+    var repliesWaitForJournal: Bool { get }
+    /// Milliseconds until a background flush is due to renew the lease; nil: none needed.
+    var journalRenewalDelay: Int64? { get }
+    /// A clean stop: everything flushed and the journal marked closed cleanly.
+    func closeJournal() throws(StoreError)
     /// Lockouts and first sightings shared by every host (fleet), or nil: the daemon keeps them in
     /// its state directory (Bookkeeper).
     var sharedLedger: (any SharedLedger)? { get }
@@ -62,4 +68,11 @@ public protocol SharedLedger: AnyObject {
     /// Records `time` unless a time is stored already; returns the stored time.
     func noteFirstSeen(_ user: String, at time: Int64) throws(StoreError) -> Int64
     func setFirstSeen(_ user: String, _ time: Int64) throws(StoreError)
+}
+
+/// A fleet store commits every write before returning: no lease, nothing to renew or close.
+extension FactorStore {
+    public var repliesWaitForJournal: Bool { hasUnsyncedJournal }
+    public var journalRenewalDelay: Int64? { nil }
+    public func closeJournal() throws(StoreError) {}
 }

@@ -94,12 +94,30 @@ public final class FileStore {
         var record: UserRecord
     }
 
+    /// The configured `window` (the daemon sets it, and again at each reload): the replay journal
+    /// names the widest window used in its marker (see JournalMarker).
+    public var replayWindow: Int {
+        didSet { journal.noteWindow(replayWindow) }
+    }
+
+    /// Wall-clock milliseconds (CLOCK_REALTIME): the journal's default clock.
+    public static func wallClockMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
     /// Checks the state directory (not a symlink, a directory, owned by `owner`, not group- or
     /// world-writable), creates `users/` and `tmp/` inside it if missing, and takes an exclusive lock
-    /// so a second daemon cannot write the same files.
-    public init(path: String, owner: uid_t = geteuid(), journalSlots: Int = ReplayJournal.minimumSlots) throws(StoreError) {
+    /// so a second daemon cannot write the same files. `bootID`, `clock` (wall ms) and
+    /// `journalFlushBound` (ms) are the replay journal's (see JournalMarker); `window` the
+    /// configured one.
+    public init(path: String, owner: uid_t = geteuid(), journalSlots: Int = ReplayJournal.minimumSlots,
+                bootID: [UInt8] = BootID.read(), clock: @escaping () -> Int64 = FileStore.wallClockMilliseconds,
+                journalFlushBound: Int64 = ReplayJournal.defaultFlushBound, window: Int = 1) throws(StoreError) {
         self.path = path
         self.owner = owner
+        replayWindow = window
         rootFD = try FileStore.openCheckedDirectory(at: AT_FDCWD, name: path, displayPath: path, owner: owner, create: false)
         if flock(rootFD, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
@@ -120,7 +138,8 @@ public final class FileStore {
         }
         FileStore.removeStaleTemporaryFiles(in: tmpFD)
         do {
-            journal = try ReplayJournal(rootFD: rootFD, tmpFD: tmpFD, statePath: path, owner: owner, minimumSlots: journalSlots)
+            journal = try ReplayJournal(rootFD: rootFD, tmpFD: tmpFD, statePath: path, owner: owner, minimumSlots: journalSlots,
+                                        bootID: bootID, clock: clock, flushBound: journalFlushBound, window: window)
         } catch {
             close(tmpFD); close(usersFD); close(rootFD)
             throw error
@@ -190,6 +209,15 @@ public final class FileStore {
             if let s = entry.step { record.lastUsedStep = max(record.lastUsedStep ?? s, s) }
             if let t = entry.success { record.lastSuccess = max(record.lastSuccess ?? t, t) }
         }
+        if let horizon = journal.horizon, record.method == .totp {
+            // A crash in an earlier boot may have lost records written before this time: every step
+            // acceptable then counts as used (JournalMarker). Drift and period are the file's (their
+            // changes are file rewrites, durable before SUCCESS); the window the widest in use.
+            let floor = OTP.lastStepAcceptable(before: horizon.time / 1000, period: record.parameters.period,
+                                               window: max(horizon.window, record.window ?? replayWindow),
+                                               drift: record.drift)
+            record.lastUsedStep = max(record.lastUsedStep ?? floor, floor)
+        }
         return record
     }
 
@@ -224,17 +252,20 @@ public final class FileStore {
         cache[user.value] = file
     }
 
-    /// Makes `record` durable before returning (or, with `defersJournalSync`, before the next
-    /// `syncJournal()`). A change of replay state alone (a login) goes to the journal; any other
-    /// change replaces the user's file.
+    /// Makes `record` durable before returning (or, with `defersJournalSync`, records it in the
+    /// journal for the next flush: the reply may leave at once inside the journal's lease, else
+    /// `repliesWaitForJournal` says it must wait). A change of replay state alone (a login) goes to
+    /// the journal; any other change replaces the user's file, durably, before returning.
     public func save(_ record: UserRecord) throws(StoreError) {
         let checked = lastChecked
         lastChecked = nil
         if let cached = cache[record.user.value], Self.differsOnlyInReplayState(cached.record, record),
            checked.map({ $0.user == record.user.value && $0.identity == cached.identity }) == true
             || fileIdentity(record.user) == cached.identity {
+            if record.method == .totp { journal.noteWindow(record.window ?? replayWindow) }
             try journal.append(user: record.user.value, entry: .init(created: record.created, step: record.lastUsedStep,
-                                                                     success: record.lastSuccess))
+                                                                     success: record.lastSuccess),
+                               acceptedAt: record.lastSuccess.map { $0.multipliedReportingOverflow(by: 1000).overflow ? .max : $0 * 1000 })
             if !defersJournalSync { try journal.sync() }
             return
         }
@@ -257,6 +288,18 @@ public final class FileStore {
 
     /// True when replay records wait for `syncJournal()` (or `startJournalSync()`).
     public var hasUnsyncedJournal: Bool { journal.unsynced }
+
+    /// True when a record written outside the journal's lease waits for a flush: the replies of
+    /// this round must wait for it. Inside the lease a TOTP SUCCESS leaves at once (JournalMarker).
+    public var repliesWaitForJournal: Bool { journal.uncovered }
+
+    /// Milliseconds until the journal's next background flush is due (it renews the lease).
+    public var journalRenewalDelay: Int64? { journal.renewalDelay }
+
+    /// A clean stop: flushes every record, then marks the journal closed cleanly.
+    public func closeJournal() throws(StoreError) {
+        try journal.closeCleanly()
+    }
 
     /// Flushes the replay records appended so far on the journal's flush thread, returning at
     /// once (true); their replies wait for `finishJournalSync()`. False if it flushed them here

@@ -5,17 +5,22 @@ import Glibc
 import CMFASys
 import MFACore
 
-/// The replay state of logins (`last_step`, `last_success`), made durable with one small write
-/// and one `fdatasync` instead of rewriting the user's file (temp file, fsync, rename, fsync dir).
+/// The replay state of logins (`last_step`, `last_success`), kept with one small write (flushed in
+/// the background) instead of rewriting the user's file (temp file, fsync, rename, fsync dir).
 ///
-/// Why: a login that succeeds must be on disk before the daemon answers SUCCESS, so that the same
-/// code is refused even after a crash right after. Rewriting a 1.3 kB user file for that costs a
+/// Why: a login that succeeds must be recorded before the daemon answers SUCCESS, so that the
+/// same code is refused even after a crash right after. Rewriting a 1.3 kB user file for that costs a
 /// file creation and two journal commits of the file system (≈ 0.5–1 ms and most of the daemon's
 /// CPU time); overwriting 96 bytes inside a file whose blocks are already allocated and written
-/// costs one data flush, with no metadata to commit.
+/// costs one small write.
+///
+/// A TOTP login no longer waits for the flush: its record is written before SUCCESS and flushed in
+/// the background, and the journal's marker (`JournalMarker`) proves after a power cut which
+/// steps may have been lost. Recovery codes, HOTP counters and enrollments are file rewrites,
+/// durable before SUCCESS as before.
 ///
 /// `STATE/journal` is a preallocated file of 96-byte slots. Slot 0 is the header (magic and
-/// generation); every other slot is empty (zeros) or one record: generation, time step, time of
+/// generation), slots 1 and 2 the marker (written in turn); every other slot is empty (zeros) or one record: generation, time step, time of
 /// success, the enrollment's creation time, user name, and a checksum (the first 8 bytes of SHA-256 over the rest). Records of the
 /// current generation with a valid checksum count; any other slot is ignored, so a torn or
 /// unacknowledged write can only be lost, never misread. Records are merged by maximum, so reading
@@ -45,7 +50,14 @@ public final class ReplayJournal {
     public static let minimumSlots = 16_384
     /// Slots of a new journal (at least `minimumSlots` unless a test asks for fewer).
     let minimumSlots: Int
-    static let magic = Array("MFAGJRN1".utf8)
+    static let magic = Array("MFAGJRN2".utf8)
+    /// Format 1 (records from slot 1, no marker; every record was flushed before its SUCCESS): read
+    /// once and rewritten in format 2.
+    static let magicVersion1 = Array("MFAGJRN1".utf8)
+    static let firstRecordSlot = 3
+    /// The default flush bound (ms): a TOTP reply may leave before its record is flushed only
+    /// while the last flushed marker is younger than this; the lease is renewed every half of it.
+    public static let defaultFlushBound: Int64 = 1_000
     /// An absent `Int64?` on disk.
     static let none = Int64.min
 
@@ -57,9 +69,35 @@ public final class ReplayJournal {
     var fd: Int32 = -1
     var generation: UInt32 = 1
     var slots = 0
-    var nextSlot = 1
+    var nextSlot = ReplayJournal.firstRecordSlot
     /// Records written but not yet flushed with fdatasync (nor handed to a background flush).
     private(set) var unsynced = false
+    /// Some of those records were written outside the lease: their replies wait for a flush.
+    private(set) var uncovered = false
+
+    /// Wall-clock milliseconds (injected: tests present a clock set back, a new boot…).
+    let clock: () -> Int64
+    let bootID: [UInt8]
+    let flushBound: Int64
+    /// The marker last written (on disk once its flush ends).
+    private(set) var marker = JournalMarker()
+    /// `durableUntil` of the last marker whose flush ended: the lease runs to this + `flushBound`.
+    /// nil: no lease (none flushed yet, or a wider window since): every reply waits for a flush.
+    private(set) var leaseStart: Int64?
+    /// `durableUntil` of the marker the running background flush carries.
+    private var inFlightLeaseStart: Int64?
+    /// The latest acceptance time of the records not yet handed to a flush (clock set back).
+    private var pendingLatest = Int64.min
+    /// The widest window used by logins of this run (goes into the marker; widening ends the lease).
+    private(set) var leadWindow = 0
+    /// Every TOTP step acceptable before `time` (ms) with `window` counts as used (see JournalMarker).
+    public private(set) var horizon: (time: Int64, window: Int)?
+    /// CLOCK_MONOTONIC ms when the last flush began (schedules the renewals, not the proof).
+    private(set) var lastFlushStart: Int64 = .min
+    /// True when the journal read was of format 1 (no marker, rewritten at start).
+    private var readVersion1 = false
+    /// A format-2 journal with no valid marker (see JournalMarker.horizon).
+    private var markerless = false
 
     /// A flush on the flush thread: running, or ended with a result (0 or an errno) not yet collected.
     enum BackgroundSync: Equatable {
@@ -69,23 +107,46 @@ public final class ReplayJournal {
     /// The flush thread's pipes (mfa_sync_worker_start), made at the first background flush.
     private var worker: (request: Int32, result: Int32)?
 
-    /// Opens `STATE/journal`, creating it if missing, and reads every valid record.
-    init(rootFD: Int32, tmpFD: Int32, statePath: String, owner: uid_t, minimumSlots: Int = ReplayJournal.minimumSlots) throws(StoreError) {
-        self.minimumSlots = max(2, minimumSlots)
+    /// Opens `STATE/journal`, creating it if missing, reads every valid record and the marker,
+    /// works out the horizon of a crash in an earlier boot, and writes (and flushes) this run's
+    /// first marker. A flush that fails here is not fatal: without a lease every TOTP reply then
+    /// waits for a flush of its own, and those report the failure.
+    init(rootFD: Int32, tmpFD: Int32, statePath: String, owner: uid_t, minimumSlots: Int = ReplayJournal.minimumSlots,
+         bootID: [UInt8], clock: @escaping () -> Int64, flushBound: Int64 = ReplayJournal.defaultFlushBound,
+         window: Int = 0) throws(StoreError) {
+        self.minimumSlots = max(ReplayJournal.firstRecordSlot + 1, minimumSlots)
         self.rootFD = rootFD
         self.tmpFD = tmpFD
         self.displayPath = statePath + "/" + ReplayJournal.fileName
         self.owner = owner
+        self.bootID = bootID
+        self.clock = clock
+        self.flushBound = max(2, flushBound)
+        leadWindow = max(0, window)
         fd = openat(rootFD, ReplayJournal.fileName, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        var previous: [JournalMarker] = []
         if fd < 0 {
             guard errno == ENOENT else {
                 if errno == ELOOP { throw .unsafeFile(path: displayPath, reason: "it is a symbolic link") }
                 throw .system(path: displayPath, operation: "opening", errno: errno)
             }
-            try replace(with: [:], generation: 1, slots: self.minimumSlots)
+        } else {
+            previous = try readAll()
+        }
+        let now = clock()
+        horizon = JournalMarker.horizon(after: previous, markerless: markerless, bootID: bootID, now: now,
+                                        maximumWindow: 10)
+        marker = JournalMarker(sequence: previous.first?.sequence ?? 0, bootID: bootID, bound: self.flushBound,
+                               horizon: horizon?.time, horizonWindow: horizon?.window ?? 0, leadWindow: leadWindow)
+        if fd < 0 || readVersion1 {
+            // The rewrite is flushed whole (fsync) before it is renamed in: a lease from the start.
+            try replace(with: entries, generation: fd < 0 ? 1 : generation &+ 1 == 0 ? 1 : generation &+ 1,
+                        slots: slotsFor(entries.count))
             return
         }
-        try readAll()
+        let start = try writeMarker(clean: false)
+        lastFlushStart = ReplayJournal.monotonicNow()
+        if fdatasync(fd) == 0 { leaseStart = start }
     }
 
     deinit {
@@ -99,7 +160,8 @@ public final class ReplayJournal {
 
     // MARK: reading
 
-    private func readAll() throws(StoreError) {
+    /// Reads the records and returns the valid markers, newest first (none for format 1).
+    private func readAll() throws(StoreError) -> [JournalMarker] {
         let st = try FileStore.checkPrivateFile(fd, owner: owner, display: displayPath)
         let size = Int(st.st_size)
         guard size >= 2 * ReplayJournal.slotSize, size % ReplayJournal.slotSize == 0, size <= 1 << 30 else {
@@ -123,31 +185,46 @@ public final class ReplayJournal {
         guard let header else {
             throw .damagedFile(path: displayPath, detail: "its header is damaged (move it away to start a new one; logins since the user files were last written may then be replayed once)")
         }
-        generation = header
+        generation = header.generation
+        readVersion1 = header.version1
         slots = size / ReplayJournal.slotSize
-        nextSlot = 1
+        let first = readVersion1 ? 1 : ReplayJournal.firstRecordSlot
+        guard slots >= first else {
+            throw .damagedFile(path: displayPath, detail: "its size \(size) leaves no room for records")
+        }
+        nextSlot = first
+        var markers: [JournalMarker] = []
         bytes.withUnsafeBytes { raw in
-            for slot in 1..<slots {
-                let start = slot * ReplayJournal.slotSize
-                let view = UnsafeRawBufferPointer(rebasing: raw[start..<start + ReplayJournal.slotSize])
-                guard let (name, entry) = ReplayJournal.decodeRecord(view, generation: generation) else { continue }
+            func view(_ slot: Int) -> UnsafeRawBufferPointer {
+                UnsafeRawBufferPointer(rebasing: raw[slot * ReplayJournal.slotSize..<(slot + 1) * ReplayJournal.slotSize])
+            }
+            if !readVersion1 {
+                for slot in 1..<ReplayJournal.firstRecordSlot {
+                    if let m = JournalMarker.decode(view(slot), generation: generation) { markers.append(m) }
+                }
+            }
+            for slot in first..<slots {
+                guard let (name, entry) = ReplayJournal.decodeRecord(view(slot), generation: generation) else { continue }
                 merge(name, entry)
                 nextSlot = slot + 1
             }
         }
+        markerless = !readVersion1 && markers.isEmpty
+        return markers.sorted { $0.sequence > $1.sequence }
     }
 
     // MARK: writing
 
-    /// Records a login's replay state; durable after the next `sync()`.
-    func append(user: String, entry: Entry) throws(StoreError) {
+    /// Records a login's replay state, accepted at `acceptedAt` (ms): durable after the next flush.
+    /// Outside the lease (see JournalMarker) the record is `uncovered`: its reply must wait for
+    /// the flush.
+    func append(user: String, entry: Entry, acceptedAt: Int64? = nil) throws(StoreError) {
+        let t = max(acceptedAt ?? .min, clock())
         if nextSlot >= slots {
             var all = entries
             if var old = all[user] { old.merge(entry); all[user] = old } else { all[user] = entry }
-            // Half the new file stays free, so rewrites stay rare however many users log in.
-            var newSlots = minimumSlots
-            while newSlots < 2 * (all.count + 1) { newSlots *= 2 }
-            try replace(with: all, generation: generation &+ 1 == 0 ? 1 : generation &+ 1, slots: newSlots)
+            pendingLatest = max(pendingLatest, t)
+            try replace(with: all, generation: generation &+ 1 == 0 ? 1 : generation &+ 1, slots: slotsFor(all.count))
             return
         }
         let record = ReplayJournal.encodeRecord(user: user, entry: entry, generation: generation)
@@ -158,39 +235,107 @@ public final class ReplayJournal {
         }
         nextSlot += 1
         unsynced = true
+        pendingLatest = max(pendingLatest, t)
+        if !covers(t) { uncovered = true }
         merge(user, entry)
+    }
+
+    /// Slots of a rewritten journal holding `records`: half the new file stays free, so rewrites
+    /// stay rare however many users log in.
+    func slotsFor(_ records: Int) -> Int {
+        var newSlots = minimumSlots
+        while newSlots < ReplayJournal.firstRecordSlot + 2 * (records + 1) { newSlots *= 2 }
+        return newSlots
+    }
+
+    /// True when a login answered at `time` (ms) is inside the lease of a flushed marker.
+    func covers(_ time: Int64) -> Bool {
+        guard let leaseStart else { return false }
+        let (end, overflow) = leaseStart.addingReportingOverflow(flushBound)
+        return overflow || time < end
+    }
+
+    /// A login of this run used `window`: a wider one than the markers on disk name ends the
+    /// lease, so the next marker (flushed before that login's reply) names it.
+    func noteWindow(_ window: Int) {
+        guard window > leadWindow else { return }
+        leadWindow = window
+        leaseStart = nil
     }
 
     private func merge(_ user: String, _ entry: Entry) {
         if var old = entries[user] { old.merge(entry); entries[user] = old } else { entries[user] = entry }
     }
 
-    /// Makes every appended record durable (one fdatasync for all of them: group commit).
-    func sync() throws(StoreError) {
-        guard unsynced else { return }
-        if fdatasync(fd) != 0 { throw .system(path: displayPath, operation: "syncing", errno: errno) }
-        unsynced = false
+    static func monotonicNow() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
-    /// Hands every record appended so far to the flush thread and returns at once, so the server
-    /// goes on answering other requests while the disk works (with eight logins at once the server
-    /// otherwise sat in fdatasync while every client waited on it: a fifth of the machine idle).
-    /// The replies of the logins these records belong to must wait for `finishBackgroundSync`.
-    /// Returns false when nothing was handed over: nothing to flush, or the thread could not be
-    /// used, and then the records were flushed here before returning (or an error was thrown).
-    /// Only one background flush runs at a time; records appended meanwhile wait for the next.
+    /// Milliseconds until the lease should be renewed (0: now). Renewals every half bound keep
+    /// the lease alive while the daemon idles, so a TOTP reply never waits for the disk, and
+    /// flush records at most half a bound (plus the flush's own time) after they were written.
+    var renewalDelay: Int64 {
+        guard lastFlushStart != .min else { return 0 }
+        return max(0, lastFlushStart + flushBound / 2 - ReplayJournal.monotonicNow())
+    }
+
+    /// Writes the next marker (not flushed): `durableUntil` is now, or the latest acceptance of a
+    /// record it covers if the clock went back since. Returns that time.
+    private func writeMarker(clean: Bool) throws(StoreError) -> Int64 {
+        var next = marker
+        next.sequence &+= 1
+        next.durableUntil = max(clock(), pendingLatest)
+        next.durableSlots = nextSlot
+        next.leadWindow = leadWindow
+        next.clean = clean
+        let bytes = next.encode(generation: generation)
+        let offset = off_t((1 + Int(next.sequence % 2)) * ReplayJournal.slotSize)
+        let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, offset) }
+        guard n == bytes.count else {
+            throw .system(path: displayPath, operation: "writing", errno: n < 0 ? errno : EIO)
+        }
+        marker = next
+        pendingLatest = .min
+        return next.durableUntil
+    }
+
+    /// Makes every appended record durable and renews the lease (one fdatasync for all of them).
+    func sync() throws(StoreError) {
+        lastFlushStart = ReplayJournal.monotonicNow()  // an attempt that fails waits for the next turn too
+        let start = try writeMarker(clean: false)
+        unsynced = false
+        uncovered = false
+        if fdatasync(fd) != 0 { throw .system(path: displayPath, operation: "syncing", errno: errno) }
+        leaseStart = start
+    }
+
+    /// Hands every record appended so far, and a new marker, to the flush thread and returns at
+    /// once, so the server goes on answering other requests while the disk works.
+    /// Replies that wait for these records (`uncovered`) must wait for `finishBackgroundSync`.
+    /// Returns false when the thread could not be used: the flush then ran here before returning
+    /// (or an error was thrown). Only one background flush runs at a time; records appended
+    /// meanwhile wait for the next.
     func startBackgroundSync() throws(StoreError) -> Bool {
         precondition(backgroundSync == .idle, "collect the running flush first")
-        guard unsynced else { return false }
+        lastFlushStart = ReplayJournal.monotonicNow()
         if worker == nil {
             var request: Int32 = -1, result: Int32 = -1
             if mfa_sync_worker_start(&request, &result) == 0 { worker = (request, result) }
         }
-        guard let worker, mfa_sync_worker_request(worker.request, fd) == 0 else {
+        guard let worker else {
+            try sync()
+            return false
+        }
+        let start = try writeMarker(clean: false)
+        guard mfa_sync_worker_request(worker.request, fd) == 0 else {
             try sync()
             return false
         }
         unsynced = false
+        uncovered = false
+        inFlightLeaseStart = start
         backgroundSync = .running
         return true
     }
@@ -203,7 +348,10 @@ public final class ReplayJournal {
     /// Waits for a running background flush and keeps its result for `finishBackgroundSync`.
     private func awaitBackgroundSync() {
         if backgroundSync == .running, let worker {
-            backgroundSync = .finished(mfa_sync_worker_result(worker.result))
+            let result = mfa_sync_worker_result(worker.result)
+            backgroundSync = .finished(result)
+            if result == 0, let start = inFlightLeaseStart { leaseStart = start }
+            inFlightLeaseStart = nil
         }
     }
 
@@ -216,6 +364,17 @@ public final class ReplayJournal {
         if result != 0 { throw .system(path: displayPath, operation: "syncing", errno: result) }
     }
 
+    /// A clean stop: every record flushed, then the clean marker written and flushed, so the next
+    /// start, in whatever boot, knows nothing was lost. Throws if either flush failed (the
+    /// journal then stays unclean, which is safe).
+    func closeCleanly() throws(StoreError) {
+        awaitBackgroundSync()
+        if case .finished = backgroundSync { try finishBackgroundSync() }
+        try sync()
+        _ = try writeMarker(clean: true)
+        if fdatasync(fd) != 0 { throw .system(path: displayPath, operation: "syncing", errno: errno) }
+    }
+
     /// Writes a complete new journal holding `state` and swaps it in atomically.
     private func replace(with state: [String: Entry], generation newGeneration: UInt32, slots newSlots: Int) throws(StoreError) {
         // The flush thread may be flushing the old file: let it end before the descriptor is closed.
@@ -224,12 +383,22 @@ public final class ReplayJournal {
         ReplayJournal.encodeHeader(generation: newGeneration).withUnsafeBytes { h in
             bytes.withUnsafeMutableBytes { $0.copyMemory(from: h) }
         }
-        var slot = 1
+        var slot = ReplayJournal.firstRecordSlot
         for (name, entry) in state {
             let record = ReplayJournal.encodeRecord(user: name, entry: entry, generation: newGeneration)
             bytes.replaceSubrange(slot * ReplayJournal.slotSize..<(slot + 1) * ReplayJournal.slotSize, with: record)
             slot += 1
         }
+        // The new file's marker: flushed with it (fsync below), so it starts a lease.
+        var next = marker
+        next.sequence &+= 1
+        next.durableUntil = max(clock(), pendingLatest)
+        next.durableSlots = slot
+        next.leadWindow = leadWindow
+        next.clean = false
+        let markerOffset = (1 + Int(next.sequence % 2)) * ReplayJournal.slotSize
+        bytes.replaceSubrange(markerOffset..<markerOffset + ReplayJournal.slotSize, with: next.encode(generation: newGeneration))
+        let flushStart = ReplayJournal.monotonicNow()
         let tempName = "journal.\(getpid()).new"
         unlinkat(tmpFD, tempName, 0)
         let newFD = openat(tmpFD, tempName, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -259,68 +428,11 @@ public final class ReplayJournal {
         slots = newSlots
         nextSlot = slot
         unsynced = false
+        uncovered = false
         entries = state
-    }
-
-    // MARK: slot format
-
-    static func checksum(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        Array(Crypto.sha256(bytes).prefix(8))
-    }
-
-    static func encodeHeader(generation: UInt32) -> [UInt8] {
-        var slot = [UInt8](repeating: 0, count: slotSize)
-        slot.replaceSubrange(0..<8, with: magic)
-        put(UInt64(generation), into: &slot, at: 8, width: 4)
-        let sum = slot.withUnsafeBytes { checksum(UnsafeRawBufferPointer(rebasing: $0[0..<88])) }
-        slot.replaceSubrange(88..<96, with: sum)
-        return slot
-    }
-
-    static func decodeHeader(_ slot: UnsafeRawBufferPointer) -> UInt32? {
-        guard Array(slot[0..<8]) == magic, Array(checksum(UnsafeRawBufferPointer(rebasing: slot[0..<88]))) == Array(slot[88..<96]) else {
-            return nil
-        }
-        let g = UInt32(get(slot, at: 8, width: 4))
-        return g == 0 ? nil : g
-    }
-
-    /// generation u32 | step i64 | success i64 | created i64 | name length u8 | name (≤ 32) | zeros |
-    /// checksum (8), little-endian.
-    static func encodeRecord(user: String, entry: Entry, generation: UInt32) -> [UInt8] {
-        var slot = [UInt8](repeating: 0, count: slotSize)
-        put(UInt64(generation), into: &slot, at: 0, width: 4)
-        put(UInt64(bitPattern: entry.step ?? none), into: &slot, at: 4, width: 8)
-        put(UInt64(bitPattern: entry.success ?? none), into: &slot, at: 12, width: 8)
-        put(UInt64(bitPattern: entry.created), into: &slot, at: 20, width: 8)
-        let name = Array(user.utf8)
-        precondition(name.count >= 1 && name.count <= 32, "user names are 1 to 32 bytes")
-        slot[28] = UInt8(name.count)
-        slot.replaceSubrange(29..<29 + name.count, with: name)
-        let sum = slot.withUnsafeBytes { checksum(UnsafeRawBufferPointer(rebasing: $0[0..<88])) }
-        slot.replaceSubrange(88..<96, with: sum)
-        return slot
-    }
-
-    static func decodeRecord(_ slot: UnsafeRawBufferPointer, generation: UInt32) -> (String, Entry)? {
-        guard UInt32(get(slot, at: 0, width: 4)) == generation else { return nil }
-        let length = Int(slot[28])
-        guard length >= 1, length <= 32,
-              Array(checksum(UnsafeRawBufferPointer(rebasing: slot[0..<88]))) == Array(slot[88..<96]) else { return nil }
-        let step = Int64(bitPattern: get(slot, at: 4, width: 8))
-        let success = Int64(bitPattern: get(slot, at: 12, width: 8))
-        let created = Int64(bitPattern: get(slot, at: 20, width: 8))
-        let name = String(decoding: slot[29..<29 + length], as: UTF8.self)
-        return (name, Entry(created: created, step: step == none ? nil : step, success: success == none ? nil : success))
-    }
-
-    static func put(_ value: UInt64, into bytes: inout [UInt8], at offset: Int, width: Int) {
-        for i in 0..<width { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
-    }
-
-    static func get(_ bytes: UnsafeRawBufferPointer, at offset: Int, width: Int) -> UInt64 {
-        var value: UInt64 = 0
-        for i in 0..<width { value |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
-        return value
+        marker = next
+        pendingLatest = .min
+        lastFlushStart = flushStart
+        leaseStart = next.durableUntil
     }
 }

@@ -74,6 +74,16 @@ struct MFAGated: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var randomSeed: String?
 
+    /// Reads the boot id from this file instead of /proc/sys/kernel/random/boot_id, so a test can
+    /// present a new boot to a restarted daemon (a power cut without the power cut).
+    @Option(name: .long, help: .hidden)
+    var bootIdFile: String?
+
+    /// The replay journal's flush bound in milliseconds (default 1000), so a test can keep
+    /// records unflushed long enough to drop them as a power cut would.
+    @Option(name: .long, help: .hidden)
+    var journalFlushBound: Int64?
+
     func run() throws {
         let path = config ?? Self.defaultConfigPath
         let settings: DaemonConfig
@@ -130,29 +140,44 @@ struct MFAGated: ParsableCommand {
             logger.warning("running as root (--allow-root); run mfagated as its own unprivileged user (see README)")
         }
         let authority: Authority
+        var fileStore: FileStore? = nil
         do {
             var environment = DaemonEnvironment.live
+            var offsetSeconds: @Sendable () -> Int64 = { 0 }
+            if clockOffset != 0 {
+                let offset = clockOffset, live = environment.now
+                environment.now = { live() + offset }
+                offsetSeconds = { offset }
+                logger.warning("clock offset by \(offset) s (--clock-offset is for tests only)")
+            }
+            if let clockOffsetFile {
+                let live = environment.now, offset = movableOffset, fixed = clockOffset
+                offset.read(clockOffsetFile)
+                environment.now = { live() + offset.seconds }
+                offsetSeconds = { fixed + offset.seconds }
+                logger.warning("clock offset read from \(clockOffsetFile) (--clock-offset-file is for tests only)")
+            }
             let store: any FactorStore
             switch settings.store {
             case .files:
-                store = try FileStore(path: settings.stateDirectory)
+                let bootID = BootID.read(path: bootIdFile ?? BootID.kernelPath)
+                if let bootIdFile { logger.warning("boot id read from \(bootIdFile) (--boot-id-file is for tests only)") }
+                if let journalFlushBound {
+                    logger.warning("replay journal flush bound \(journalFlushBound) ms (--journal-flush-bound is for tests only)")
+                }
+                let shift = offsetSeconds
+                let files = try FileStore(path: settings.stateDirectory, bootID: bootID,
+                                      clock: { FileStore.wallClockMilliseconds() + shift() * 1000 },
+                                      journalFlushBound: journalFlushBound ?? ReplayJournal.defaultFlushBound,
+                                      window: settings.window)
+                fileStore = files
+                store = files
             case .postgresql:
                 let fleet = try PostgresStore(settings: FleetSettings(settings, hostName: environment.hostName), logger: logger,
                                               marksFile: FleetMarksFile(directory: settings.stateDirectory))
                 // Not fatal: while the database is down, logins follow the PAM module's failmode.
                 fleet.connectNow()
                 store = fleet
-            }
-            if clockOffset != 0 {
-                let offset = clockOffset, live = environment.now
-                environment.now = { live() + offset }
-                logger.warning("clock offset by \(offset) s (--clock-offset is for tests only)")
-            }
-            if let clockOffsetFile {
-                let live = environment.now, offset = movableOffset
-                offset.read(clockOffsetFile)
-                environment.now = { live() + offset.seconds }
-                logger.warning("clock offset read from \(clockOffsetFile) (--clock-offset-file is for tests only)")
             }
             if let randomSeed {
                 let seeded = SeededRandom(seed: randomSeed)
@@ -184,6 +209,7 @@ struct MFAGated: ParsableCommand {
                 if !FleetCommands.sameStore(fresh, settings) {
                     logger.warning("store and database changes take effect at the next restart")
                 }
+                fileStore?.replayWindow = fresh.window
                 var applied = fresh
                 applied.stateDirectory = settings.stateDirectory
                 applied.socketPath = settings.socketPath

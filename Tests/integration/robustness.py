@@ -174,9 +174,35 @@ JOURNAL_SLOT = 96
 NO_VALUE = -(1 << 63)
 
 
+JOURNAL_FIRST_RECORD = 3  # slot 0 header, slots 1 and 2 the marker (JournalMarker.swift)
+
+
+def read_journal_marker(path: Path) -> dict:
+    """The newest valid marker of STATE/journal (format 2): {sequence, boot_id (hex), durable_until
+    (ms), bound (ms), durable_slots, horizon (ms or None), horizon_window, lead_window, clean}."""
+    import hashlib
+    import struct
+    data = path.read_bytes()
+    generation = struct.unpack_from("<I", data, 8)[0]
+    found = []
+    for slot in (1, 2):
+        m = data[slot * JOURNAL_SLOT:(slot + 1) * JOURNAL_SLOT]
+        if (struct.unpack_from("<I", m, 0)[0] != generation or m[84:88] != b"MARK"
+                or hashlib.sha256(m[:88]).digest()[:8] != m[88:]):
+            continue
+        seq, = struct.unpack_from("<Q", m, 4)
+        until, bound, durable, horizon = struct.unpack_from("<qIIq", m, 28)
+        found.append({"sequence": seq, "boot_id": m[12:28].hex(), "durable_until": until, "bound": bound,
+                      "durable_slots": durable, "horizon": None if horizon == NO_VALUE else horizon,
+                      "horizon_window": m[52], "lead_window": m[53], "clean": m[54] == 1})
+    if not found:
+        raise ValueError(f"{path}: no valid marker")
+    return max(found, key=lambda x: x["sequence"])
+
+
 def read_journal(path: Path) -> dict:
-    """STATE/journal: a header slot and 96-byte record slots; records of the header's generation
-    with a valid checksum count, merged by maximum → {user: (created, step, success)}."""
+    """STATE/journal: a header slot, two marker slots and 96-byte record slots; records of the
+    header's generation with a valid checksum count, merged by maximum → {user: (created, step, success)}."""
     import hashlib
     import struct
     data = path.read_bytes()
@@ -189,11 +215,12 @@ def read_journal(path: Path) -> dict:
         return hashlib.sha256(slot[:88]).digest()[:8] == slot[88:]
 
     header = data[:JOURNAL_SLOT]
-    if header[:8] != b"MFAGJRN1" or not sum_ok(header):
+    if header[:8] != b"MFAGJRN2" or not sum_ok(header):
         raise ValueError(f"{path}: damaged header")
     generation = struct.unpack_from("<I", header, 8)[0]
+    read_journal_marker(path)
     entries: dict = {}
-    for offset in range(JOURNAL_SLOT, len(data), JOURNAL_SLOT):
+    for offset in range(JOURNAL_FIRST_RECORD * JOURNAL_SLOT, len(data), JOURNAL_SLOT):
         slot = data[offset:offset + JOURNAL_SLOT]
         if struct.unpack_from("<I", slot, 0)[0] != generation or not 1 <= slot[28] <= 32 or not sum_ok(slot):
             continue

@@ -30,6 +30,11 @@ def test_bench_runs_on_tiny_sizes_and_writes_every_figure(tmp_path):
     # the daemon takes LISTEN_FDS, so the start figure is measured through socket activation
     assert res["start"]["method"].startswith("socket activation"), res["start"]
     assert "p50/GA" in run.stdout
+    # issue 18: wrong codes refused for GA and mfagate, the floor rows, ratios, PSS beside VmRSS
+    assert all(res["wrong"][m]["ok"] == 0 for m in ("pam_google_authenticator", "pam_mfagate")), res["wrong"]
+    assert set(res["floor"]) == {"pam_permit", "shim_no_daemon", "shim_one_round_trip"}
+    assert {"p50", "auths_per_s", "wrong_code_p50"} <= set(res["ratios_to_ga"])
+    assert res["memory_kb"]["idle_10_users_pss"] > 0 and "mfagate ÷ GA in this run" in run.stdout
     # the fleet backend's row (bench/fleet_bench.py): every login through PostgreSQL succeeded
     fleet = res["fleet"]
     assert "skipped" in fleet or (fleet["ok"] >= 1 and fleet["fail"] == 0), fleet

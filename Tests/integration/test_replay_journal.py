@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The replay journal (Sources/MFAStore/ReplayJournal.swift) through the real daemon and libpam:
-a login is recorded with one small flushed write, shared by the logins answered together (group
-commit), and still no accepted code is ever accepted again, even after SIGKILL right after."""
+a login is recorded with one small write, flushed in the background (or, outside the journal's
+lease, before the reply, shared by the logins answered together), and still no accepted code is
+ever accepted again, even after SIGKILL right after (power cuts: test_power_cut.py)."""
 from __future__ import annotations
 
 import os
@@ -92,8 +93,9 @@ def test_flushes_on_the_flush_thread_keep_replays_refused_across_sigkill(daemon)
 
 
 def test_no_success_leaves_when_the_flush_thread_fails(daemon_factory, tmp_path):
-    """fdatasync fails (an LD_PRELOAD stand-in for a dying disk): the logins whose codes were not
-    recorded get no SUCCESS, on the flush thread as inline."""
+    """fdatasync fails (an LD_PRELOAD stand-in for a dying disk): once the last flushed lease has
+    run out (1 s; the new journal's own marker was flushed with fsync at creation), the logins
+    whose codes could not be recorded get no SUCCESS, on the flush thread as inline."""
     preload = tmp_path / "failing_fdatasync.so"
     source = tmp_path / "failing_fdatasync.c"
     source.write_text("#include <errno.h>\nint fdatasync(int fd) { (void)fd; errno = EIO; return -1; }\n")
@@ -104,6 +106,8 @@ def test_no_success_leaves_when_the_flush_thread_fails(daemon_factory, tmp_path)
     d.start()
     users = [f"ff{i}" for i in range(4)]
     codes = {u: oathtool_totp(d.enroll(u)["secret"]) for u in users}
+    time.sleep(1.5)  # the lease of the journal's first marker ends; its renewals fail
+    assert "could not flush the replay journal" in d.log()
     with _idle_connection(d):
         results = _logins_at_once(d, users, codes)
     assert "PAM_SUCCESS" not in results.values(), results
