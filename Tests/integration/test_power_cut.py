@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Replay refused across a power cut, with no flush on the TOTP path (JournalMarker.swift,
 docs/robustness.md "Replay across a power cut"), through the real daemon, libpam and oathtool.
 
