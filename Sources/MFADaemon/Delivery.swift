@@ -206,3 +206,46 @@ extension String {
         return String(view)
     }
 }
+
+extension Authority {
+    /// Sends a confirmation code for `key` (a method being added, new recovery codes for a user
+    /// without an app) to `address`: within the per-key and per-sender send limits, kept as a
+    /// salted HMAC, revoked if the sending fails. `label` names the purpose in the log, `purpose`
+    /// in the message, `hint` what to check when it cannot be sent.
+    func sendConfirmationCode(key: String, method: LoginMethod, address: String, user: UserName, peer: Peer,
+                              label: String, purpose: String, hint: String) -> Step {
+        let now = environment.now()
+        let masked = DeliveryAddress.masked(address, method: method)
+        delivery.confirmations.sweep(now: now)
+        let left = delivery.confirmations.sendsLeft(key, now: now)
+        guard left.count > 0 else {
+            let when = left.nextAt.map { "; try again from \(UTCTime.format($0))" } ?? ""
+            return .finish(.error(.tooManyCodes, message: "\(DeliveryBook.maximumSends) codes were sent to \(masked) in the last \(DeliveryBook.sendWindow / 60) minutes\(when)"))
+        }
+        let code: String, salt: [UInt8]
+        do {
+            code = try makeDeliveredCode()
+            salt = try environment.randomBytes(16)
+        } catch {
+            return .finish(storageError(error))
+        }
+        if let refusal = codeSendRefusal(method, to: address, sender: sender(ofCommand: peer), user: user, purpose: label) {
+            return .finish(.error(.tooManyCodes, message: refusal))
+        }
+        delivery.confirmations.issue(key, code: code, salt: salt, now: now)
+        let text = method == .email
+            ? DeliveryMessage.codeEmail(code: code, to: address, from: config.emailFrom, account: account(user), purpose: purpose,
+                                        minutes: Self.deliveryMinutes)
+            : DeliveryMessage.codeSMS(code: code, account: account(user), purpose: purpose, minutes: Self.deliveryMinutes)
+        let failed: (String) -> Step = { why in
+            .finish(.error(.deliveryFailed, message: "could not send a code to \(masked)\(why); \(hint)"))
+        }
+        return send(text, method: method, to: address, user: user, purpose: label, session: nil) { [unowned self] outcome in
+            guard outcome == .sent else {
+                self.delivery.confirmations.revoke(key)
+                return failed(" (\(outcome.logText))")
+            }
+            return .finish(.done(message: "A code was sent to \(masked); it is valid for \(Self.deliveryMinutes) minutes."))
+        } ?? failed("")
+    }
+}

@@ -101,38 +101,9 @@ public final class MethodService: AuthorityPart {
 
 
     func sendConfirmation(_ method: LoginMethod, address: String, user: UserName, peer: Peer) -> Step {
-        let key = shared.pendingKey(user, method)
-        let now = environment.now()
-        let masked = DeliveryAddress.masked(address, method: method)
-        delivery.confirmations.sweep(now: now)
-        let left = delivery.confirmations.sendsLeft(key, now: now)
-        guard left.count > 0 else {
-            let when = left.nextAt.map { "; try again from \(UTCTime.format($0))" } ?? ""
-            return .finish(.error(.tooManyCodes, message: "\(DeliveryBook.maximumSends) codes were sent to \(masked) in the last \(DeliveryBook.sendWindow / 60) minutes\(when)"))
-        }
-        let code: String, salt: [UInt8]
-        do {
-            code = try shared.makeDeliveredCode()
-            salt = try environment.randomBytes(16)
-        } catch {
-            return .finish(shared.storageError(error))
-        }
-        if let refusal = shared.codeSendRefusal(method, to: address, sender: shared.sender(ofCommand: peer), user: user, purpose: "confirm") {
-            return .finish(.error(.tooManyCodes, message: refusal))
-        }
-        delivery.confirmations.issue(key, code: code, salt: salt, now: now)
-        let purpose = "to confirm this \(method == .email ? "address" : "number")"
-        let text = method == .email
-            ? DeliveryMessage.codeEmail(code: code, to: address, from: config.emailFrom, account: shared.account(user), purpose: purpose,
-                                        minutes: Authority.deliveryMinutes)
-            : DeliveryMessage.codeSMS(code: code, account: shared.account(user), purpose: purpose, minutes: Authority.deliveryMinutes)
-        return shared.send(text, method: method, to: address, user: user, purpose: "confirm", session: nil) { [unowned self] outcome in
-            guard outcome == .sent else {
-                self.delivery.confirmations.revoke(key)
-                return .finish(.error(.deliveryFailed, message: "could not send a code to \(masked) (\(outcome.logText)); check the address, or ask the administrator to check \(method.rawValue)_command"))
-            }
-            return .finish(.done(message: "A code was sent to \(masked); it is valid for \(Authority.deliveryMinutes) minutes."))
-        }!
+        shared.sendConfirmationCode(key: shared.pendingKey(user, method), method: method, address: address, user: user, peer: peer,
+                                    label: "confirm", purpose: "to confirm this \(method == .email ? "address" : "number")",
+                                    hint: "check the address, or ask the administrator to check \(method.rawValue)_command")
     }
 
     func confirmMethod(_ method: LoginMethod, code: String, user: UserName, peer: Peer) -> Step {

@@ -71,36 +71,7 @@ extension Authority {
     }
 
     func sendRegenerateProof(_ method: LoginMethod, address: String, key: String, user: UserName, peer: Peer) -> Step {
-        let now = environment.now()
-        let masked = DeliveryAddress.masked(address, method: method)
-        delivery.confirmations.sweep(now: now)
-        let left = delivery.confirmations.sendsLeft(key, now: now)
-        guard left.count > 0 else {
-            let when = left.nextAt.map { "; try again from \(UTCTime.format($0))" } ?? ""
-            return .finish(.error(.tooManyCodes, message: "\(DeliveryBook.maximumSends) codes were sent to \(masked) in the last \(DeliveryBook.sendWindow / 60) minutes\(when)"))
-        }
-        let code: String, salt: [UInt8]
-        do {
-            code = try makeDeliveredCode()
-            salt = try environment.randomBytes(16)
-        } catch {
-            return .finish(storageError(error))
-        }
-        if let refusal = codeSendRefusal(method, to: address, sender: sender(ofCommand: peer), user: user, purpose: "regenerate") {
-            return .finish(.error(.tooManyCodes, message: refusal))
-        }
-        delivery.confirmations.issue(key, code: code, salt: salt, now: now)
-        let purpose = "to make new recovery codes"
-        let text = method == .email
-            ? DeliveryMessage.codeEmail(code: code, to: address, from: config.emailFrom, account: account(user), purpose: purpose, minutes: Self.deliveryMinutes)
-            : DeliveryMessage.codeSMS(code: code, account: account(user), purpose: purpose, minutes: Self.deliveryMinutes)
-        let failed = DaemonMessage.error(.deliveryFailed, message: "could not send a code to \(masked); ask the administrator to check \(method.rawValue)_command")
-        return send(text, method: method, to: address, user: user, purpose: "regenerate", session: nil) { [unowned self] outcome in
-            guard outcome == .sent else {
-                self.delivery.confirmations.revoke(key)
-                return .finish(.error(.deliveryFailed, message: "could not send a code to \(masked) (\(outcome.logText)); ask the administrator to check \(method.rawValue)_command"))
-            }
-            return .finish(.done(message: "A code was sent to \(masked); it is valid for \(Self.deliveryMinutes) minutes."))
-        } ?? .finish(failed)
+        sendConfirmationCode(key: key, method: method, address: address, user: user, peer: peer, label: "regenerate",
+                             purpose: "to make new recovery codes", hint: "ask the administrator to check \(method.rawValue)_command")
     }
 }

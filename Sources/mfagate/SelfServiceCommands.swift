@@ -144,17 +144,19 @@ extension MFAGate {
                                         method: hotp ? .hotp : .totp, counter: counter.map { String($0) } ?? "")
             let reply = try perform(.enroll(request), with: global)
             guard case .enrolled(let e) = reply else { throw unexpected(reply) }
-            if json {
-                print(JSONValue.object([
-                    ("user", .string(e.user)), ("secret", .string(e.secret)), ("otpauth_uri", .string(e.otpauthURI)),
-                    ("recovery_codes", .array(e.recoveryCodes.map { .string($0) })),
-                ]).text)
-                return
-            }
+            if json { return printJSON(e) }
             print("Enrolled \(e.user) (\(hotp ? "HOTP" : "TOTP: SHA1, 6 digits, 30 s")). Give the user these, once:")
             print("  key for manual entry: \(groupedInFours(e.secret))")
             print("  URI for the app:      \(e.otpauthURI)")
             printRecoveryCodes(e.recoveryCodes)
+        }
+
+        /// The enrollment as one JSON object on standard output (`--json`), the same for root and self-service.
+        func printJSON(_ e: EnrolledReply) {
+            print(JSONValue.object([
+                ("user", .string(e.user)), ("secret", .string(e.secret)), ("otpauth_uri", .string(e.otpauthURI)),
+                ("recovery_codes", .array(e.recoveryCodes.map { .string($0) })),
+            ]).text)
         }
 
         func selfService() throws {
@@ -187,13 +189,7 @@ extension MFAGate {
                 let answer = try ask(.enrollConfirm(UserCodeRequest(user: user ?? "", code: typed)), with: global)
                 switch answer {
                 case .enrolled(let e):
-                    if json {
-                        print(JSONValue.object([
-                            ("user", .string(e.user)), ("secret", .string(e.secret)), ("otpauth_uri", .string(e.otpauthURI)),
-                            ("recovery_codes", .array(e.recoveryCodes.map { .string($0) })),
-                        ]).text)
-                        return
-                    }
+                    if json { return printJSON(e) }
                     print("Enrolled \(e.user). From now on, logins ask for a code from this app.")
                     printRecoveryCodes(e.recoveryCodes)
                     return
