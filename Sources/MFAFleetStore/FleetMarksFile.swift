@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #if canImport(Glibc)
 import Glibc
+import MFASafeFile
 #endif
 
 /// Where a host keeps its high-water marks: `STATE/fleet-marks` (0600, the daemon's). A mark that
@@ -94,17 +95,11 @@ public final class FleetMarksFile: @unchecked Sendable {
         _ = unlink(temporary)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw fail("creating \(temporary)") }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                let error = fail("writing")
-                close(fd)
-                unlink(temporary)
-                throw error
-            }
-            written += n
+        if !writeAll(fd, bytes) {
+            let error = fail("writing")
+            close(fd)
+            unlink(temporary)
+            throw error
         }
         guard fsync(fd) == 0 else {
             let error = fail("fsync")

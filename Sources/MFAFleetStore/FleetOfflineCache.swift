@@ -5,6 +5,7 @@ import Glibc
 import CMFASys
 import MFACore
 import MFAStore
+import MFASafeFile
 
 /// One user's entry in a host's offline cache: the last record this host read from or wrote to
 /// the fleet database, the row version it came from, when it was read, and whether it carries
@@ -117,14 +118,7 @@ final class FleetOfflineCache {
         _ = unlink(temporary)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw fail("creating \(temporary)") }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            written += n
-        }
-        guard written == bytes.count, !durable || fsync(fd) == 0 else {
+        guard writeAll(fd, bytes), !durable || fsync(fd) == 0 else {
             let error = fail("writing")
             close(fd)
             unlink(temporary)

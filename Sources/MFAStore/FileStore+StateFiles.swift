@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #if canImport(Glibc)
 import Glibc
+import MFASafeFile
 #endif
 
 /// The daemon's own bookkeeping files at the top of the state directory (`lockout`, `seen`):
@@ -50,15 +51,7 @@ extension FileStore {
             var last: UInt8 = 0
             if pread(fd, &last, 1, off_t(st.st_size - 1)) == 1, last != UInt8(ascii: "\n") { bytes.insert(UInt8(ascii: "\n"), at: 0) }
         }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .system(path: display, operation: "writing", errno: errno)
-            }
-            written += n
-        }
+        guard writeAll(fd, bytes) else { throw .system(path: display, operation: "writing", errno: errno) }
         stateBytesWritten += bytes.count
         if durable && fdatasync(fd) != 0 { throw .system(path: display, operation: "syncing", errno: errno) }
         return true

@@ -391,16 +391,7 @@ public final class FileStore {
         defer {
             if !renamed { unlinkat(tmpFD, tempName, 0) }
         }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno; close(fd)
-                throw .system(path: display, operation: "writing", errno: e)
-            }
-            written += n
-        }
+        guard writeAll(fd, bytes) else { let e = errno; close(fd); throw .system(path: display, operation: "writing", errno: e) }
         if durable && fsync(fd) != 0 { let e = errno; close(fd); throw .system(path: display, operation: "syncing", errno: e) }
         if close(fd) != 0 { throw .system(path: display, operation: "closing", errno: errno) }
         if renameat(tmpFD, tempName, dirFD, name) != 0 {

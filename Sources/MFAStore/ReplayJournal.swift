@@ -4,6 +4,7 @@ import Glibc
 #endif
 import CMFASys
 import MFACore
+import MFASafeFile
 
 /// The replay state of logins (`last_step`, `last_success`), kept with one small write (flushed in
 /// the background) instead of rewriting the user's file (temp file, fsync, rename, fsync dir).
@@ -407,15 +408,7 @@ public final class ReplayJournal {
         defer {
             if !ok { close(newFD); unlinkat(tmpFD, tempName, 0) }
         }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(newFD, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .system(path: displayPath, operation: "writing", errno: errno)
-            }
-            written += n
-        }
+        guard writeAll(newFD, bytes) else { throw .system(path: displayPath, operation: "writing", errno: errno) }
         if fsync(newFD) != 0 { throw .system(path: displayPath, operation: "syncing", errno: errno) }
         if renameat(tmpFD, tempName, rootFD, ReplayJournal.fileName) != 0 {
             throw .system(path: displayPath, operation: "replacing", errno: errno)
