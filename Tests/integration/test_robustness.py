@@ -600,7 +600,10 @@ def test_a_non_root_peer_cannot_act_on_another_users_state(daemon_factory, verb,
     state = d.state
 
     def snapshot():
-        files = {p.relative_to(state): p.read_bytes() for p in state.rglob("*") if p.is_file()}
+        # The replay journal is left out: its markers are renewed twice a second (issue 18's lease),
+        # so it changes with time alone. That nothing was used up is shown below: alice's code and
+        # recovery code still work once root unlocks her.
+        files = {p.relative_to(state): p.read_bytes() for p in state.rglob("*") if p.is_file() and p.name != "journal"}
         return files
 
     before = snapshot()
