@@ -35,24 +35,29 @@ try:
     if os.environ.get("SHIM"): shutil.copy2(os.environ["SHIM"], work / "pam_mfagate.so")
     users = bench.Users("mf", work / "users.txt"); users.grow(logins)
     d.enroll_files(users, range(logins))
-    cmd = d.command()
     if wrapper:
-        at = cmd.index(str(d.binary))
-        cmd = cmd[:at] + wrapper + cmd[at:]
-    logf = open(d.log_path, "ab")
-    d.proc = subprocess.Popen(cmd, stdout=logf, stderr=logf)
-    bench.wait_for(lambda: "ready" in d.log_path.read_text(errors="replace"), "ready", timeout=60)
+        # the wrapper goes between setpriv and the binary, so it runs as the daemon's user
+        plain = d.command
+        def wrapped():
+            cmd = plain()
+            at = cmd.index(str(d.binary))
+            return cmd[:at] + wrapper + cmd[at:]
+        d.command = wrapped
+    d.start()  # binds the socket as root and passes it as LISTEN_FDS, as bench.py does
     if os.environ.get("IDLE"):
         time.sleep(0.5); subprocess.run(["sync"])
         pid = d.proc.pid
         print(open(f"/proc/{pid}/status").read().split("VmRSS:")[1].split("\n")[0])
+        print("".join(l for l in open(f"/proc/{pid}/smaps_rollup") if l.split()[0] in ("Rss:", "Pss:", "Anonymous:")), end="")
         cur=None; agg={}
         for line in open(f"/proc/{pid}/smaps"):
             p=line.split()
             if "-" in p[0] and len(p)>=5 and ":" not in p[0]:
                 cur = p[5] if len(p)>5 else "[anon]"
-            elif p[0]=="Rss:" and cur: agg[cur]=agg.get(cur,0)+int(p[1])
-        for k,v in sorted(agg.items(), key=lambda x:-x[1])[:15]: print(v, k)
+            elif p[0] in ("Rss:", "Pss:") and cur:
+                rp = agg.setdefault(cur, [0, 0]); rp[p[0] == "Pss:"] += int(p[1])
+        print("Rss kB  Pss kB  mapping")
+        for k,v in sorted(agg.items(), key=lambda x:-x[1][1])[:15]: print(f"{v[0]:6} {v[1]:7}  {k}")
         if os.environ.get("FLAGS"):
             sm = open(f"/proc/{pid}/smaps").read().split("\n")
             print([l for l in sm if "mfagated" in l or l.startswith("VmFlags")][:4])
