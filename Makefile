@@ -120,15 +120,15 @@ $(BUILD)/fuzz/frame_fuzz: $(wildcard Sources/MFAProtocol/*.swift) Tests/fuzz/Fra
 
 $(BUILD)/fuzz/config_fuzz: $(wildcard Sources/MFACore/*.swift) Tests/fuzz/ConfigFuzz.swift
 	@mkdir -p $(@D)
-	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lcrypto -o $@
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lnettle -o $@
 
 $(BUILD)/fuzz/userfile_fuzz: $(wildcard Sources/MFACore/*.swift) Sources/MFAStore/UserRecord.swift Tests/fuzz/UserFileFuzz.swift
 	@mkdir -p $(@D)
-	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lcrypto -o $@
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lnettle -o $@
 
 $(BUILD)/fuzz/gafile_fuzz: $(wildcard Sources/MFACore/*.swift) Tests/fuzz/GoogleAuthenticatorFuzz.swift
 	@mkdir -p $(@D)
-	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lcrypto -o $@
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lnettle -o $@
 
 .PHONY: fuzz-build fuzz-swift stress
 fuzz-build: $(BUILD)/fuzz/frame_fuzz $(BUILD)/fuzz/config_fuzz $(BUILD)/fuzz/userfile_fuzz $(BUILD)/fuzz/gafile_fuzz

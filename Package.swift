@@ -16,16 +16,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        // libcrypto from Debian's libssl-dev: HMAC, RAND_bytes, CRYPTO_memcmp.
-        .systemLibrary(name: "CMFACrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // GNU Nettle from Debian's nettle-dev: HMAC, SHA-256, a constant-time compare (random bytes
+        // come from getrandom(2)); docs/architecture.md says why Nettle and not OpenSSL's libcrypto.
+        .systemLibrary(name: "CMFACrypto", pkgConfig: "nettle", providers: [.apt(["nettle-dev"])]),
         // libqrencode from Debian's libqrencode-dev: the QR code of the otpauth:// URI at enrollment.
         .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         // libpq from Debian's libpq-dev: the fleet store's PostgreSQL client (docs/fleet.md says why
         // libpq and not a Swift client: a blocking-free C API that fits the daemon's one poll loop).
         // Loaded with dlopen only when `store = postgresql` (CMFAPostgres.h says why), so not linked.
         .target(name: "CMFAPostgres"),
-        // AES-256-GCM (libcrypto EVP) for the fleet store's sealed records.
-        .target(name: "CMFAFleetCrypto", linkerSettings: [.linkedLibrary("crypto")]),
+        // AES-256-GCM (GNU Nettle) for the fleet store's sealed records.
+        .target(name: "CMFAFleetCrypto", linkerSettings: [.linkedLibrary("nettle")]),
         // Linux details Swift's Glibc module does not show (struct ucred needs _GNU_SOURCE, signalfd).
         .target(name: "CMFASys"),
         // libsystemd (libsystemd-dev): socket activation, sd_notify, and journal entries (sd_journal_sendv

@@ -28,7 +28,7 @@ MIRROR = os.environ.get("MFAGATE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 COMMON = ("systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,openssh-client,sudo,oathtool,libpam-runtime,"
           "procps,login,passwd,util-linux,libc6,libqrencode4,libsystemd0,libpam0g,libstdc++6,libgcc-s1,libpq5,"
           "exim4-daemon-light")
-SUITES = {"bookworm": COMMON + ",libssl3", "trixie": COMMON + ",libssl3t64"}
+SUITES = {"bookworm": COMMON + ",libssl3,libnettle8", "trixie": COMMON + ",libssl3t64,libnettle8t64"}
 ENV = ["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "TERM=dumb",
        "DEBIAN_FRONTEND=noninteractive", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0"]
 

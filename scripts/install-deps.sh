@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages that building, testing and the demo need. Run as root.
 set -euo pipefail
-PKGS=(libpam0g-dev libssl-dev libsystemd-dev libqrencode-dev libpq-dev postgresql pamtester libpam-wrapper oathtool
+PKGS=(libpam0g-dev libssl-dev nettle-dev libsystemd-dev libqrencode-dev libpq-dev postgresql pamtester libpam-wrapper oathtool
       libpam-google-authenticator libpam-oath valgrind zbar-tools
       openssh-server openssh-client binutils util-linux passwd python3 python3-pexpect python3-pytest
       openssl python3-cryptography

@@ -1,94 +1,85 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
-#include <openssl/params.h>
+/* The few primitives mfagate needs, from GNU Nettle (Debian's libnettle8) and the kernel's getrandom(2).
+ * Nettle rather than OpenSSL 3's libcrypto (docs/architecture.md, "Crypto"): its HMAC and SHA-2 are
+ * plain functions on caller-owned contexts, with no provider set-up at first use — libcrypto's left
+ * about 3.3 MB of its pages resident in an idle daemon — and no per-call lookups or allocations. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
 
-/* HMAC without the one-shot HMAC()'s per-call lookups: HMAC() (EVP_Q_mac in OpenSSL 3) fetches the
- * HMAC implementation and then the digest by name on every call, about 10k instructions, several
- * times the hashing itself. A template context per digest is made once (keyed with a placeholder,
- * so it can be duplicated on every OpenSSL 3 release); each HMAC duplicates it and sets the real key. */
-static inline EVP_MAC_CTX *mfa_hmac_template(const char *digest_name) {
-    static const unsigned char placeholder_key[1] = { 0 };
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (mac == NULL) return NULL;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
-    EVP_MAC_free(mac); /* the context keeps its own reference */
-    if (ctx == NULL) return NULL;
-    OSSL_PARAM params[2] = { OSSL_PARAM_construct_utf8_string("digest", (char *)digest_name, 0), OSSL_PARAM_construct_end() };
-    if (EVP_MAC_init(ctx, placeholder_key, sizeof placeholder_key, params) != 1) {
-        EVP_MAC_CTX_free(ctx);
-        return NULL;
+enum { MFA_DIGEST_SHA1 = 1, MFA_DIGEST_SHA256 = 2, MFA_DIGEST_SHA512 = 3, MFA_MAX_DIGEST_SIZE = 64 };
+
+/* A keyed HMAC of one of the three digests TOTP/HOTP use. */
+typedef struct {
+    int digest;
+    union {
+        struct hmac_sha1_ctx sha1;
+        struct hmac_sha256_ctx sha256;
+        struct hmac_sha512_ctx sha512;
+    } u;
+} mfa_hmac_ctx;
+
+/* 1, or 0 for an unknown digest. */
+static inline int mfa_hmac_set_key(mfa_hmac_ctx *c, int digest, const uint8_t *key, size_t key_length) {
+    c->digest = digest;
+    switch (digest) {
+    case MFA_DIGEST_SHA1: hmac_sha1_set_key(&c->u.sha1, key_length, key); return 1;
+    case MFA_DIGEST_SHA256: hmac_sha256_set_key(&c->u.sha256, key_length, key); return 1;
+    case MFA_DIGEST_SHA512: hmac_sha512_set_key(&c->u.sha512, key_length, key); return 1;
+    default: return 0;
     }
-    return ctx;
 }
 
-/* 1 and the MAC in out (*out_length bytes), or 0 if anything failed. */
-static inline int mfa_hmac(EVP_MAC_CTX *template_ctx, const unsigned char *key, size_t key_length,
-                           const unsigned char *message, size_t message_length,
-                           unsigned char *out, size_t out_size, size_t *out_length) {
-    if (template_ctx == NULL || key == NULL || key_length == 0) return 0;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(template_ctx);
-    if (ctx == NULL) return 0;
-    int ok = EVP_MAC_init(ctx, key, key_length, NULL) == 1
-        && EVP_MAC_update(ctx, message, message_length) == 1
-        && EVP_MAC_final(ctx, out, out_length, out_size) == 1;
-    EVP_MAC_CTX_free(ctx);
-    return ok;
-}
-
-/* SHA-256 without EVP_Digest's per-call fetch of the digest by name and its context set-up (about
- * 10k instructions for the 88 bytes of a replay-journal record, five times the hashing): a context
- * initialised once is copied for each digest. */
-static inline EVP_MD_CTX *mfa_sha256_template(void) {
-    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (md == NULL) return NULL;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx != NULL && EVP_DigestInit_ex2(ctx, md, NULL) == 1;
-    EVP_MD_free(md); /* the context keeps its own reference */
-    if (!ok) {
-        EVP_MD_CTX_free(ctx);
-        return NULL;
+/* The HMAC of one message into out (MFA_MAX_DIGEST_SIZE bytes); returns its length. Nettle's digest
+ * call leaves the context keyed again, ready for the next message. */
+static inline size_t mfa_hmac_mac(mfa_hmac_ctx *c, const uint8_t *message, size_t length, uint8_t *out) {
+    switch (c->digest) {
+    case MFA_DIGEST_SHA1:
+        hmac_sha1_update(&c->u.sha1, length, message);
+        hmac_sha1_digest(&c->u.sha1, SHA1_DIGEST_SIZE, out);
+        return SHA1_DIGEST_SIZE;
+    case MFA_DIGEST_SHA256:
+        hmac_sha256_update(&c->u.sha256, length, message);
+        hmac_sha256_digest(&c->u.sha256, SHA256_DIGEST_SIZE, out);
+        return SHA256_DIGEST_SIZE;
+    case MFA_DIGEST_SHA512:
+        hmac_sha512_update(&c->u.sha512, length, message);
+        hmac_sha512_digest(&c->u.sha512, SHA512_DIGEST_SIZE, out);
+        return SHA512_DIGEST_SIZE;
+    default:
+        return 0;
     }
-    return ctx;
 }
 
-/* 1 and the digest in out (32 bytes), or 0 if anything failed. */
-static inline int mfa_sha256(const EVP_MD_CTX *template_ctx, const void *data, size_t length, unsigned char out[32]) {
-    if (template_ctx == NULL) return 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) return 0;
-    unsigned int out_length = 0;
-    int ok = EVP_MD_CTX_copy_ex(ctx, template_ctx) == 1
-        && EVP_DigestUpdate(ctx, data, length) == 1
-        && EVP_DigestFinal_ex(ctx, out, &out_length) == 1
-        && out_length == 32;
-    EVP_MD_CTX_free(ctx);
-    return ok;
+/* Wipes the key material (the padded key's inner and outer states). */
+static inline void mfa_hmac_clear(mfa_hmac_ctx *c) { explicit_bzero(c, sizeof *c); }
+
+static inline void mfa_sha256(const void *data, size_t length, uint8_t out[32]) {
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    sha256_update(&ctx, length, (const uint8_t *)data);
+    sha256_digest(&ctx, SHA256_DIGEST_SIZE, out);
 }
 
-/* A duplicate of an HMAC template keyed once (NULL if anything failed): keying hashes the padded
- * key, a third of an HMAC's cost, and a TOTP window of three steps needs it only once. */
-static inline EVP_MAC_CTX *mfa_hmac_keyed(EVP_MAC_CTX *template_ctx, const unsigned char *key, size_t key_length) {
-    if (template_ctx == NULL || key == NULL || key_length == 0) return NULL;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(template_ctx);
-    if (ctx == NULL) return NULL;
-    if (EVP_MAC_init(ctx, key, key_length, NULL) != 1) {
-        EVP_MAC_CTX_free(ctx);
-        return NULL;
+/* Fills buf from the kernel's CSPRNG (getrandom(2), waiting for it to be seeded at boot): 1, or 0. */
+static inline int mfa_random(void *buf, size_t length) {
+    uint8_t *p = (uint8_t *)buf;
+    while (length > 0) {
+        ssize_t n = getrandom(p, length, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return 0;
+        }
+        p += n;
+        length -= (size_t)n;
     }
-    return ctx;
+    return 1;
 }
 
-/* The HMAC of one message under a context from mfa_hmac_keyed (which stays as it is): 1, or 0. */
-static inline int mfa_hmac_with_keyed(EVP_MAC_CTX *keyed_ctx, const unsigned char *message, size_t message_length,
-                                      unsigned char *out, size_t out_size, size_t *out_length) {
-    if (keyed_ctx == NULL) return 0;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keyed_ctx);
-    if (ctx == NULL) return 0;
-    int ok = EVP_MAC_update(ctx, message, message_length) == 1
-        && EVP_MAC_final(ctx, out, out_length, out_size) == 1;
-    EVP_MAC_CTX_free(ctx);
-    return ok;
-}
+/* 1 if equal, in time that depends only on length. */
+static inline int mfa_equal(const void *a, const void *b, size_t length) { return memeql_sec(a, b, length); }

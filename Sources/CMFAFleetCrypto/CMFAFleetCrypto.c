@@ -1,40 +1,39 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "CMFAFleetCrypto.h"
-#include <limits.h>
-#include <openssl/evp.h>
+#include <string.h>
+#include <nettle/gcm.h>
+#include <nettle/memops.h>
 
+/* AES-256-GCM from GNU Nettle (the same library as the HMACs, Sources/CMFACrypto/shim.h), 96-bit
+ * nonce, 128-bit tag. The context holds the expanded key: wiped before returning. */
 int mfa_gcm_seal(const unsigned char *key, const unsigned char *nonce,
                  const unsigned char *aad, size_t aad_length,
                  const unsigned char *plain, size_t plain_length,
                  unsigned char *cipher_out, unsigned char *tag_out) {
-    if (aad_length > INT_MAX || plain_length > INT_MAX) return 0;
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL) return 0;
-    int n = 0, ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1
-        && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1
-        && EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) == 1
-        && (aad_length == 0 || EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_length) == 1)
-        && (plain_length == 0 || EVP_EncryptUpdate(ctx, cipher_out, &n, plain, (int)plain_length) == 1)
-        && EVP_EncryptFinal_ex(ctx, cipher_out + (plain_length == 0 ? 0 : n), &n) == 1
-        && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag_out) == 1;
-    EVP_CIPHER_CTX_free(ctx);
-    return ok;
+    struct gcm_aes256_ctx ctx;
+    gcm_aes256_set_key(&ctx, key);
+    gcm_aes256_set_iv(&ctx, 12, nonce);
+    if (aad_length > 0) gcm_aes256_update(&ctx, aad_length, aad);
+    if (plain_length > 0) gcm_aes256_encrypt(&ctx, plain_length, cipher_out, plain);
+    gcm_aes256_digest(&ctx, GCM_DIGEST_SIZE, tag_out);
+    explicit_bzero(&ctx, sizeof ctx);
+    return 1;
 }
 
+/* 1 and the plaintext in plain_out if the tag matches; 0 (and plain_out wiped) if not. */
 int mfa_gcm_open(const unsigned char *key, const unsigned char *nonce,
                  const unsigned char *aad, size_t aad_length,
                  const unsigned char *cipher, size_t cipher_length,
                  const unsigned char *tag, unsigned char *plain_out) {
-    if (aad_length > INT_MAX || cipher_length > INT_MAX) return 0;
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL) return 0;
-    int n = 0, ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1
-        && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1
-        && EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) == 1
-        && (aad_length == 0 || EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_length) == 1)
-        && (cipher_length == 0 || EVP_DecryptUpdate(ctx, plain_out, &n, cipher, (int)cipher_length) == 1)
-        && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, (void *)tag) == 1
-        && EVP_DecryptFinal_ex(ctx, plain_out + (cipher_length == 0 ? 0 : n), &n) == 1;
-    EVP_CIPHER_CTX_free(ctx);
+    struct gcm_aes256_ctx ctx;
+    unsigned char expected[GCM_DIGEST_SIZE];
+    gcm_aes256_set_key(&ctx, key);
+    gcm_aes256_set_iv(&ctx, 12, nonce);
+    if (aad_length > 0) gcm_aes256_update(&ctx, aad_length, aad);
+    if (cipher_length > 0) gcm_aes256_decrypt(&ctx, cipher_length, plain_out, cipher);
+    gcm_aes256_digest(&ctx, GCM_DIGEST_SIZE, expected);
+    explicit_bzero(&ctx, sizeof ctx);
+    int ok = memeql_sec(expected, tag, GCM_DIGEST_SIZE);
+    if (!ok && cipher_length > 0) explicit_bzero(plain_out, cipher_length);
     return ok;
 }

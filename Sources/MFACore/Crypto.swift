@@ -1,83 +1,49 @@
 // SPDX-License-Identifier: Apache-2.0
 import CMFACrypto
 
-/// Thin, typed access to the libcrypto primitives mfagate needs.
+/// Thin, typed access to the primitives mfagate needs: HMAC and SHA-256 from GNU Nettle, random bytes
+/// from getrandom(2), a constant-time comparison (Sources/CMFACrypto/shim.h; why Nettle:
+/// docs/architecture.md, "Crypto").
 public enum Crypto {
     public enum Digest: String, Sendable, CaseIterable {
         case sha1, sha256, sha512
 
-        var evp: OpaquePointer? {
+        var nettle: Int32 {
             switch self {
-            case .sha1: return EVP_sha1()
-            case .sha256: return EVP_sha256()
-            case .sha512: return EVP_sha512()
+            case .sha1: return Int32(MFA_DIGEST_SHA1)
+            case .sha256: return Int32(MFA_DIGEST_SHA256)
+            case .sha512: return Int32(MFA_DIGEST_SHA512)
             }
         }
     }
 
-    /// Template contexts for `mfa_hmac`, made once per digest (nil if OpenSSL refused: the slow
-    /// one-shot path is then used). Shared read-only: each HMAC works on its own duplicate.
-    nonisolated(unsafe) static let hmacTemplates: [Digest: OpaquePointer?] = [
-        .sha1: mfa_hmac_template("SHA1"), .sha256: mfa_hmac_template("SHA256"), .sha512: mfa_hmac_template("SHA512"),
-    ]
-
-    /// HMAC of `message` under `key`. libcrypto's one-shot HMAC never fails for these digests.
+    /// HMAC of `message` under `key`.
     public static func hmac(_ digest: Digest, key: [UInt8], message: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        if let template = hmacTemplates[digest] ?? nil {
-            var length = 0
-            let ok = key.withUnsafeBufferPointer { k in
-                message.withUnsafeBufferPointer { m in
-                    out.withUnsafeMutableBufferPointer { o in
-                        mfa_hmac(template, k.baseAddress, k.count, m.baseAddress, m.count, o.baseAddress, o.count, &length)
-                    }
-                }
-            }
-            if ok == 1 {
-                out.removeLast(out.count - length)
-                return out
-            }
-        }
-        var outLength: UInt32 = 0
-        key.withUnsafeBufferPointer { k in
-            message.withUnsafeBufferPointer { m in
-                out.withUnsafeMutableBufferPointer { o in
-                    _ = HMAC(digest.evp, k.baseAddress, Int32(k.count), m.baseAddress, m.count,
-                             o.baseAddress, &outLength)
-                }
-            }
-        }
-        return Array(out.prefix(Int(outLength)))
+        HMACKey(digest, key: key).mac(message)
     }
 
-    /// An HMAC key prepared once for several messages (the steps of a TOTP window): keying costs
-    /// about a third of an HMAC, so three steps under one key cost two HMACs' worth less.
+    /// An HMAC key prepared once for several messages (the steps of a TOTP window): keying hashes the
+    /// padded key, about a third of an HMAC, so three steps under one key cost two HMACs' worth less.
+    /// One user at a time (`mac` works on the keyed context); the key material is wiped by deinit.
     final class HMACKey {
-        let digest: Digest
-        let key: [UInt8]
-        /// The keyed context (freed, and with it the key material cleansed, by deinit); nil if
-        /// OpenSSL refused, and then each message takes the one-shot path.
-        let context: OpaquePointer?
+        private let context: UnsafeMutablePointer<mfa_hmac_ctx>
 
         init(_ digest: Digest, key: [UInt8]) {
-            self.digest = digest
-            self.key = key
-            let template = hmacTemplates[digest] ?? nil
-            context = key.withUnsafeBufferPointer { mfa_hmac_keyed(template, $0.baseAddress, $0.count) }
+            context = .allocate(capacity: 1)
+            context.initialize(to: mfa_hmac_ctx())
+            _ = key.withUnsafeBufferPointer { mfa_hmac_set_key(context, digest.nettle, $0.baseAddress, $0.count) }
         }
 
-        deinit { EVP_MAC_CTX_free(context) }
+        deinit {
+            mfa_hmac_clear(context)
+            context.deallocate()
+        }
 
         func mac(_ message: [UInt8]) -> [UInt8] {
-            guard let context else { return Crypto.hmac(digest, key: key, message: message) }
-            var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-            var length = 0
-            let ok = message.withUnsafeBufferPointer { m in
-                out.withUnsafeMutableBufferPointer { o in
-                    mfa_hmac_with_keyed(context, m.baseAddress, m.count, o.baseAddress, o.count, &length)
-                }
+            var out = [UInt8](repeating: 0, count: Int(MFA_MAX_DIGEST_SIZE))
+            let length = message.withUnsafeBufferPointer { m in
+                out.withUnsafeMutableBufferPointer { mfa_hmac_mac(context, m.baseAddress, m.count, $0.baseAddress) }
             }
-            guard ok == 1 else { return Crypto.hmac(digest, key: key, message: message) }
             out.removeLast(out.count - length)
             return out
         }
@@ -91,7 +57,7 @@ public enum Crypto {
     /// Cryptographically secure random bytes.
     public static func randomBytes(_ count: Int) throws(RandomError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        let ok = out.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(count)) }
+        let ok = out.withUnsafeMutableBytes { mfa_random($0.baseAddress, $0.count) }
         guard ok == 1 else { throw .unavailable }
         return out
     }
@@ -101,27 +67,16 @@ public enum Crypto {
         guard a.count == b.count else { return false }
         if a.isEmpty { return true }
         return a.withUnsafeBytes { pa in
-            b.withUnsafeBytes { pb in CRYPTO_memcmp(pa.baseAddress, pb.baseAddress, a.count) == 0 }
+            b.withUnsafeBytes { pb in mfa_equal(pa.baseAddress, pb.baseAddress, a.count) == 1 }
         }
     }
 }
 
 extension Crypto {
-    /// A SHA-256 context initialised once (nil if OpenSSL refused: the one-shot path is then used).
-    /// Shared read-only: each digest works on its own copy.
-    nonisolated(unsafe) static let sha256Template: OpaquePointer? = mfa_sha256_template()
-
     /// SHA-256 of `bytes`. Every login's replay-journal record carries one (its checksum).
     public static func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        let ok = out.withUnsafeMutableBufferPointer { o in
-            mfa_sha256(sha256Template, bytes.baseAddress, bytes.count, o.baseAddress)
-        }
-        if ok == 1 { return out }
-        var length: UInt32 = 0
-        out.withUnsafeMutableBufferPointer { o in
-            _ = EVP_Digest(bytes.baseAddress, bytes.count, o.baseAddress, &length, EVP_sha256(), nil)
-        }
+        out.withUnsafeMutableBufferPointer { mfa_sha256(bytes.baseAddress, bytes.count, $0.baseAddress) }
         return out
     }
 }

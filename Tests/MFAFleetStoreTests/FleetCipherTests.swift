@@ -189,4 +189,30 @@ final class FleetLinkTests: XCTestCase {
         }
         XCTAssertThrowsError(try FleetLink.insecurity(of: "host='unterminated"))
     }
+
+    /// AES-256-GCM known answer (test case 16 of McGrew and Viega's GCM specification, checked here
+    /// against python-cryptography's OpenSSL): rows sealed before the switch from libcrypto to Nettle
+    /// open after it, and a flipped tag bit is refused with the plaintext wiped.
+    func testGCMKnownAnswer() {
+        func bytes(_ hex: String) -> [UInt8] {
+            stride(from: 0, to: hex.count, by: 2).map { i in
+                let start = hex.index(hex.startIndex, offsetBy: i)
+                return UInt8(hex[start..<hex.index(start, offsetBy: 2)], radix: 16) ?? 0
+            }
+        }
+        let key = bytes("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")
+        let plain = bytes("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39")
+        let aad = bytes("feedfacedeadbeeffeedfacedeadbeefabaddad2")
+        let iv = bytes("cafebabefacedbaddecaf888")
+        var cipher = [UInt8](repeating: 0, count: plain.count), tag = [UInt8](repeating: 0, count: 16)
+        XCTAssertEqual(mfa_gcm_seal(key, iv, aad, aad.count, plain, plain.count, &cipher, &tag), 1)
+        XCTAssertEqual(cipher, bytes("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"))
+        XCTAssertEqual(tag, bytes("76fc6ece0f4e1768cddf8853bb2d551b"))
+        var opened = [UInt8](repeating: 0, count: plain.count)
+        XCTAssertEqual(mfa_gcm_open(key, iv, aad, aad.count, cipher, cipher.count, tag, &opened), 1)
+        XCTAssertEqual(opened, plain)
+        tag[15] ^= 1
+        XCTAssertEqual(mfa_gcm_open(key, iv, aad, aad.count, cipher, cipher.count, tag, &opened), 0)
+        XCTAssertEqual(opened, [UInt8](repeating: 0, count: plain.count))
+    }
 }
