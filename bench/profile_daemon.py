@@ -9,7 +9,8 @@ need /dev/log.
 Environment: LOGINS (4000), DRIVERS (1), BIN (daemon binary), SHIM (pam_mfagate.so),
   WRAP (command the daemon runs under, e.g. "strace -f -o /tmp/x/st.txt" or
   "valgrind --tool=callgrind --callgrind-out-file=/tmp/x/cg.out"; the daemon runs as nobody, so the
-  output directory must be writable by it), IDLE=1 (no logins: VmRSS and the binary's resident
+  output directory must be writable by it; a tracer that forks the daemon breaks LISTEN_PID: use
+  ATTACH="strace -f -c -o FILE" instead, attached after the start), IDLE=1 (no logins: VmRSS and the binary's resident
   pages by section and module, bench/resident_pages.py), KEEP=1 (keep the temp dir).
 """
 import os, sys, time, shutil, signal, tempfile, subprocess, json
@@ -44,6 +45,12 @@ try:
             return cmd[:at] + wrapper + cmd[at:]
         d.command = wrapped
     d.start()  # binds the socket as root and passes it as LISTEN_FDS, as bench.py does
+    # ATTACH: a tracer attached to the started daemon (a WRAP tracer that forks breaks LISTEN_PID),
+    # e.g. ATTACH="strace -f -c -o /var/tmp/st.txt"; stopped with SIGINT after the logins.
+    tracer = None
+    if os.environ.get("ATTACH"):
+        tracer = subprocess.Popen(os.environ["ATTACH"].split() + ["-p", str(d.proc.pid)])
+        time.sleep(1)
     if os.environ.get("IDLE"):
         time.sleep(0.5); subprocess.run(["sync"])
         pid = d.proc.pid
@@ -78,6 +85,8 @@ try:
     ut = (int(cpu1[13]) - int(cpu0[13])) / hz; st_ = (int(cpu1[14]) - int(cpu0[14])) / hz
     ok = sum(r["ok"] for r in res)
     print(json.dumps({"ok": ok, "fail": sum(r["fail"] for r in res), "per_s": round(ok / el), "cpu_us_per_login": round((ut + st_) * 1e6 / max(ok, 1)), "user": round(ut * 1e6 / max(ok, 1)), "sys": round(st_ * 1e6 / max(ok, 1)), "busy": round((ut + st_) / el, 2), **machine}))
+    if tracer is not None:
+        tracer.send_signal(signal.SIGINT); tracer.wait()
     d.stop()
     print(open(d.log_path, errors="replace").read()[-3000:] if os.environ.get("SHOWLOG") else "")
 finally:
