@@ -104,7 +104,8 @@ def test_an_invite_works_once_even_in_two_logins_at_the_same_time(daemon_factory
     d = daemon_factory("optional", extra_config=INVITE_CONFIG)
     code = make_invite(d, "dave")
     first, second = Login(d, "dave"), Login(d, "dave")
-    assert first.prompt() == "Invite code:" and second.prompt() == "Invite code:"
+    assert first.prompt() == "Invite code:", first.lines
+    assert second.prompt() == "Invite code:", (second.lines, second.proc.poll(), d.log()[-2000:])
     assert "Press Enter without a code to skip" in first.messages()
     first.answer(code)
     assert first.prompt() == "Verification code:"
