@@ -3,7 +3,7 @@ import XCTest
 
 /// Issue 19, parts 4 and 5: the prompt-text keys, `mode = audit` in the policy, the audit record lines.
 final class PromptTextsAndAuditTests: XCTestCase {
-    func parse(_ text: String) throws -> DaemonConfig { try ConfigParser.parse(text, file: "/etc/mfagate/mfagate.conf") }
+    func parse(_ text: String) throws(ConfigError) -> DaemonConfig { try ConfigParser.parse(text, file: "/etc/mfagate/mfagate.conf") }
 
     func testPromptKeysParseRenderAndFill() throws {
         let c = try parse("code_prompt = Token:\ncode_hint = Lost it? Type a recovery code.\nenroll_intro = Hi %u, 100% easy\ngrace_notice = %u by %d\n")
@@ -35,7 +35,7 @@ final class PromptTextsAndAuditTests: XCTestCase {
     }
 
     func testAuditModeIsEvaluatedAsRequired() throws {
-        let c = try parse("mode = audit\nexempt_users = carol\n")
+        let c = try parse("mode = audit\nexempt_users = carol\nenroll_at_login = no\n")
         let facts = { (user: String, enrolled: Bool) in LoginFacts(user: user, service: "sshd", rhost: "192.0.2.1", enrolled: enrolled, now: 1000) }
         XCTAssertEqual(Policy.evaluate(c, facts("bob", false)), PolicyOutcome(.deny(reason: "not enrolled, MFA required"), rule: "config line 1: mode = audit"))
         XCTAssertEqual(Policy.evaluate(c, facts("alice", true)).decision, .askForCode)

@@ -15,7 +15,7 @@ final class ReportMessagesTests: XCTestCase {
                                                        omittedRows: 0, problem: "p", rows: rows))
         XCTAssertEqual(try FrameCodec.decodeDaemon(Array(try FrameCodec.encode(reply).dropFirst(4))), reply)
         XCTAssertEqual(rows[0].encodedSize, try FrameCodec.encode(DaemonMessage.reported(ReportReply(
-            from: 0, to: 0, mode: "", logins: 0, skippedLines: 0, omittedRows: 0, rows: [rows[0]]))).count - 4 - 39)
+            from: 0, to: 0, mode: "", logins: 0, skippedLines: 0, omittedRows: 0, rows: [rows[0]]))).count - 4 - 35)
     }
 
     func testWireLayoutMatchesTheDocument() throws {
