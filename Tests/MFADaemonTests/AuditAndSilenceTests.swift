@@ -20,6 +20,7 @@ final class AuditAndSilenceTests: XCTestCase {
         XCTAssertEqual(skipped, 0)
         XCTAssertEqual(problems, [])
         XCTAssertEqual(records.map(\.user), ["alice", "bob", "-"])
+        guard records.count == 3 else { return }
         XCTAssertEqual(records.map(\.decision), ["code", "refuse", "refuse"])
         XCTAssertEqual(records[1].rule, "default: mode = audit")
         XCTAssertEqual(records[0].time, h.clock.now)
