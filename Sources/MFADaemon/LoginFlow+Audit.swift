@@ -9,6 +9,7 @@ import MFAStore
 /// ignore) and the rule that decided are logged and appended to `STATE/audit` (MFAStore/AuditLog),
 /// which `mfagate report` summarises (AuditReport.swift). Audit mode starts no grace period and
 /// counts no failure. A record that cannot be written is logged; the login still gets IGNORE.
+/// Records asked for by non-root peers are rate-limited (RefusalLog.swift: 20 per 10 s together).
 extension LoginFlow {
     func audited(_ request: LoginBegin, user: String, peer: Peer, _ outcome: PolicyOutcome) -> Step {
         record(AuditRecord(time: environment.now(), user: user, service: request.service, rhost: request.rhost, outcome: outcome), peer: peer)
@@ -29,6 +30,10 @@ extension LoginFlow {
     }
 
     private func record(_ record: AuditRecord, peer: Peer) -> Step {
+        let ignore = Step.finish(.verdict(.ignore, reason: "mode audit: would \(record.decision) (\(record.rule))"))
+        // sshd, sudo, su and login run as root; a non-root peer is a user's own program, and any user
+        // can script the socket: such records (and their lines) are rate-limited together.
+        if !peer.isRoot && !shared.mayLog(.auditOfUnprivilegedPeer) { return ignore }
         logger.log(level: .info, "audit", metadata: [
             "user": "\(record.user)", "service": "\(loggable(record.service))", "rhost": "\(loggable(record.rhost))",
             "peer": "\(peer)", "result": "ignore", "would": "\(record.decision)", "rule": "\(record.rule)",
@@ -37,6 +42,6 @@ extension LoginFlow {
         do { try shared.audit.append(record) } catch {
             shared.logLimited(.storageError, .error, "could not write the audit record: \(error)")
         }
-        return .finish(.verdict(.ignore, reason: "mode audit: would \(record.decision) (\(record.rule))"))
+        return ignore
     }
 }

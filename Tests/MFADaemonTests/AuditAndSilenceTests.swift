@@ -32,6 +32,17 @@ final class AuditAndSilenceTests: XCTestCase {
         }
     }
 
+    func testRecordsFromNonRootPeersAreRateLimited() throws {
+        let h = try LoginHarness { $0.mode = .audit }
+        let bob = Peer(pid: 200, uid: 1002, gid: 1002)
+        for _ in 0..<30 {
+            XCTAssertEqual(LoginHarness.verdict(h.authority.beginLogin(LoginBegin(user: "bob", service: "x"), peer: bob))?.0, .ignore)
+        }
+        XCTAssertEqual(h.authority.audit.read(since: 0).records.count, 20, "one user cannot flood the records")
+        for _ in 0..<5 { _ = h.begin("alice") }
+        XCTAssertEqual(h.authority.audit.read(since: 0).records.count, 25, "sshd's (root's) logins are always recorded")
+    }
+
     func testReportRowsAreCutToTheFrameAndCounted() {
         let records = (0..<2000).map { i in
             AuditRecord(time: Int64(i), user: "user\(i)", service: "sshd", rhost: "192.0.2.\(i % 250)", decision: i % 2 == 0 ? "code" : "refuse",
