@@ -84,6 +84,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var maxCodesPerHour: Int = 200
     /// E.164 prefixes (`+49`, `+1`) texts may go to; empty: any number (a toll-fraud risk).
     public var smsAllowedPrefixes: [String] = []
+    /// The texts the daemon shows at login (`code_prompt`, `code_hint`, `enroll_intro`, `grace_notice`; PromptTexts.swift).
+    public var prompts = PromptTexts()
     /// Line of the file that set each key (absent: the default), so decisions can name their rule.
     public var lines: [String: Int] = [:]
     /// The text of each key as written, for explanations.
@@ -136,7 +138,7 @@ public enum ConfigParser {
                               "store", "database_url", "database_password_file", "fleet_key_file", "database_timeout",
                               "database_retry", "fleet_new_key_file", "database_insecure", "fleet_offline", "fleet_offline_max_age",
                               "methods", "email_command", "email_from", "email_address_pattern", "sms_command",
-                              "max_codes_per_sender", "max_codes_per_hour", "sms_allowed_prefixes"]
+                              "max_codes_per_sender", "max_codes_per_hour", "sms_allowed_prefixes"] + PromptTexts.keys
 
     /// Parses the file's bytes as read. A line that is not valid UTF-8 is refused with its number,
     /// never repaired to U+FFFD: a name in `require_users` must not silently become another one.
@@ -215,7 +217,7 @@ public enum ConfigParser {
         switch key {
         case "mode":
             guard let mode = MFAMode(rawValue: value) else {
-                throw ValueError(message: "`mode` must be one of required, optional, off (found \"\(value)\")")
+                throw ValueError(message: "`mode` must be one of required, optional, audit, off (found \"\(value)\")")
             }
             config.mode = mode
         case "state_dir":
@@ -306,6 +308,8 @@ public enum ConfigParser {
         case "methods", "email_command", "email_from", "email_address_pattern", "sms_command",
              "max_codes_per_sender", "max_codes_per_hour", "sms_allowed_prefixes":
             try applyDelivery(key: key, value: value, to: &config)
+        case _ where PromptTexts.keys.contains(key):
+            try config.prompts.apply(key: key, value: value)
         default:
             throw ValueError(message: "unknown key `\(key)` (known keys: \(keys.joined(separator: ", ")))")
         }

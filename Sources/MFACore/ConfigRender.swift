@@ -51,7 +51,7 @@ extension ConfigParser {
         case "max_codes_per_sender": return "\(c.maxCodesPerSender)"
         case "max_codes_per_hour": return "\(c.maxCodesPerHour)"
         case "sms_allowed_prefixes": return c.smsAllowedPrefixes.joined(separator: " ")
-        default: return ""
+        default: return PromptTexts.keys.contains(key) ? c.prompts.text(key) : ""
         }
     }
 

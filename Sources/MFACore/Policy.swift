@@ -11,6 +11,9 @@ public enum MFAMode: String, Sendable, CaseIterable {
     case optional
     /// The module has no opinion on anyone: the emergency switch, it overrides every other rule.
     case off
+    /// A report-only rollout: the policy is evaluated as under `required`, but nobody is asked and
+    /// every login gets PAM_IGNORE; the daemon records what it would have done (LoginFlow+Audit.swift).
+    case audit
 }
 
 /// What the daemon decided before asking anything: whether to prompt, or the verdict straight away.
@@ -96,7 +99,7 @@ public enum Policy {
         if groups.contains(where: config.requireGroups.contains) { return (true, config.rule("require_groups")) }
         if groups.contains(where: config.exemptGroups.contains) { return (nil, config.rule("exempt_groups")) }
         switch config.mode {
-        case .required: return (true, config.rule("mode"))
+        case .required, .audit: return (true, config.rule("mode"))
         case .optional: return (false, config.rule("mode"))
         case .off: return (nil, config.rule("mode"))
         }

@@ -54,6 +54,8 @@ public final class Authority {
     public private(set) lazy var admin = AdminVerbs(self)
     public private(set) lazy var selfService = SelfService(self)
     public private(set) lazy var methods = MethodService(self)
+    /// `mode = audit`: the records of what logins would have got (LoginFlow+Audit.swift, AuditReport.swift).
+    public private(set) lazy var audit = AuditLog(openFiles: { [unowned self] () throws(StoreError) -> FileStore in try self.invites.stateFiles() })
 
     /// `notifier`: the runner of `notify_command` and the delivery commands; a new one by default.
     public init(config: DaemonConfig, store: any FactorStore, environment: DaemonEnvironment, logger: Logger,

@@ -24,6 +24,14 @@ final class InviteKeeper {
         }
     }
 
+    /// The state directory's file store, opened once (it is locked per process): shared with the audit log.
+    func stateFiles() throws(StoreError) -> FileStore {
+        if let files { return files }
+        let opened = try openFiles()
+        files = opened
+        return opened
+    }
+
     private func loaded(now: Int64) throws(StoreError) -> (FileStore, InviteBook) {
         let store: FileStore
         if let files { store = files } else { store = try openFiles() }

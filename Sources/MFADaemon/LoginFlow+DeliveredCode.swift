@@ -42,18 +42,18 @@ extension LoginFlow {
             let text = "\(DeliveryBook.maximumSends) codes were sent in the last \(DeliveryBook.sendWindow / 60) minutes.\(until) "
                 + (live ? "Use the last code sent, or " : "Use ") + "a code from your authenticator app or a recovery code."
             return askDelivered(session, state, [ConversationMessage(.errorMessage, text)],
-                                prompt: live ? "Code sent to \(masked): " : LoginFlow.prompt)
+                                prompt: live ? "Code sent to \(masked): " : codePrompt)
         }
         guard let code = try? shared.makeDeliveredCode(), let salt = try? environment.randomBytes(16) else {
             return askDelivered(session, state, [ConversationMessage(.errorMessage, "Could not make a code; enter a code from your authenticator app or a recovery code.")],
-                                prompt: LoginFlow.prompt)
+                                prompt: codePrompt)
         }
         if let refusal = shared.codeSendRefusal(state.method, to: state.address, sender: shared.sender(ofLogin: user), user: user, purpose: "login") {
             // As at the per-user limit: a code sent before stays good until it expires.
             let live = delivery.loginCodes.hasLiveCode(user.value, now: now)
             return askDelivered(session, state, [ConversationMessage(.errorMessage, "\(refusal). "
                 + (live ? "Use the last code sent, or " : "Use ") + "a code from your authenticator app or a recovery code.")],
-                                prompt: live ? "Code sent to \(masked): " : LoginFlow.prompt)
+                                prompt: live ? "Code sent to \(masked): " : codePrompt)
         }
         delivery.loginCodes.issue(user.value, code: code, salt: salt, now: now)
         let text = state.method == .email
@@ -69,7 +69,7 @@ extension LoginFlow {
             self.delivery.loginCodes.revoke(user.value)
             return self.askDelivered(session, state, [ConversationMessage(.errorMessage,
                 "Could not send a code to \(masked). Enter a code from your authenticator app or a recovery code.")],
-                prompt: LoginFlow.prompt)
+                prompt: codePrompt)
         }!
     }
 

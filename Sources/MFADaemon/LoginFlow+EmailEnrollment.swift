@@ -25,14 +25,14 @@ extension LoginFlow {
         do {
             if answer.lowercased() == "email" {
                 guard let pattern = config.emailAddressPattern else {
-                    return askEnrolling(session, state, [ConversationMessage(.errorMessage, "Type your email address.")], prompt: LoginFlow.prompt)
+                    return askEnrolling(session, state, [ConversationMessage(.errorMessage, "Type your email address.")], prompt: codePrompt)
                 }
                 address = try DeliveryAddress.fromPattern(pattern, user: session.user.value)
             } else {
                 address = try DeliveryAddress.validateEmail(answer)
             }
         } catch {
-            return askEnrolling(session, state, [ConversationMessage(.errorMessage, "\(error.message).")], prompt: LoginFlow.prompt)
+            return askEnrolling(session, state, [ConversationMessage(.errorMessage, "\(error.message).")], prompt: codePrompt)
         }
         return sendEnrollmentCode(address, in: session, state)
     }
@@ -45,14 +45,14 @@ extension LoginFlow {
         guard delivery.confirmations.sendsLeft(key, now: now).count > 0 else {
             return askEnrolling(session, state, [ConversationMessage(.errorMessage,
                 "\(DeliveryBook.maximumSends) codes were sent in the last \(DeliveryBook.sendWindow / 60) minutes; scan the QR code instead, or try again later.")],
-                prompt: LoginFlow.prompt)
+                prompt: codePrompt)
         }
         guard let code = try? shared.makeDeliveredCode(), let salt = try? environment.randomBytes(16) else {
-            return askEnrolling(session, state, [ConversationMessage(.errorMessage, "Could not make a code; scan the QR code instead.")], prompt: LoginFlow.prompt)
+            return askEnrolling(session, state, [ConversationMessage(.errorMessage, "Could not make a code; scan the QR code instead.")], prompt: codePrompt)
         }
         if let refusal = shared.codeSendRefusal(.email, to: address, sender: shared.sender(ofLogin: session.user), user: session.user, purpose: "enroll") {
             return askEnrolling(session, state, [ConversationMessage(.errorMessage, "\(refusal). Scan the QR code with an app instead.")],
-                                prompt: LoginFlow.prompt)
+                                prompt: codePrompt)
         }
         delivery.confirmations.issue(key, code: code, salt: salt, now: now)
         let text = DeliveryMessage.codeEmail(code: code, to: address, from: config.emailFrom, account: shared.account(session.user),
@@ -63,7 +63,7 @@ extension LoginFlow {
                 var back = state
                 back.stage = .awaitingCode
                 return self.askEnrolling(session, back, [ConversationMessage(.errorMessage,
-                    "Could not send a code to \(masked). Scan the QR code with an app instead.")], prompt: LoginFlow.prompt)
+                    "Could not send a code to \(masked). Scan the QR code with an app instead.")], prompt: codePrompt)
             }
             var next = state
             next.stage = .awaitingEmailCode(address)

@@ -72,14 +72,12 @@ extension LoginFlow {
             return nil
         }
         let uri = shared.otpauthURI(user: user, method: .totp, secret: secret, counter: 0)
-        var messages: [ConversationMessage] = [ConversationMessage(.textInfo, mandatory
-            ? "\(user.value), this login needs a second factor and you have none yet. Scan this QR code with an authenticator app:"
-            : "\(user.value), you can protect this account with a second factor now. Scan this QR code with an authenticator app:")]
+        var messages: [ConversationMessage] = [ConversationMessage(.textInfo, enrollIntro(user.value, mandatory: mandatory))]
         if let qr = try? TerminalQR.render(uri, style: .halfBlocks) { messages.append(ConversationMessage(.textInfo, qr)) }
         messages.append(ConversationMessage(.textInfo, "Or enter this key by hand (time-based, 6 digits): \(Self.grouped(Base32.encode(secret)))"))
         if let hint = emailEnrollmentHint(user) { messages.append(ConversationMessage(.textInfo, hint)) }
         if !mandatory { messages.append(ConversationMessage(.textInfo, "Press Enter without a code to skip this for now.")) }
-        messages.append(ConversationMessage(.promptEchoOff, LoginFlow.prompt))
+        messages.append(ConversationMessage(.promptEchoOff, codePrompt))
         var next = session
         next.purpose = .enrolling(LoginEnrollment(mandatory: mandatory, secret: secret, attemptsLeft: Self.loginEnrollmentAttempts,
                                                   rounds: rounds))
@@ -145,7 +143,7 @@ extension LoginFlow {
                 next.purpose = .enrolling(state)
                 return .ask(.converse([
                     ConversationMessage(.errorMessage, "That code is not right (check the phone's clock). \(state.attemptsLeft) tries left."),
-                    ConversationMessage(.promptEchoOff, LoginFlow.prompt)]), next)
+                    ConversationMessage(.promptEchoOff, codePrompt)]), next)
             }
             do {
                 // Another login may have enrolled this user meanwhile: never replace an active enrollment.

@@ -72,7 +72,8 @@ public final class LoginFlow: AuthorityPart {
     /// read, a used code not recorded): the login is closed without one, and `failmode` decides.
     /// `user` is the canonical name, or "-" when the typed one led to no account.
     func abandonedIfBackendFailed(_ step: Step, _ request: LoginBegin, user: String, peer: Peer) -> Step {
-        guard store.backendFailedInRequest else { return step }
+        // An audited login gets IGNORE whatever the facts were (LoginFlow+Audit.swift).
+        guard store.backendFailedInRequest, config.mode != .audit else { return step }
         let reason = "fleet database unavailable, left to the module's failmode"
         logger.log(level: .notice, "login", metadata: [
             "user": "\(user)", "service": "\(loggable(request.service))", "rhost": "\(loggable(request.rhost))",
@@ -94,6 +95,7 @@ public final class LoginFlow: AuthorityPart {
         case .success(let r): resolved = r
         case .failure(let refusal):
             if let switchedOff, refusal.isAboutTheAccount { return verdict(request, user: "-", peer: peer, switchedOff) }
+            if config.mode == .audit { return audited(request, user: "-", peer: peer, refusal) }
             if case .unavailable = refusal { return verdict(request, user: "-", peer: peer, .unavailable, refusal.sentence) }
             return verdict(request, user: "-", peer: peer, .denied, refusal.sentence)
         }
@@ -109,12 +111,16 @@ public final class LoginFlow: AuthorityPart {
         let outcome: PolicyOutcome
         let record: UserRecord?
         do {
-            (outcome, record) = try shared.evaluate(resolved, service: request.service, rhost: request.rhost, sideEffects: true)
+            // Audit mode starts no grace period: it starts when `required` does.
+            (outcome, record) = try shared.evaluate(resolved, service: request.service, rhost: request.rhost,
+                                                    sideEffects: config.mode != .audit)
         } catch {
+            if config.mode == .audit { return audited(request, user: user.value, peer: peer, storageError: error) }
             // A database outage is logged once by the store, not at every login.
             if !store.backendFailedInRequest { shared.logStorageError(error) }
             return verdict(request, user: user.value, peer: peer, .unavailable, "user file unusable")
         }
+        if config.mode == .audit { return audited(request, user: user.value, peer: peer, outcome) }
         let session = LoginSession(request: request, user: user, peer: peer)
         switch outcome.decision {
         case .ignore, .deny: return verdict(request, user: user.value, peer: peer, outcome)
@@ -122,17 +128,13 @@ public final class LoginFlow: AuthorityPart {
             return offerEnrollment(request, user: user, peer: peer, mandatory: mandatory)
         case .askForCode:
             if let delivered = beginDeliveredLogin(session, record: record) { return delivered }
-            return .ask(.converse([ConversationMessage(.promptEchoOff, Self.prompt)]), session)
+            return .ask(.converse(codeQuestion(request)), session)
         case .locked(let until, let reason):
             var locked = session
             locked.purpose = .locked(until: until, reason: reason)
-            return .ask(.converse([ConversationMessage(.promptEchoOff, Self.prompt)]), locked)
+            return .ask(.converse(codeQuestion(request)), locked)
         case .grace(let until):
-            var notice = session
-            notice.purpose = .graceNotice(until: until)
-            let text = "Multi-factor authentication is required for \(user.value) on this host from \(UTCTime.format(until)). "
-                + "Until then you may log in without a code. Set it up now with: mfagate enroll"
-            return .ask(.converse([ConversationMessage(.textInfo, text), ConversationMessage(.promptEchoOn, Self.continuePrompt)]), notice)
+            return graceNotice(session, until: until)
         }
     }
 

@@ -17,6 +17,9 @@ extension Authority {
         case connectionsRefused = "connections refused"
         case storageError = "storage error"
         case codeNotSent = "code not sent"
+        /// `mode = audit`: a login record asked for by a non-root peer (anyone can script the socket
+        /// for their own account), so one user cannot flood the records out of their size cap.
+        case auditOfUnprivilegedPeer = "audit record from a non-root peer"
     }
 
     /// Writes the line unless its kind is over its budget (then it is counted for the summary).

@@ -12,6 +12,7 @@ extension ClientMessage {
         case .enrollConfirm(let r), .regenerateRecoveryCodes(let r), .disable(let r): return r.version
         case .importGoogleAuthenticator(let r): return r.version
         case .invite(let r): return r.version
+        case .report(let r): return r.version
         case .method(let r): return r.version
         case .loginBegin, .reply, .cancel: return nil
         }
@@ -43,6 +44,7 @@ extension Authority {
         case .importGoogleAuthenticator(let r): return .finish(admin.importGoogleAuthenticator(r, peer: peer))
         case .invite(let r): return .finish(admin.invite(r, peer: peer))
         case .method(let r): return methods.method(r, peer: peer)
+        case .report(let r): return .finish(admin.report(r, peer: peer))
         case .loginBegin, .reply, .cancel: return .finish(.error(.badRequest, message: "a login frame is not a request"))
         }
     }

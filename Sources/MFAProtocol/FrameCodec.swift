@@ -162,6 +162,7 @@ public enum FrameCodec {
             w.u8(Tag.unlock.rawValue); w.u8(version); try w.str(user); try w.str(rhost)
         case .method(let m): try w.method(m)
         case .invite(let r): try w.invite(r)
+        case .report(let r): w.report(r)
         }
         return try w.finish()
     }
@@ -221,6 +222,7 @@ public enum FrameCodec {
         case .methodAdd, .methodConfirm, .methodList, .methodPrefer, .methodRemove:
             message = .method(try r.method(tagByte))
         case .invite: message = .invite(try r.invite())
+        case .report: message = .report(try r.report())
         default:
             throw .unknownTag(tagByte)
         }
@@ -266,6 +268,7 @@ public enum FrameCodec {
             w.u8(Tag.error.rawValue); w.u16(code.rawValue); try w.str(text)
         case .methods(let reply): try w.methods(reply)
         case .invited(let reply): try w.invited(reply)
+        case .reported(let reply): try w.reported(reply)
         }
         return try w.finish()
     }
@@ -325,6 +328,7 @@ public enum FrameCodec {
         case .methodsReply:
             message = .methods(try r.methods())
         case .invited: message = .invited(try r.invited())
+        case .reported: message = .reported(try r.reported())
         default:
             throw .unknownTag(tagByte)
         }

@@ -121,6 +121,8 @@ public enum ClientMessage: Sendable, Equatable {
     case method(MethodRequest)
     /// A one-time invite to enroll at login (root; InviteMessages.swift).
     case invite(InviteRequest)
+    /// A summary of the `mode = audit` records (root; ReportMessages.swift).
+    case report(ReportRequest)
 }
 
 /// The answer to `check`: the decision, the human reason, the rule that made it, and a deadline.
@@ -195,6 +197,8 @@ public enum DaemonMessage: Sendable, Equatable {
     case methods(MethodsReply)
     /// The answer to INVITE.
     case invited(InviteReply)
+    /// The answer to REPORT.
+    case reported(ReportReply)
 }
 
 enum Tag: UInt8 {
@@ -205,4 +209,5 @@ enum Tag: UInt8 {
     case methodAdd = 0x18, methodConfirm = 0x19, methodList = 0x1A, methodPrefer = 0x1B, methodRemove = 0x1C
     case methodsReply = 0x96
     case invite = 0x23, invited = 0xA3
+    case report = 0x28, reported = 0xA8
 }

@@ -10,6 +10,8 @@ import MFASafeFile
 extension FileStore {
     public enum StateFile: String, Sendable {
         case lockout, seen, invites
+        /// `mode = audit` records (AuditLog.swift) and the older ones, moved aside at the size cap.
+        case audit, auditPrevious = "audit.1"
     }
 
     public static let maximumStateFileSize = 8 << 20

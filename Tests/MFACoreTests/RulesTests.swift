@@ -98,7 +98,7 @@ final class ConfigTests: XCTestCase {
 
     func testErrorsNameFileLineAndProblem() {
         assertError("mode = optional\nmodee = off\n", line: 2, contains: "unknown key `modee`")
-        assertError("# c\nmode = sometimes\n", line: 2, contains: "required, optional, off")
+        assertError("# c\nmode = sometimes\n", line: 2, contains: "required, optional, audit, off")
         assertError("mode = off\nmode = required\n", line: 2, contains: "already set on line 1")
         assertError("state_dir = relative/path\n", line: 1, contains: "absolute path")
         assertError("\n\njust words\n", line: 3, contains: "expected `key = value`")

@@ -26,6 +26,11 @@ public func configFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     require(parsed.stateDirectory.hasPrefix("/") && parsed.socketPath.hasPrefix("/"), "relative path accepted")
     require(parsed.socketPath.utf8.count <= 107, "socket path too long")
     require(!parsed.stateDirectory.utf8.contains(0) && !parsed.socketPath.utf8.contains(0), "NUL in a path")
+    // The login texts reach every terminal that logs in: no control, format or separator character.
+    for key in PromptTexts.keys {
+        require(ConfigParser.defaultText(key, parsed).unicodeScalars.allSatisfy { PromptTexts.refusedKind($0) == nil },
+                "a login text that could drive a terminal was accepted (\(key))")
+    }
     // Every accepted file means the same when each line is parsed on its own: a line ending must not
     // hide a setting inside a comment or a value (a CR LF pair is one Swift Character, not a `\n`).
     var merged: [String: String] = [:]

@@ -268,7 +268,7 @@ class Daemon:
         return json.loads(self.cli(*args, check=True).stdout)
 
     def pam(self, user: str, *answers: str, service: str | None = None, args: str = "", as_user: str | None = None,
-            rhost: str | None = None, timeout: float = 30) -> "PamResult":
+            rhost: str | None = None, timeout: float = 30, silent: bool = False) -> "PamResult":
         driver = PAM_DRIVER
         if as_user:
             svc = service or self.service("mfa-test-unprivileged", args=args, module=self.readable_copy(SHIM))
@@ -278,6 +278,8 @@ class Daemon:
         cmd = [str(driver), str(self.confdir), svc, user]
         if rhost:
             cmd += ["--rhost", rhost]
+        if silent:
+            cmd.append("--silent")  # pam_authenticate(PAM_SILENT)
         for a in answers:
             cmd += ["--answer", a]
         if as_user:

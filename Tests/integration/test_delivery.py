@@ -129,9 +129,9 @@ def setup(daemon_factory, tmp_path):
 class Login:
     """One pam_authenticate through the real libpam, answered prompt by prompt."""
 
-    def __init__(self, d, user: str, rounds: int = 8):
+    def __init__(self, d, user: str, rounds: int = 8, silent: bool = False):
         svc = d.service()
-        cmd = [str(PAM_DRIVER), str(d.confdir), svc, user] + ["--answer", "-"] * rounds
+        cmd = [str(PAM_DRIVER), str(d.confdir), svc, user] + ["--silent"] * silent + ["--answer", "-"] * rounds
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self.started = time.monotonic()
@@ -194,6 +194,25 @@ def test_email_code_logs_in_once_and_a_totp_code_works_at_the_same_prompt(setup)
     assert "delivery method=email purpose=login result=sent to=a***@example.org user=alice" in log
     assert ALICE not in log, "the daemon logs the masked address only"
     assert 'reason="email code"' in log
+
+
+def test_a_silent_email_login_gets_the_prompts_but_no_info_or_error_text(setup):
+    """PAM_SILENT (issue 19, part 4): "Type resend…" (info) and "That code is not right" (error)
+    are dropped; the prompt, which names where the code went, still comes, and the code works."""
+    d = setup.d
+    d.enroll("alice")
+    setup.add_email("alice")
+    sent = setup.codes_sent()
+    login = Login(d, "alice", silent=True)
+    assert login.prompt() == "Code sent to a***@example.org:"
+    code = setup.mail_code(count=sent + 1)
+    login.answer(wrong_code(code))
+    assert login.prompt() == "Code sent to a***@example.org:"
+    login.answer(code)
+    r = login.result()
+    assert r.result == "PAM_SUCCESS", r
+    assert all(m.startswith("PROMPT_ECHO_OFF: ") for m in r.messages), r
+    assert len(r.messages) == 2
 
 
 def test_resend_kills_the_old_code_and_is_rate_limited(setup):
