@@ -162,6 +162,8 @@ public enum FrameCodec {
             w.u8(Tag.unlock.rawValue); w.u8(version); try w.str(user); try w.str(rhost)
         case .method(let m): try w.method(m)
         case .invite(let r): try w.invite(r)
+        case .forget(let version, let user):
+            w.u8(Tag.forget.rawValue); w.u8(version); try w.str(user)
         }
         return try w.finish()
     }
@@ -221,6 +223,9 @@ public enum FrameCodec {
         case .methodAdd, .methodConfirm, .methodList, .methodPrefer, .methodRemove:
             message = .method(try r.method(tagByte))
         case .invite: message = .invite(try r.invite())
+        case .forget:
+            let version = try r.u8()
+            message = .forget(version: version, user: try r.str())
         default:
             throw .unknownTag(tagByte)
         }

@@ -121,6 +121,8 @@ public enum ClientMessage: Sendable, Equatable {
     case method(MethodRequest)
     /// A one-time invite to enroll at login (root; InviteMessages.swift).
     case invite(InviteRequest)
+    /// End the user's remembered logins (`remember`); empty user: the peer's own (others: root).
+    case forget(version: UInt8, user: String)
 }
 
 /// The answer to `check`: the decision, the human reason, the rule that made it, and a deadline.
@@ -205,4 +207,5 @@ enum Tag: UInt8 {
     case methodAdd = 0x18, methodConfirm = 0x19, methodList = 0x1A, methodPrefer = 0x1B, methodRemove = 0x1C
     case methodsReply = 0x96
     case invite = 0x23, invited = 0xA3
+    case forget = 0x1D
 }
