@@ -6,6 +6,7 @@ waiting."""
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -207,3 +208,33 @@ def test_the_entry_survives_a_restart_and_a_damaged_file_only_means_asked(sshd):
     r = login(box, clock.code(e["secret"]))
     assert r.ok and asked(r), r
     remembered_login(d, box)
+
+
+def test_making_an_entry_adds_no_flush_to_the_code_login_and_forgetting_is_durable(daemon_factory, tmp_path):
+    """Every fsync fails (EIO) once a trigger file exists (an LD_PRELOAD stand-in for a disk that
+    cannot flush; the replay journal's fdatasync is left alone): a code login that makes an entry
+    still succeeds, so making one calls no fsync; `forget` reports the failure, so ending one is
+    made durable before it is answered."""
+    trigger = tmp_path / "fail-fsync"
+    source = tmp_path / "failing_fsync.c"
+    preload = tmp_path / "failing_fsync.so"
+    source.write_text(
+        "#define _GNU_SOURCE\n#include <dlfcn.h>\n#include <errno.h>\n#include <unistd.h>\n"
+        f'int fsync(int fd) {{ if (access("{trigger}", F_OK) == 0) {{ errno = EIO; return -1; }}\n'
+        '  int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync"); return real(fd); }\n')
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(preload), str(source), "-ldl"], check=True)
+    os.chmod(tmp_path, 0o755)
+    d = daemon_factory("required", CONFIG, start=False)
+    d.wrap = ["env", f"LD_PRELOAD={preload}"]
+    d.start()
+    e = d.enroll("alice")
+    trigger.write_text("")
+    assert d.pam("alice", oathtool_totp(e["secret"]), rhost="198.51.100.7").result == "PAM_SUCCESS", d.log()[-2000:]
+    assert "198.51.100.7 remembered until" in d.log()
+    assert d.pam("alice", "000000", rhost="198.51.100.7").result == "PAM_IGNORE"
+    out = d.cli("forget", "--user", "alice")
+    assert out.returncode != 0 and "Input/output error" in out.stderr, out
+    trigger.unlink()
+    assert d.cli("forget", "--user", "alice").returncode == 0
+    again = d.pam("alice", "000000", rhost="198.51.100.7")
+    assert again.result == "PAM_AUTH_ERR" and any("Verification code" in m for m in again.messages), again
