@@ -122,11 +122,11 @@ public final class LoginFlow: AuthorityPart {
             return offerEnrollment(request, user: user, peer: peer, mandatory: mandatory)
         case .askForCode:
             if let delivered = beginDeliveredLogin(session, record: record) { return delivered }
-            return .ask(.converse([ConversationMessage(.promptEchoOff, Self.prompt)]), session)
+            return .ask(.converse(codePrompt(request, record: record)), session)
         case .locked(let until, let reason):
             var locked = session
             locked.purpose = .locked(until: until, reason: reason)
-            return .ask(.converse([ConversationMessage(.promptEchoOff, Self.prompt)]), locked)
+            return .ask(.converse(codePrompt(request, record: record)), locked)
         case .grace(let until):
             var notice = session
             notice.purpose = .graceNotice(until: until)

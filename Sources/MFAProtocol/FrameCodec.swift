@@ -133,7 +133,8 @@ public enum FrameCodec {
         case .loginBegin(let b):
             w.u8(Tag.loginBegin.rawValue); w.u8(b.version)
             try w.str(b.user); try w.str(b.service); try w.str(b.rhost); try w.str(b.tty); try w.str(b.ruser)
-            w.u8((b.silent ? WireProtocol.loginFlagSilent : 0) | (b.realUID != nil ? WireProtocol.loginFlagRealUID : 0))
+            w.u8((b.silent ? WireProtocol.loginFlagSilent : 0) | (b.realUID != nil ? WireProtocol.loginFlagRealUID : 0)
+                 | (b.onePrompt ? WireProtocol.loginFlagOnePrompt : 0))
             if let realUID = b.realUID { w.u32(realUID) }
         case .reply(let answer):
             w.u8(Tag.reply.rawValue); try w.str(answer)
@@ -179,7 +180,8 @@ public enum FrameCodec {
             let flags = try r.u8()
             let realUID = flags & WireProtocol.loginFlagRealUID != 0 ? try r.u32() : nil
             message = .loginBegin(LoginBegin(version: version, user: user, service: service, rhost: rhost,
-                                             tty: tty, ruser: ruser, silent: flags & WireProtocol.loginFlagSilent != 0, realUID: realUID))
+                                             tty: tty, ruser: ruser, silent: flags & WireProtocol.loginFlagSilent != 0, realUID: realUID,
+                                             onePrompt: flags & WireProtocol.loginFlagOnePrompt != 0))
         case .reply:
             message = .reply(answer: try r.str())
         case .cancel:
