@@ -18,10 +18,16 @@ extension FileStore {
     static let rememberedHeader = "# mfagate remembered logins: written by mfagated; do not edit (use mfagate forget)"
     static let maximumRememberedSize = 16 * 1024
 
-    func openRememberedDirectory() throws(StoreError) -> Int32 {
+    /// `STATE/remembered/`, checked like the other directories; made only when an entry is first
+    /// written (`create`), so a host that never remembers a login has none. nil: none yet.
+    func openRememberedDirectory(create: Bool) throws(StoreError) -> Int32? {
         if rememberedFD >= 0 { return rememberedFD }
+        if !create {
+            var st = stat()
+            if fstatat(rootFD, FileStore.rememberedDirectory, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT { return nil }
+        }
         rememberedFD = try FileStore.openCheckedDirectory(at: rootFD, name: FileStore.rememberedDirectory,
-                                                          displayPath: "\(path)/\(FileStore.rememberedDirectory)", owner: owner, create: true)
+                                                          displayPath: "\(path)/\(FileStore.rememberedDirectory)", owner: owner, create: create)
         return rememberedFD
     }
 
@@ -35,7 +41,7 @@ extension FileStore {
     /// What `STATE/remembered/NAME` holds for the enrollment made at `created`; [] for no file, a
     /// file of another enrollment, or one that cannot be read.
     func readRemembered(_ user: UserName, created: Int64) -> [RememberedLogin] {
-        guard let dirFD = try? openRememberedDirectory(),
+        guard let dirFD = try? openRememberedDirectory(create: false),
               let (bytes, _) = try? readChecked(dirFD: dirFD, name: user.value, display: "", maximumSize: FileStore.maximumRememberedSize)
         else { return [] }
         return FileStore.parseRemembered(bytes, created: created) ?? []
@@ -61,27 +67,31 @@ extension FileStore {
     }
 
     /// Brings `STATE/remembered/NAME` in line with `record.remembered`: nothing to do when it holds
-    /// them already; no entries left (forget, a recovery-code login, re-enroll) is a durable removal;
+    /// them already; no entries left (forget, a recovery-code login, re-enroll) is a durable removal,
+    /// whose failure fails the save;
     /// anything else (an entry added or renewed at a right code, expired ones pruned then) is
     /// written without waiting for the disk: what a power cut may bring back is either expired or
     /// was rightly made.
     func saveRemembered(_ record: UserRecord) throws(StoreError) {
         let stored = readRemembered(record.user, created: record.created)
         if stored == record.remembered { return }
-        let dirFD = try openRememberedDirectory()
         if record.remembered.isEmpty {
             try removeRemembered(record.user)
             return
         }
+        // Adding or renewing: a failure (a full disk, a directory refused as unsafe) loses the entry,
+        // which only means the user is asked next time; it must not fail the login whose code is
+        // being recorded (the replay journal is pre-allocated for a full disk, this file is not).
+        guard let dirFD = try? openRememberedDirectory(create: true) else { return }
         let text = ([FileStore.rememberedHeader, "enrolled \(record.created)"] + UserFileFormat.serializeRemembered(record.remembered))
             .joined(separator: "\n") + "\n"
-        try writeAtomically(dirFD: dirFD, dirDisplay: "\(path)/\(FileStore.rememberedDirectory)", name: record.user.value,
-                            bytes: Array(text.utf8), durable: false)
+        _ = try? writeAtomically(dirFD: dirFD, dirDisplay: "\(path)/\(FileStore.rememberedDirectory)", name: record.user.value,
+                                 bytes: Array(text.utf8), durable: false)
     }
 
     /// Removes the user's remembered logins, durably (no error if there are none).
     func removeRemembered(_ user: UserName) throws(StoreError) {
-        let dirFD = try openRememberedDirectory()
+        guard let dirFD = try openRememberedDirectory(create: false) else { return }
         let display = "\(path)/\(FileStore.rememberedDirectory)"
         if unlinkat(dirFD, user.value, 0) != 0 {
             if errno == ENOENT { return }

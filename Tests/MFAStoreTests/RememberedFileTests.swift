@@ -97,4 +97,19 @@ final class RememberedFileTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/remembered/alice"))
         XCTAssertNil(try store.load(r.user))
     }
+
+    func testNoDirectoryUntilAnEntryAndAnUnwritableOneNeverFailsALogin() throws {
+        let store = try FileStore(path: root)
+        var r = try record()
+        try store.save(r)
+        _ = try store.load(r.user)
+        try store.delete(r.user)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/remembered"), "made without an entry")
+        // `remembered` is not a directory the daemon may use: the entry is lost, the save goes through.
+        XCTAssertTrue(FileManager.default.createFile(atPath: root + "/remembered", contents: Data()))
+        r.remembered = [entry]
+        XCTAssertNoThrow(try store.save(r))
+        XCTAssertEqual(try store.load(r.user)?.remembered, [])
+        XCTAssertEqual(try store.load(r.user)?.lastUsedStep, r.lastUsedStep)
+    }
 }

@@ -238,3 +238,17 @@ def test_making_an_entry_adds_no_flush_to_the_code_login_and_forgetting_is_durab
     assert d.cli("forget", "--user", "alice").returncode == 0
     again = d.pam("alice", "000000", rhost="198.51.100.7")
     assert again.result == "PAM_AUTH_ERR" and any("Verification code" in m for m in again.messages), again
+
+
+def test_a_module_running_as_the_user_is_never_remembered(daemon_factory):
+    """A PAM stack running as the user (a screen locker, a user's own pam_start) sends whatever rhost
+    it likes; the daemon believes an rhost only from root (sshd), so such a login is never
+    remembered, nor does it use an entry sshd's logins made."""
+    d = daemon_factory("required", CONFIG)
+    e = d.enroll("alice")
+    assert d.pam("alice", oathtool_totp(e["secret"]), rhost="198.51.100.7", as_user="alice").result == "PAM_SUCCESS"
+    assert "remembered until" not in d.log()
+    assert d.pam("alice", oathtool_totp(e["secret"], at="now + 30 seconds"), rhost="198.51.100.7").result == "PAM_SUCCESS"
+    assert "198.51.100.7 remembered until" in d.log()
+    own = d.pam("alice", "000000", rhost="198.51.100.7", as_user="alice")
+    assert own.result == "PAM_AUTH_ERR" and any("Verification code" in m for m in own.messages), own
