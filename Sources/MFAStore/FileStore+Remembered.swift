@@ -20,11 +20,19 @@ extension FileStore {
 
     /// `STATE/remembered/`, checked like the other directories; made only when an entry is first
     /// written (`create`), so a host that never remembers a login has none. nil: none yet.
+    /// Only this daemon writes the state directory (it holds its lock), so a directory found absent
+    /// stays absent until it makes one: logins on a host that remembers nothing cost no system call.
+    static let rememberedDirectoryAbsent: Int32 = -2
+
     func openRememberedDirectory(create: Bool) throws(StoreError) -> Int32? {
         if rememberedFD >= 0 { return rememberedFD }
         if !create {
+            if rememberedFD == FileStore.rememberedDirectoryAbsent { return nil }
             var st = stat()
-            if fstatat(rootFD, FileStore.rememberedDirectory, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT { return nil }
+            if fstatat(rootFD, FileStore.rememberedDirectory, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT {
+                rememberedFD = FileStore.rememberedDirectoryAbsent
+                return nil
+            }
         }
         rememberedFD = try FileStore.openCheckedDirectory(at: rootFD, name: FileStore.rememberedDirectory,
                                                           displayPath: "\(path)/\(FileStore.rememberedDirectory)", owner: owner, create: create)

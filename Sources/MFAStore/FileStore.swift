@@ -56,7 +56,8 @@ public final class FileStore {
     let rootFD: Int32
     let usersFD: Int32
     let tmpFD: Int32
-    /// `STATE/remembered/`, opened at the first use (FileStore+Remembered.swift); -1 until then.
+    /// `STATE/remembered/`, opened at the first use (FileStore+Remembered.swift); -1 until then,
+    /// -2 when found absent.
     var rememberedFD: Int32 = -1
     var tempCounter: UInt64 = 0
     let journal: ReplayJournal
