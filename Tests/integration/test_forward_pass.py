@@ -195,3 +195,16 @@ def test_a_remembered_host_is_asked_for_the_password_alone(stack):
     assert [m for m in r.messages if m.startswith("PROMPT")] == ["PROMPT_ECHO_OFF: Password: "], r.messages
     r, _ = login("carol", "wrong")
     assert r.result == "PAM_AUTH_ERR", r
+
+
+def test_the_daemon_down_with_failmode_safe_still_forwards_the_password(stack):
+    """No daemon: with failmode=safe the module has no opinion (PAM_IGNORE), and the password it
+    asks alone still decides through pam_unix."""
+    d, relay, login = stack
+    service = (d.confdir / "forward").read_text().replace(f"socket={relay.path}", f"socket={d.socket} failmode=safe timeout=2")
+    (d.confdir / "forward").write_text(service)
+    d.stop()
+    r, authtok = login("carol", PASSWORD)
+    assert r.result == "PAM_SUCCESS" and authtok == PASSWORD, (r, authtok)
+    assert [m for m in r.messages if m.startswith("PROMPT")] == ["PROMPT_ECHO_OFF: Password: "], r.messages
+    assert login("carol", "wrong")[0].result == "PAM_AUTH_ERR"
