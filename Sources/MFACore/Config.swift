@@ -27,6 +27,13 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Under `required`, how long after the daemon first saw an unenrolled user they may still log
     /// in without a code. 0: no grace.
     public var gracePeriod: Int64 = 0
+    /// `remember`: seconds a right code from a remote host spares the same user, service and host
+    /// the next codes (RememberedLogin.swift). 0: off.
+    public var remember: Int64 = 0
+    /// `never_remember`: remote hosts (names as PAM_RHOST gives them, or addresses and networks)
+    /// whose logins are never remembered.
+    public var neverRememberHosts: [String] = []
+    public var neverRememberNetworks: [IPNetwork] = []
     /// Wrong codes within `failureWindow` seconds that lock the user for `lockout` seconds.
     public var maxFailures: Int = 5
     public var failureWindow: Int64 = 15 * 60
@@ -133,7 +140,7 @@ public enum ConfigParser {
     public static let maximumSize = 1 << 20
     public static let keys = ["mode", "state_dir", "socket", "window", "require_users", "exempt_users",
                               "require_groups", "exempt_groups", "services", "trusted_networks", "trust_local",
-                              "grace_period", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
+                              "grace_period", "remember", "never_remember", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
                               "prompt_timeout", "enroll_at_login", "issuer", "notify_command",
                               "store", "database_url", "database_password_file", "fleet_key_file", "database_timeout",
                               "database_retry", "fleet_new_key_file", "database_insecure", "fleet_offline", "fleet_offline_max_age",
@@ -249,6 +256,19 @@ public enum ConfigParser {
             default: throw ValueError(message: "`trust_local` must be yes or no (found \"\(value)\")")
             }
         case "grace_period": config.gracePeriod = try duration(key, value)
+        case "remember": config.remember = try duration(key, value)
+        case "never_remember":
+            config.neverRememberHosts = []
+            config.neverRememberNetworks = []
+            for word in words(value) {
+                if let network = IPNetwork(parsing: word) {
+                    config.neverRememberNetworks.append(network)
+                } else if RememberedLogin.isStorable(word), !word.contains("/") {
+                    config.neverRememberHosts.append(word)
+                } else {
+                    throw ValueError(message: "`never_remember`: \"\(word)\" is not a host name, an address or a network like 10.0.0.0/8")
+                }
+            }
         case "failure_window": config.failureWindow = try duration(key, value, allowZero: false)
         case "lockout": config.lockout = try duration(key, value)
         case "max_failures": config.maxFailures = try number(key, value, in: 0...1000, what: "a count (0 turns lockout off)")

@@ -25,6 +25,8 @@ extension ConfigParser {
         case "trusted_networks": return c.trustedNetworks.map(\.description).joined(separator: " ")
         case "trust_local": return c.trustLocal ? "yes" : "no"
         case "grace_period": return formatDuration(c.gracePeriod)
+        case "remember": return formatDuration(c.remember)
+        case "never_remember": return (c.neverRememberHosts + c.neverRememberNetworks.map(\.description)).joined(separator: " ")
         case "max_failures": return "\(c.maxFailures)"
         case "failure_window": return formatDuration(c.failureWindow)
         case "lockout": return formatDuration(c.lockout)

@@ -66,6 +66,8 @@ public struct LoginFacts: Sendable {
     public var userLockedUntil: Int64?
     public var rhostBlockedUntil: Int64?
     public var now: Int64
+    /// The user's remembered logins (`remember`), from their record.
+    public var remembered: [RememberedLogin] = []
 
     public init(user: String, service: String, rhost: String, groups: [String] = [], enrolled: Bool,
                 firstSeen: Int64? = nil, userLockedUntil: Int64? = nil, rhostBlockedUntil: Int64? = nil, now: Int64) {
@@ -106,7 +108,8 @@ public enum Policy {
     }
 
     /// The whole decision, in this order: `mode = off`; `services`; user/group requirement;
-    /// trusted networks and `trust_local`; lockout; then enrollment and grace.
+    /// trusted networks and `trust_local`; lockout; a remembered host (`remember`, enrolled users
+    /// only); then enrollment and grace.
     public static func evaluate(_ config: DaemonConfig, _ facts: LoginFacts) -> PolicyOutcome {
         if let off = switchedOff(config) { return off }
         if !config.services.isEmpty && !config.services.contains(facts.service) {
@@ -126,6 +129,11 @@ public enum Policy {
         }
         if let until = facts.userLockedUntil, until > facts.now {
             return PolicyOutcome(.locked(until: until, reason: "too many wrong codes"), rule: config.rule("max_failures"))
+        }
+        if facts.enrolled, let entry = RememberPolicy.match(facts.remembered, config, service: facts.service, rhost: facts.rhost, now: facts.now) {
+            let until = entry.created.addingReportingOverflow(config.remember).partialValue
+            return PolicyOutcome(.ignore(reason: "remembered: right code from \(facts.rhost) for \(facts.service) at \(UTCTime.format(entry.created)), until \(UTCTime.format(until))"),
+                                 rule: config.rule("remember"))
         }
         if facts.enrolled { return PolicyOutcome(.askForCode, rule: requirementRule) }
         if !required {

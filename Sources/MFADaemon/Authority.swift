@@ -84,9 +84,10 @@ public final class Authority {
             && Policy.requirement(config, user: user.value, groups: groups).required == true {
             firstSeen = sideEffects ? books.noteFirstSeen(user.value, now: now) : now
         }
-        let facts = LoginFacts(user: user.value, service: service, rhost: rhost, groups: groups, enrolled: record != nil,
+        var facts = LoginFacts(user: user.value, service: service, rhost: rhost, groups: groups, enrolled: record != nil,
                                firstSeen: firstSeen, userLockedUntil: books.userLockedUntil(user.value, now: now),
                                rhostBlockedUntil: books.rhostBlockedUntil(rhost, now: now), now: now)
+        facts.remembered = record?.remembered ?? []
         return (Policy.evaluate(config, facts), record)
     }
     // MARK: logins, delegated to the login flow (kept for the server's calls)

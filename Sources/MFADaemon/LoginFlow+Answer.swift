@@ -62,8 +62,9 @@ extension LoginFlow {
             }
             guard let record else { return .answered(verdictMessage(session, .denied, "enrollment removed during login")) }
             switch check(record) {
-            case .accepted(let updated, let reason, let usedRecoveryCode):
+            case .accepted(var updated, var reason, let usedRecoveryCode):
                 attemptsLeft -= 1
+                rememberAfterRightCode(&updated, reason: &reason, session, usedRecoveryCode: usedRecoveryCode, now: now)
                 guard let message = persist(updated, learntFrom: record, retryingConflict: attemptsLeft > 0,
                                             then: succeeded(verdictMessage(session, .success, reason), session, now),
                                             else: { self.verdictMessage(session, $0, $1) }) else {
@@ -75,6 +76,23 @@ extension LoginFlow {
             case .rejected(let reason):
                 return .rejected(reason: reason)
             }
+        }
+    }
+
+    /// `remember`: a right code adds or renews this login's entry (RememberPolicy); a recovery code
+    /// ends every entry of the user and makes none (the user may have lost the device, or someone
+    /// else may hold a code). Saved with the code's new replay state, in the same write.
+    func rememberAfterRightCode(_ record: inout UserRecord, reason: inout String, _ session: LoginSession,
+                                usedRecoveryCode: Bool, now: Int64) {
+        if usedRecoveryCode {
+            if !record.remembered.isEmpty { reason += ", remembered hosts forgotten" }
+            record.remembered = []
+            return
+        }
+        let request = session.request
+        record.remembered = RememberPolicy.afterRightCode(record.remembered, config, service: request.service, rhost: request.rhost, now: now)
+        if RememberPolicy.mayRemember(config, service: request.service, rhost: request.rhost) {
+            reason += ", \(request.rhost) remembered until \(UTCTime.format(now.addingReportingOverflow(config.remember).partialValue))"
         }
     }
 

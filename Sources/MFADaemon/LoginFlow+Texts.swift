@@ -1,5 +1,6 @@
 import MFACore
 import MFAProtocol
+import MFAStore
 
 /// The login texts an admin may word (`code_prompt`, `code_hint`, `grace_notice`; MFACore/PromptTexts)
 /// and what `PAM_SILENT` means for each round that is more than a prompt (docs/protocol.md, "Silence"):
@@ -9,12 +10,13 @@ extension LoginFlow {
     /// The code prompt, as configured (`code_prompt`), ending in one space.
     var codePrompt: String { config.prompts.codePromptShown }
 
-    /// The round that asks for a code: `code_hint` (if any) above the prompt. The same for a
-    /// locked-out user, so the two cannot be told apart.
-    func codeQuestion(_ request: LoginBegin) -> [ConversationMessage] {
+    /// The round that asks for a code: `code_hint` (if any) above the prompt, and the mark a
+    /// `forward_pass` module needs (LoginFlow+OnePrompt). The same for a locked-out user, so the
+    /// two cannot be told apart.
+    func codeQuestion(_ request: LoginBegin, record: UserRecord?) -> [ConversationMessage] {
         var messages: [ConversationMessage] = []
         if let hint = config.prompts.codeHint, !request.silent { messages.append(ConversationMessage(.textInfo, hint)) }
-        return messages + [ConversationMessage(.promptEchoOff, codePrompt)]
+        return messages + codeDigitsMark(request, record: record) + [ConversationMessage(.promptEchoOff, codePrompt)]
     }
 
     /// Required but not enrolled, in the grace period: the notice (`grace_notice`, or the built-in

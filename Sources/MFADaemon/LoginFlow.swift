@@ -128,11 +128,11 @@ public final class LoginFlow: AuthorityPart {
             return offerEnrollment(request, user: user, peer: peer, mandatory: mandatory)
         case .askForCode:
             if let delivered = beginDeliveredLogin(session, record: record) { return delivered }
-            return .ask(.converse(codeQuestion(request)), session)
+            return .ask(.converse(codeQuestion(request, record: record)), session)
         case .locked(let until, let reason):
             var locked = session
             locked.purpose = .locked(until: until, reason: reason)
-            return .ask(.converse(codeQuestion(request)), locked)
+            return .ask(.converse(codeQuestion(request, record: record)), locked)
         case .grace(let until):
             return graceNotice(session, until: until)
         }

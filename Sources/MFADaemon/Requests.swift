@@ -7,7 +7,7 @@ extension ClientMessage {
     var requestVersion: UInt8? {
         switch self {
         case .enroll(let r): return r.version
-        case .status(let version, _), .list(let version), .check(let version, _, _, _), .unlock(let version, _, _): return version
+        case .status(let version, _), .forget(let version, _), .list(let version), .check(let version, _, _, _), .unlock(let version, _, _): return version
         case .enrollBegin(let r): return r.version
         case .enrollConfirm(let r), .regenerateRecoveryCodes(let r), .disable(let r): return r.version
         case .importGoogleAuthenticator(let r): return r.version
@@ -45,6 +45,7 @@ extension Authority {
         case .invite(let r): return .finish(admin.invite(r, peer: peer))
         case .method(let r): return methods.method(r, peer: peer)
         case .report(let r): return .finish(admin.report(r, peer: peer))
+        case .forget(_, let user): return .finish(forget(user: user, peer: peer))
         case .loginBegin, .reply, .cancel: return .finish(.error(.badRequest, message: "a login frame is not a request"))
         }
     }

@@ -133,7 +133,8 @@ public enum FrameCodec {
         case .loginBegin(let b):
             w.u8(Tag.loginBegin.rawValue); w.u8(b.version)
             try w.str(b.user); try w.str(b.service); try w.str(b.rhost); try w.str(b.tty); try w.str(b.ruser)
-            w.u8((b.silent ? WireProtocol.loginFlagSilent : 0) | (b.realUID != nil ? WireProtocol.loginFlagRealUID : 0))
+            w.u8((b.silent ? WireProtocol.loginFlagSilent : 0) | (b.realUID != nil ? WireProtocol.loginFlagRealUID : 0)
+                 | (b.onePrompt ? WireProtocol.loginFlagOnePrompt : 0))
             if let realUID = b.realUID { w.u32(realUID) }
         case .reply(let answer):
             w.u8(Tag.reply.rawValue); try w.str(answer)
@@ -163,6 +164,8 @@ public enum FrameCodec {
         case .method(let m): try w.method(m)
         case .invite(let r): try w.invite(r)
         case .report(let r): w.report(r)
+        case .forget(let version, let user):
+            w.u8(Tag.forget.rawValue); w.u8(version); try w.str(user)
         }
         return try w.finish()
     }
@@ -178,7 +181,8 @@ public enum FrameCodec {
             let flags = try r.u8()
             let realUID = flags & WireProtocol.loginFlagRealUID != 0 ? try r.u32() : nil
             message = .loginBegin(LoginBegin(version: version, user: user, service: service, rhost: rhost,
-                                             tty: tty, ruser: ruser, silent: flags & WireProtocol.loginFlagSilent != 0, realUID: realUID))
+                                             tty: tty, ruser: ruser, silent: flags & WireProtocol.loginFlagSilent != 0, realUID: realUID,
+                                             onePrompt: flags & WireProtocol.loginFlagOnePrompt != 0))
         case .reply:
             message = .reply(answer: try r.str())
         case .cancel:
@@ -223,6 +227,9 @@ public enum FrameCodec {
             message = .method(try r.method(tagByte))
         case .invite: message = .invite(try r.invite())
         case .report: message = .report(try r.report())
+        case .forget:
+            let version = try r.u8()
+            message = .forget(version: version, user: try r.str())
         default:
             throw .unknownTag(tagByte)
         }

@@ -12,10 +12,16 @@ public enum WireProtocol {
     /// LOGIN_BEGIN flags: bit 0 PAM_SILENT, bit 1 a u32 real uid follows the flags.
     public static let loginFlagSilent: UInt8 = 0x01
     public static let loginFlagRealUID: UInt8 = 0x02
+    /// Bit 3: the module asks one combined question (`forward_pass`) and wants each code prompt
+    /// marked with a `codeDigits` message (bit 2 is left to other uses).
+    public static let loginFlagOnePrompt: UInt8 = 0x08
 }
 
 public enum MessageStyle: UInt8, Sendable {
     case promptEchoOff = 1, promptEchoOn = 2, errorMessage = 3, textInfo = 4
+    /// Not shown: marks the round's prompt as a login code prompt and says how many digits the
+    /// user's code has (decimal text, 1...10). Sent only to a module that set `loginFlagOnePrompt`.
+    case codeDigits = 5
     public var isPrompt: Bool { self == .promptEchoOff || self == .promptEchoOn }
 }
 
@@ -67,9 +73,12 @@ public struct LoginBegin: Sendable, Equatable {
     /// invoking user), as the module reports it; nil from a module that does not send it. The
     /// daemon believes it only from a root peer (a user cannot load code into a setuid program).
     public var realUID: UInt32?
+    /// The module splits one combined answer (password and code) itself (`forward_pass`).
+    public var onePrompt: Bool
     public init(version: UInt8 = WireProtocol.version, user: String, service: String, rhost: String = "",
-                tty: String = "", ruser: String = "", silent: Bool = false, realUID: UInt32? = nil) {
+                tty: String = "", ruser: String = "", silent: Bool = false, realUID: UInt32? = nil, onePrompt: Bool = false) {
         self.version = version
+        self.onePrompt = onePrompt
         self.realUID = realUID
         self.user = user
         self.service = service
@@ -123,6 +132,8 @@ public enum ClientMessage: Sendable, Equatable {
     case invite(InviteRequest)
     /// A summary of the `mode = audit` records (root; ReportMessages.swift).
     case report(ReportRequest)
+    /// End the user's remembered logins (`remember`); empty user: the peer's own (others: root).
+    case forget(version: UInt8, user: String)
 }
 
 /// The answer to `check`: the decision, the human reason, the rule that made it, and a deadline.
@@ -210,4 +221,5 @@ enum Tag: UInt8 {
     case methodsReply = 0x96
     case invite = 0x23, invited = 0xA3
     case report = 0x28, reported = 0xA8
+    case forget = 0x1D
 }

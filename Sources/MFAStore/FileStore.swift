@@ -56,6 +56,9 @@ public final class FileStore {
     let rootFD: Int32
     let usersFD: Int32
     let tmpFD: Int32
+    /// `STATE/remembered/`, opened at the first use (FileStore+Remembered.swift); -1 until then,
+    /// -2 when found absent.
+    var rememberedFD: Int32 = -1
     var tempCounter: UInt64 = 0
     let journal: ReplayJournal
     /// Parsed user files, each valid while the file keeps the same inode, size, times, owner and
@@ -147,6 +150,7 @@ public final class FileStore {
     }
 
     deinit {
+        if rememberedFD >= 0 { close(rememberedFD) }
         close(tmpFD); close(usersFD); close(rootFD)
     }
 
@@ -205,6 +209,7 @@ public final class FileStore {
     /// The user's record, or nil if the user has no file, with the newest replay state.
     public func load(_ user: UserName) throws(StoreError) -> UserRecord? {
         guard var record = try loadFile(user) else { return nil }
+        record.remembered = mergedRemembered(record)
         if let entry = journal.entries[user.value], entry.created == record.created {
             if let s = entry.step { record.lastUsedStep = max(record.lastUsedStep ?? s, s) }
             if let t = entry.success { record.lastSuccess = max(record.lastSuccess ?? t, t) }
@@ -259,6 +264,7 @@ public final class FileStore {
     public func save(_ record: UserRecord) throws(StoreError) {
         let checked = lastChecked
         lastChecked = nil
+        try saveRemembered(record)
         if let cached = cache[record.user.value], Self.differsOnlyInReplayState(cached.record, record),
            checked.map({ $0.user == record.user.value && $0.identity == cached.identity }) == true
             || fileIdentity(record.user) == cached.identity {
@@ -322,8 +328,8 @@ public final class FileStore {
 
     static func differsOnlyInReplayState(_ a: UserRecord, _ b: UserRecord) -> Bool {
         var x = a, y = b
-        x.lastUsedStep = nil; x.lastSuccess = nil
-        y.lastUsedStep = nil; y.lastSuccess = nil
+        x.lastUsedStep = nil; x.lastSuccess = nil; x.remembered = []
+        y.lastUsedStep = nil; y.lastSuccess = nil; y.remembered = []
         return x == y
     }
 
@@ -331,12 +337,14 @@ public final class FileStore {
     func replaceFile(_ record: UserRecord) throws(StoreError) {
         // The cached entry stays valid if the write fails (the old file is untouched) and is checked
         // against the file's identity on every use, so it is only replaced once the new file exists.
-        var bytes = Array(UserFileFormat.serialize(record).utf8)
+        var inFile = record
+        inFile.remembered = []  // kept beside the file (FileStore+Remembered.swift)
+        var bytes = Array(UserFileFormat.serialize(inFile).utf8)
         defer { mfa_wipe(&bytes, bytes.count) }
         try writeAtomically(dirFD: usersFD, dirDisplay: "\(path)/users", name: record.user.value, bytes: bytes)
         var st = stat()
         if fstatat(usersFD, record.user.value, &st, AT_SYMLINK_NOFOLLOW) == 0 {
-            remember(record.user, CachedFile(identity: FileIdentity(st), record: record))
+            remember(record.user, CachedFile(identity: FileIdentity(st), record: inFile))
         }
     }
 
@@ -404,6 +412,7 @@ public final class FileStore {
     /// Removes the user's file (no error if there is none).
     public func delete(_ user: UserName) throws(StoreError) {
         cache[user.value] = nil
+        try removeRemembered(user)
         if unlinkat(usersFD, user.value, 0) != 0 {
             if errno == ENOENT { return }
             throw .system(path: filePath(user), operation: "removing", errno: errno)

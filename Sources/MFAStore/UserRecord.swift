@@ -33,6 +33,10 @@ public struct UserRecord: Sendable, Equatable {
     /// False for a user who logs in with email/SMS codes only (no app or token): `secret` is then a
     /// random one nobody was shown, and no OTP code is checked against it.
     public var appActive: Bool = true
+    /// Logins remembered after a right code (`remember`, RememberedLogin.swift). The file store
+    /// keeps them beside the user file (FileStore+Remembered.swift); in the fleet they are inside
+    /// the sealed record, under the fleet key's MAC.
+    public var remembered: [RememberedLogin] = []
 
     public init(user: UserName, parameters: OTPParameters, secret: [UInt8], created: Int64,
                 lastUsedStep: Int64? = nil, lastSuccess: Int64? = nil, recoveryCodes: [RecoveryCodes.Hashed],
@@ -77,6 +81,7 @@ public enum UserFileFormat {
         if let p = r.preferred { lines.append("prefer \(p.rawValue)") }
         if !r.appActive { lines.append("app none") }
         for code in r.recoveryCodes { lines.append("recovery \(hex(code.salt)):\(hex(code.hash))") }
+        lines += serializeRemembered(r.remembered)
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -104,6 +109,7 @@ public enum UserFileFormat {
         var fields = [(line: Int, value: ArraySlice<UInt8>)?](repeating: nil, count: singleFields.count)
         var recovery: [RecoveryCodes.Hashed] = []
         recovery.reserveCapacity(RecoveryCodes.count)
+        var remembered: [RememberedLogin] = []
         var lineNumber = 0
         var sawVersion = false
         var lineStart = 0
@@ -131,6 +137,10 @@ public enum UserFileFormat {
                       salt.count == 16, hash.count == 32 else { throw fail(lineNumber, "bad recovery code entry") }
                 recovery.append(RecoveryCodes.Hashed(salt: salt, hash: hash))
                 if recovery.count > 100 { throw fail(lineNumber, "too many recovery codes") }
+            } else if key.elementsEqual("remember".utf8) {
+                guard let entry = parseRemembered(value) else { throw fail(lineNumber, "bad remember entry") }
+                remembered.append(entry)
+                if remembered.count > RememberedLogin.maximumPerUser { throw fail(lineNumber, "too many remember entries") }
             } else if let field = singleFields.firstIndex(where: { $0.count == key.count && key.elementsEqual($0) }) {
                 if fields[field] != nil { throw fail(lineNumber, "`\(text(key))` appears twice") }
                 fields[field] = (lineNumber, value)
@@ -195,6 +205,7 @@ public enum UserFileFormat {
             record.drift = v
         }
         try parseDeliveryFields(optional, into: &record)
+        record.remembered = remembered
         return record
     }
 
@@ -264,6 +275,20 @@ public enum UserFileFormat {
 }
 
 extension UserFileFormat {
+    /// `remember CREATED SERVICE RHOST` lines, oldest first.
+    public static func serializeRemembered(_ entries: [RememberedLogin]) -> [String] {
+        entries.map { "remember \($0.created) \($0.service) \($0.rhost)" }
+    }
+
+    /// One `remember` value: a Unix time, a service and an rhost, each without spaces.
+    static func parseRemembered(_ value: ArraySlice<UInt8>) -> RememberedLogin? {
+        let parts = value.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        guard parts.count == 3, let created = integer(parts[0]) else { return nil }
+        let service = text(parts[1]), rhost = text(parts[2])
+        guard RememberedLogin.isStorable(service), RememberedLogin.isStorable(rhost) else { return nil }
+        return RememberedLogin(service: service, rhost: rhost, created: created)
+    }
+
     /// `email`, `sms` and `prefer` (issue 10), checked as strictly as when they were added: a file
     /// edited to hold a header-injecting address or a preference without its address is damaged.
     static func parseDeliveryFields(_ optional: (Field) -> (line: Int, value: ArraySlice<UInt8>)?,

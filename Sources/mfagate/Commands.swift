@@ -45,7 +45,7 @@ struct MFAGate: ParsableCommand {
         abstract: "Enroll in and manage the second factor (TOTP app or HOTP token) checked by mfagated.",
         discussion: "Exit codes: 0 done, 1 refused by the daemon, 2 usage error, 3 daemon unreachable.",
         subcommands: [Enroll.self, Status.self, RecoveryCodesCommand.self, Disable.self, List.self, Reset.self,
-                      ImportGoogleAuthenticator.self, Check.self, Unlock.self, Invite.self, Report.self, MigrateStore.self, Fleet.self, Method.self, Relay.self, Doctor.self])
+                      ImportGoogleAuthenticator.self, Check.self, Unlock.self, Invite.self, Report.self, MigrateStore.self, Fleet.self, Method.self, Relay.self, Doctor.self, Forget.self])
 
     /// Lets `mfagate --socket PATH enroll ...` work by moving leading global options after the verb.
     static func reorderedArguments(_ arguments: [String]) -> [String] {

@@ -179,7 +179,7 @@ static int decode_converse(struct reader *r, struct mfg_daemon_msg *out)
         struct mfg_message *m = &out->u.converse.msgs[i];
         if ((err = get_u8(r, &m->style)) != 0)
             return err;
-        if (m->style < MFG_STYLE_PROMPT_ECHO_OFF || m->style > MFG_STYLE_TEXT_INFO)
+        if (m->style < MFG_STYLE_PROMPT_ECHO_OFF || m->style > MFG_STYLE_CODE_DIGITS)
             return MFG_ERR_STYLE;
         /* At most one prompt, and it must be last: so checking "a prompt that is not
          * the last message" covers both rules. */
@@ -251,4 +251,50 @@ const char *mfg_strerror(int err)
     default:
         return "unknown error";
     }
+}
+
+/* ---- forward_pass: splitting a combined answer ---------------------------- */
+
+#define DEFAULT_CODE_DIGITS 6
+#define MAX_CODE_DIGITS 10
+#define RECOVERY_FORM_LEN 14 /* abcd-efgh-jkmn: 12 symbols in groups of four */
+
+int mfg_code_digits(const struct mfg_str *text)
+{
+    int v = 0;
+    if (text->len == 0 || text->len > 2)
+        return DEFAULT_CODE_DIGITS;
+    for (size_t i = 0; i < text->len; i++) {
+        uint8_t c = text->ptr[i];
+        if (c < '0' || c > '9')
+            return DEFAULT_CODE_DIGITS;
+        v = v * 10 + (c - '0');
+    }
+    return v >= 1 && v <= MAX_CODE_DIGITS ? v : DEFAULT_CODE_DIGITS;
+}
+
+/* The recovery alphabet (MFACore/RecoveryCodes.swift), either case. */
+static int is_recovery_symbol(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        c = (char)(c - 'A' + 'a');
+    return c != '\0' && strchr("23456789abcdefghjkmnpqrstuvwxyz", c) != NULL;
+}
+
+size_t mfg_split_combined(const char *answer, size_t n, int digits)
+{
+    if (n >= RECOVERY_FORM_LEN) {
+        const char *t = answer + n - RECOVERY_FORM_LEN;
+        int ok = 1;
+        for (size_t i = 0; i < RECOVERY_FORM_LEN && ok; i++)
+            ok = (i == 4 || i == 9) ? t[i] == '-' : is_recovery_symbol(t[i]);
+        if (ok)
+            return n - RECOVERY_FORM_LEN;
+    }
+    if (digits < 1 || n < (size_t)digits)
+        return n;
+    for (size_t i = n - (size_t)digits; i < n; i++)
+        if (answer[i] < '0' || answer[i] > '9')
+            return n;
+    return n - (size_t)digits;
 }

@@ -42,6 +42,9 @@ enum mfg_style {
     MFG_STYLE_PROMPT_ECHO_ON = 2,
     MFG_STYLE_ERROR_MSG = 3,
     MFG_STYLE_TEXT_INFO = 4,
+    /* Not PAM's and never shown: marks the round's prompt as a login code prompt; the text is the
+     * user's code length in decimal. Sent only after MFG_LOGIN_FLAG_ONE_PROMPT. */
+    MFG_STYLE_CODE_DIGITS = 5,
 };
 
 enum mfg_result {
@@ -55,6 +58,7 @@ enum mfg_result {
 
 #define MFG_LOGIN_FLAG_SILENT 0x01   /* LOGIN_BEGIN flags bit 0: PAM_SILENT */
 #define MFG_LOGIN_FLAG_REAL_UID 0x02 /* bit 1: a u32 real uid follows the flags */
+#define MFG_LOGIN_FLAG_ONE_PROMPT 0x08 /* bit 3: forward_pass; mark code prompts (CODE_DIGITS) */
 
 /* Decoder errors; every one means "malformed frame" to the shim. */
 enum mfg_error {
@@ -65,7 +69,7 @@ enum mfg_error {
     MFG_ERR_TRAILING = -5,  /* bytes left over after the last field */
     MFG_ERR_NUL = -6,       /* NUL byte inside a str */
     MFG_ERR_COUNT = -7,     /* CONVERSE count 0 or > MFG_MAX_MESSAGES */
-    MFG_ERR_STYLE = -8,     /* CONVERSE style not 1..4 */
+    MFG_ERR_STYLE = -8,     /* CONVERSE style not 1..5 */
     MFG_ERR_PROMPT = -9,    /* more than one prompt, or a prompt not last */
 };
 
@@ -126,5 +130,16 @@ int mfg_decode_daemon_frame(const uint8_t *payload, size_t len, struct mfg_daemo
 
 /* A short constant description of an enum mfg_error, for logs. */
 const char *mfg_strerror(int err);
+
+/*
+ * forward_pass (one combined answer, password then code; man/pam_mfagate.8):
+ * mfg_code_digits: the code length a CODE_DIGITS mark carries, 1..10 decimal; anything else 6.
+ * mfg_split_combined: where the code starts in an answer of n bytes (the password is what comes
+ * before it): a recovery code in the form it is shown (abcd-efgh-jkmn, either case) at the very
+ * end; else the last `digits` bytes if they are all ASCII digits; else n (no code: the daemon gets
+ * an empty answer, a wrong code).
+ */
+int mfg_code_digits(const struct mfg_str *text);
+size_t mfg_split_combined(const char *answer, size_t n, int digits);
 
 #endif /* MFG_FRAME_H */

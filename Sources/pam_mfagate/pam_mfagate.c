@@ -8,7 +8,11 @@
  * su or login, so: no signal handlers, no exit, no descriptor leaks (SOCK_CLOEXEC), and
  * every connect/read/write is bounded by poll(). Logs go to syslog and are errors only.
  *
- * Arguments: socket=PATH  timeout=SECONDS (1..300)  failmode=secure|safe  debug
+ * Arguments: socket=PATH  timeout=SECONDS (1..300)  failmode=secure|safe  forward_pass  debug
+ *
+ * forward_pass: one prompt "Password and code: " for clients that can ask only one question; the
+ * module splits the code off the end (mfg_split_combined), sends only the code to the daemon and puts
+ * the password in PAM_AUTHTOK for the next module (use_first_pass). See man/pam_mfagate.8.
  */
 #include <errno.h>
 #include <limits.h>
@@ -41,6 +45,7 @@ struct options {
     const char *socket_path;
     int timeout_ms;
     int failmode_safe;
+    int forward_pass;
     int debug;
 };
 
@@ -62,6 +67,10 @@ struct login {
      * wiped at the end (wiping all 128 KiB cost more than the rest of the shim's work). */
     size_t frame_used;
     size_t text_used;
+    /* forward_pass: the code length the daemon gave this round's prompt (0: not a code prompt),
+     * and whether this module has put the password in PAM_AUTHTOK. */
+    int code_digits;
+    int password_forwarded;
 };
 
 static void note_used(size_t *used, size_t n)
@@ -101,6 +110,7 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, struct
     o->socket_path = MFG_DEFAULT_SOCKET;
     o->timeout_ms = DEFAULT_TIMEOUT_S * 1000;
     o->failmode_safe = 0;
+    o->forward_pass = 0;
     o->debug = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -113,6 +123,8 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, struct
             o->failmode_safe = 0;
         else if (strcmp(a, "failmode=safe") == 0)
             o->failmode_safe = 1;
+        else if (strcmp(a, "forward_pass") == 0)
+            o->forward_pass = 1;
         else if (strcmp(a, "debug") == 0)
             o->debug = 1;
         else
@@ -353,6 +365,43 @@ static int cancel(struct login *l, int pam_code)
     return pam_code;
 }
 
+/* ---- forward_pass: one answer, password then code ------------------------ */
+
+#define COMBINED_PROMPT "Password and code: "
+
+/* The round is the login's code prompt and this module asks one combined question. */
+static int combined_round(const struct login *l, int prompt_idx)
+{
+    return l->opt->forward_pass && l->code_digits > 0 && prompt_idx >= 0 && !l->password_forwarded;
+}
+
+/* Puts answer[0..split) in PAM_AUTHTOK (libpam keeps its own copy). The caller has sent the code;
+ * it wipes the whole answer afterwards. */
+static int forward_password(struct login *l, char *answer, size_t split)
+{
+    int rc;
+    char saved = answer[split];
+    answer[split] = '\0';
+    rc = pam_set_item(l->pamh, PAM_AUTHTOK, answer);
+    answer[split] = saved;
+    if (rc == PAM_SUCCESS)
+        l->password_forwarded = 1;
+    return rc;
+}
+
+/* The login ended without a combined prompt (no code asked: not enrolled, mode optional or off,
+ * a remembered host, a trusted network, the daemon down with failmode=safe, or refused): the
+ * password is still asked, with libpam's own "Password: " prompt, for the next module, unless an
+ * earlier module has set it. */
+static int ask_password(struct login *l)
+{
+    const void *item = NULL;
+    const char *tok = NULL;
+    if (pam_get_item(l->pamh, PAM_AUTHTOK, &item) == PAM_SUCCESS && item != NULL)
+        return PAM_SUCCESS;
+    return pam_get_authtok(l->pamh, PAM_AUTHTOK, &tok, NULL);
+}
+
 /* Turns a CONVERSE into pam_messages, with NUL-terminated copies of the texts in buf->text.
  * Info and error texts are dropped under PAM_SILENT. Returns the number kept. */
 static int build_messages(struct login *l, const struct mfg_daemon_msg *m,
@@ -361,10 +410,15 @@ static int build_messages(struct login *l, const struct mfg_daemon_msg *m,
     char *text = l->buf->text;
     int n = 0;
     *prompt_idx = -1;
+    l->code_digits = 0;
     for (int i = 0; i < m->u.converse.count; i++) {
         const struct mfg_message *src = &m->u.converse.msgs[i];
         int prompt = src->style == MFG_STYLE_PROMPT_ECHO_OFF ||
                      src->style == MFG_STYLE_PROMPT_ECHO_ON;
+        if (src->style == MFG_STYLE_CODE_DIGITS) { /* a mark, never shown (forward_pass) */
+            l->code_digits = mfg_code_digits(&src->text);
+            continue;
+        }
         if (l->silent && !prompt)
             continue;
         memcpy(text, src->text.ptr, src->text.len);
@@ -389,9 +443,16 @@ static int converse_round(struct login *l, const struct mfg_daemon_msg *m)
     struct pam_response *resp = NULL;
     const struct pam_conv *conv = NULL;
     const char *answer = "";
-    int prompt_idx;
+    size_t answer_len, split;
+    int prompt_idx, combined;
     long len;
     int n = build_messages(l, m, pm, &prompt_idx);
+
+    combined = combined_round(l, prompt_idx);
+    if (combined) {
+        pm[prompt_idx].msg_style = PAM_PROMPT_ECHO_OFF;
+        pm[prompt_idx].msg = COMBINED_PROMPT;
+    }
 
     if (n > 0) {
         int rc = pam_get_item(l->pamh, PAM_CONV, (const void **)&conv);
@@ -410,9 +471,20 @@ static int converse_round(struct login *l, const struct mfg_daemon_msg *m)
         if (prompt_idx >= 0 && resp[prompt_idx].resp != NULL)
             answer = resp[prompt_idx].resp;
     }
-    /* The answer goes straight from the application's buffer into the frame; both are wiped. */
-    len = mfg_encode_reply(l->buf->frame, sizeof l->buf->frame, answer,
-                           strnlen(answer, (size_t)MFG_MAX_STR + 1));
+    /* The answer goes straight from the application's buffer into the frame; both are wiped.
+     * forward_pass: only the code goes (the part after `split`); the password goes to PAM_AUTHTOK. */
+    answer_len = strnlen(answer, (size_t)MFG_MAX_STR + 1);
+    split = combined ? mfg_split_combined(answer, answer_len, l->code_digits) : 0;
+    len = mfg_encode_reply(l->buf->frame, sizeof l->buf->frame, answer + split, answer_len - split);
+    if (combined && len >= 0 && resp != NULL && resp[prompt_idx].resp != NULL) {
+        int rc = forward_password(l, resp[prompt_idx].resp, split);
+        if (rc != PAM_SUCCESS) {
+            explicit_bzero(l->buf->frame, (size_t)len);
+            free_responses(resp, n);
+            pam_syslog(l->pamh, LOG_ERR, "cannot set the password for the next module: %s", pam_strerror(l->pamh, rc));
+            return cancel(l, rc);
+        }
+    }
     free_responses(resp, n);
     if (len < 0) {
         /* Only an absurdly long answer gets here; no code is that long. Whatever the encoder
@@ -478,7 +550,8 @@ static int send_login_begin(struct login *l, const char *user)
         .rhost = item_or_empty(l->pamh, PAM_RHOST),
         .tty = item_or_empty(l->pamh, PAM_TTY),
         .ruser = item_or_empty(l->pamh, PAM_RUSER),
-        .flags = l->silent ? MFG_LOGIN_FLAG_SILENT : 0,
+        .flags = (uint8_t)((l->silent ? MFG_LOGIN_FLAG_SILENT : 0) |
+                           (l->opt->forward_pass ? MFG_LOGIN_FLAG_ONE_PROMPT : 0)),
         /* In a setuid su or sudo the invoking user: the daemon charges the connection to them
          * (it believes this only from a root peer, which a user cannot load code into). */
         .real_uid = (uint32_t)getuid(),
@@ -521,6 +594,20 @@ static int run_login(struct login *l, const char *user)
     return rc;
 }
 
+/* forward_pass, at the end of every login whose user is known: the password still reaches the next
+ * module when no combined prompt took it (ask_password). A conversation that fails then turns a
+ * success or "no opinion" into PAM_CONV_ERR; any other result stays. */
+static int forward_pass_end(struct login *l, int retval)
+{
+    int rc;
+    if (l->password_forwarded || retval == PAM_CONV_ERR)
+        return retval;
+    rc = ask_password(l);
+    if (rc != PAM_SUCCESS && (retval == PAM_SUCCESS || retval == PAM_IGNORE))
+        return rc;
+    return retval;
+}
+
 PUBLIC int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
     struct options opt;
@@ -555,6 +642,8 @@ PUBLIC int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
         retval = PAM_AUTH_ERR;
 
 out:
+    if (opt.forward_pass && user != NULL && user[0] != '\0')
+        retval = forward_pass_end(&l, retval);
     if (l.buf != NULL) {
         explicit_bzero(l.buf->frame, l.frame_used);
         explicit_bzero(l.buf->text, l.text_used);

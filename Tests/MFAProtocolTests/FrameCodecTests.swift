@@ -18,6 +18,8 @@ final class FrameCodecTests: XCTestCase {
             .disable(UserCodeRequest(user: "b", code: "")),
             .list(version: 1),
             .importGoogleAuthenticator(ImportRequest(user: "c", content: "ABC\n\" TOTP_AUTH\n", replaceExisting: true)),
+            .forget(version: 1, user: ""), .forget(version: 1, user: "dave"),
+            .loginBegin(LoginBegin(user: "erin", service: "vpn", rhost: "192.0.2.2", realUID: 0, onePrompt: true)),
         ]
         for m in messages {
             let frame = try FrameCodec.encode(m)
@@ -29,6 +31,7 @@ final class FrameCodecTests: XCTestCase {
     func testDaemonMessagesRoundTrip() throws {
         let messages: [DaemonMessage] = [
             .converse([ConversationMessage(.textInfo, "scan this"), ConversationMessage(.promptEchoOff, "Verification code: ")]),
+            .converse([ConversationMessage(.codeDigits, "8"), ConversationMessage(.promptEchoOff, "Verification code: ")]),
             .verdict(.success, reason: "totp"), .verdict(.locked, reason: ""),
             .enrolled(EnrolledReply(user: "a", secret: "S", otpauthURI: "otpauth://x", recoveryCodes: ["a", "b"])),
             .status(StatusReply(user: "a", enrolled: true, recoveryCodesLeft: 9)),

@@ -70,6 +70,7 @@ final class ProtocolConformanceTests: XCTestCase {
             "MFG_TAG_STATUS_REPLY": "\(Tag.statusReply.rawValue)", "MFG_TAG_ERROR": "\(Tag.error.rawValue)",
             "MFG_STYLE_PROMPT_ECHO_OFF": "\(MessageStyle.promptEchoOff.rawValue)", "MFG_STYLE_PROMPT_ECHO_ON": "\(MessageStyle.promptEchoOn.rawValue)",
             "MFG_STYLE_ERROR_MSG": "\(MessageStyle.errorMessage.rawValue)", "MFG_STYLE_TEXT_INFO": "\(MessageStyle.textInfo.rawValue)",
+            "MFG_STYLE_CODE_DIGITS": "\(MessageStyle.codeDigits.rawValue)", "MFG_LOGIN_FLAG_ONE_PROMPT": "\(WireProtocol.loginFlagOnePrompt)",
             "MFG_RESULT_SUCCESS": "\(VerdictResult.success.rawValue)", "MFG_RESULT_DENIED": "\(VerdictResult.denied.rawValue)",
             "MFG_RESULT_IGNORE": "\(VerdictResult.ignore.rawValue)", "MFG_RESULT_LOCKED": "\(VerdictResult.locked.rawValue)",
             "MFG_RESULT_UNAVAILABLE": "\(VerdictResult.unavailable.rawValue)", "MFG_RESULT_BUSY": "\(VerdictResult.busy.rawValue)",
@@ -93,13 +94,16 @@ final class ProtocolConformanceTests: XCTestCase {
             ("", "", "", "", "", "1", "4294967295"),
             ("jürgen", "su", "", "/dev/pts/3", "bob", "1", "1000"),
             (String(repeating: "u", count: 300), "sudo", "2001:db8::1", "", "root", "0", "65534"),
+            ("carol", "login", "", "tty1", "", "8", "0"),
+            ("dave", "sshd", "192.0.2.8", "ssh", "", "9", "1000"),
         ] {
             let frame = unhex(try c("login-begin", user, service, rhost, tty, ruser, flags, uid))
-            XCTAssertEqual(try swiftDecodeClient(frame), .loginBegin(LoginBegin(
-                user: user, service: service, rhost: rhost, tty: tty, ruser: ruser, silent: flags == "1", realUID: UInt32(uid)!)))
+            let bits = UInt8(flags)!
+            let begin = LoginBegin(user: user, service: service, rhost: rhost, tty: tty, ruser: ruser, silent: bits & 1 != 0,
+                                   realUID: UInt32(uid)!, onePrompt: bits & WireProtocol.loginFlagOnePrompt != 0)
+            XCTAssertEqual(try swiftDecodeClient(frame), .loginBegin(begin))
             // And Swift's encoder writes the very same bytes.
-            XCTAssertEqual(try FrameCodec.encode(ClientMessage.loginBegin(LoginBegin(
-                user: user, service: service, rhost: rhost, tty: tty, ruser: ruser, silent: flags == "1", realUID: UInt32(uid)!))), frame)
+            XCTAssertEqual(try FrameCodec.encode(ClientMessage.loginBegin(begin)), frame)
         }
         for answer in ["123456", "", "ABCD-EFGH-2345", "ünïcode answer", String(repeating: "9", count: 1000)] {
             let frame = unhex(try c("reply", hex(Array(answer.utf8))))
@@ -116,6 +120,7 @@ final class ProtocolConformanceTests: XCTestCase {
             [ConversationMessage(.promptEchoOff, "Verification code: ")],
             [ConversationMessage(.textInfo, "Scan this QR code:\n█▀▀▀█"), ConversationMessage(.promptEchoOn, "Code: ")],
             [ConversationMessage(.errorMessage, "Wrong code.")],
+            [ConversationMessage(.codeDigits, "8"), ConversationMessage(.promptEchoOff, "Verification code: ")],
         ]
         conversations.append((0..<WireProtocol.maximumConversationMessages - 1).map { ConversationMessage(.textInfo, "line \($0)") }
                              + [ConversationMessage(.promptEchoOff, "Last: ")])
@@ -130,6 +135,25 @@ final class ProtocolConformanceTests: XCTestCase {
                 let frame = try FrameCodec.encode(DaemonMessage.verdict(result, reason: reason))
                 XCTAssertEqual(try c("decode", hex(frame)), "verdict \(result.rawValue) \(hex(Array(reason.utf8)))")
             }
+        }
+    }
+
+    /// forward_pass's rule (mfg_split_combined, man/pam_mfagate.8): a recovery code in its shown form
+    /// at the end, else the user's number of trailing digits, else no code at all.
+    func testTheModuleSplitsACombinedAnswerByItsFixedRule() throws {
+        for (answer, digits, password) in [
+            ("hunter2" + "123456", "6", "hunter2"),
+            ("pass1234" + "567890", "6", "pass1234"),      // a password that ends in digits itself
+            ("pass12345678", "8", "pass"),                  // an 8-digit user
+            ("123456", "6", ""),                            // no password
+            ("secret" + "abcd-efgh-2345", "6", "secret"),   // a recovery code
+            ("secret" + "ABCD-EFGH-2345", "6", "secret"),
+            ("pw1-abcd-efgh-jkm1", "6", "pw1-abcd-efgh-jkm1"),  // '1' is not a recovery symbol, nor 6 digits
+            ("only-a-password", "6", "only-a-password"),
+            ("12345", "6", "12345"),
+        ] {
+            let split = try c("split", hex(Array(answer.utf8)), digits).trimmingCharacters(in: .whitespacesAndNewlines)
+            XCTAssertEqual(Int(split), password.utf8.count, "\(answer) with \(digits) digits")
         }
     }
 
@@ -148,7 +172,7 @@ final class ProtocolConformanceTests: XCTestCase {
             ("a prompt that is not last", [Tag.converse.rawValue, 2, 1] + str("a") + [4] + str("b")),
             ("two prompts", [Tag.converse.rawValue, 2, 1] + str("a") + [2] + str("b")),
             ("style 0", [Tag.converse.rawValue, 1, 0] + str("a")),
-            ("style 5", [Tag.converse.rawValue, 1, 5] + str("a")),
+            ("style 6", [Tag.converse.rawValue, 1, 6] + str("a")),
             ("NUL in a string", [Tag.converse.rawValue, 1, 1] + [0, 3, 97, 0, 98]),
             ("trailing bytes", [Tag.verdict.rawValue, 0] + str("ok") + [0]),
             ("short string", [Tag.verdict.rawValue, 0, 0, 9, 65]),

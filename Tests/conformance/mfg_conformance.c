@@ -9,6 +9,7 @@
  *   mfg_conformance login-begin USER SERVICE RHOST TTY RUSER FLAGS REAL_UID   -> frame hex
  *   mfg_conformance reply ANSWER_HEX              -> frame hex
  *   mfg_conformance cancel                        -> frame hex
+ *   mfg_conformance split ANSWER_HEX DIGITS        -> where forward_pass's code starts
  *   mfg_conformance decode FRAME_HEX              -> "converse N" + "STYLE TEXT_HEX" lines,
  *                                                    "verdict RESULT REASON_HEX", or "error CODE"
  */
@@ -58,10 +59,10 @@ static void constants(void)
     C(MFG_MAX_MESSAGES); C(MFG_MAX_ROUNDS); C(MFG_MAX_FRAME);
     C(MFG_TAG_LOGIN_BEGIN); C(MFG_TAG_REPLY); C(MFG_TAG_CANCEL); C(MFG_TAG_ENROLL); C(MFG_TAG_STATUS);
     C(MFG_TAG_CONVERSE); C(MFG_TAG_VERDICT); C(MFG_TAG_ENROLLED); C(MFG_TAG_STATUS_REPLY); C(MFG_TAG_ERROR);
-    C(MFG_STYLE_PROMPT_ECHO_OFF); C(MFG_STYLE_PROMPT_ECHO_ON); C(MFG_STYLE_ERROR_MSG); C(MFG_STYLE_TEXT_INFO);
+    C(MFG_STYLE_PROMPT_ECHO_OFF); C(MFG_STYLE_PROMPT_ECHO_ON); C(MFG_STYLE_ERROR_MSG); C(MFG_STYLE_TEXT_INFO); C(MFG_STYLE_CODE_DIGITS);
     C(MFG_RESULT_SUCCESS); C(MFG_RESULT_DENIED); C(MFG_RESULT_IGNORE); C(MFG_RESULT_LOCKED);
     C(MFG_RESULT_UNAVAILABLE); C(MFG_RESULT_BUSY);
-    C(MFG_LOGIN_FLAG_SILENT); C(MFG_LOGIN_FLAG_REAL_UID);
+    C(MFG_LOGIN_FLAG_SILENT); C(MFG_LOGIN_FLAG_REAL_UID); C(MFG_LOGIN_FLAG_ONE_PROMPT);
 #undef C
     printf("MFG_DEFAULT_SOCKET %s\n", MFG_DEFAULT_SOCKET);
 }
@@ -110,6 +111,12 @@ int main(int argc, char **argv)
         static uint8_t answer[MFG_MAX_PAYLOAD];
         size_t n = from_hex(argv[2], answer, sizeof answer);
         return print_frame(mfg_encode_reply(buf, sizeof buf, (const char *)answer, n));
+    }
+    if (argc == 4 && strcmp(argv[1], "split") == 0) {
+        static uint8_t answer[MFG_MAX_PAYLOAD];
+        size_t n = from_hex(argv[2], answer, sizeof answer);
+        printf("%zu\n", mfg_split_combined((const char *)answer, n, atoi(argv[3])));
+        return 0;
     }
     if (argc == 2 && strcmp(argv[1], "cancel") == 0)
         return print_frame(mfg_encode_cancel(buf, sizeof buf));
