@@ -109,7 +109,8 @@ public final class LoginFlow: AuthorityPart {
         let outcome: PolicyOutcome
         let record: UserRecord?
         do {
-            (outcome, record) = try shared.evaluate(resolved, service: request.service, rhost: request.rhost, sideEffects: true)
+            (outcome, record) = try shared.evaluate(resolved, service: request.service, rhost: request.rhost, sideEffects: true,
+                                                    trustedSSHKey: trustedSSHKey(request, peer: peer))
         } catch {
             // A database outage is logged once by the store, not at every login.
             if !store.backendFailedInRequest { shared.logStorageError(error) }

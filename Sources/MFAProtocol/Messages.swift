@@ -12,6 +12,10 @@ public enum WireProtocol {
     /// LOGIN_BEGIN flags: bit 0 PAM_SILENT, bit 1 a u32 real uid follows the flags.
     public static let loginFlagSilent: UInt8 = 0x01
     public static let loginFlagRealUID: UInt8 = 0x02
+    /// Bit 2: a str follows (after the real uid, if any): sshd's `SSH_AUTH_INFO_0` from the PAM
+    /// environment, at most `maximumSSHAuthInfo` bytes (MFG_MAX_AUTH_INFO).
+    public static let loginFlagSSHAuthInfo: UInt8 = 0x04
+    public static let maximumSSHAuthInfo = 16384
 }
 
 public enum MessageStyle: UInt8, Sendable {
@@ -67,9 +71,15 @@ public struct LoginBegin: Sendable, Equatable {
     /// invoking user), as the module reports it; nil from a module that does not send it. The
     /// daemon believes it only from a root peer (a user cannot load code into a setuid program).
     public var realUID: UInt32?
+    /// `SSH_AUTH_INFO_0` from the PAM environment (sshd: the methods already passed, with their
+    /// keys); nil when the module did not send it. The daemon reads it only from a root peer whose
+    /// process has real uid 0 (sshd), never from a user's client or a setuid su/sudo.
+    public var sshAuthInfo: String?
     public init(version: UInt8 = WireProtocol.version, user: String, service: String, rhost: String = "",
-                tty: String = "", ruser: String = "", silent: Bool = false, realUID: UInt32? = nil) {
+                tty: String = "", ruser: String = "", silent: Bool = false, realUID: UInt32? = nil,
+                sshAuthInfo: String? = nil) {
         self.version = version
+        self.sshAuthInfo = sshAuthInfo
         self.realUID = realUID
         self.user = user
         self.service = service
