@@ -39,7 +39,7 @@ final class SSHAuthInfoTests: XCTestCase {
             (F.rsaCert, "ssh-rsa-cert-v01@openssh.com", false, F.caFingerprint, "alice-rsa", 7),
             (F.skEd25519Cert, "sk-ssh-ed25519-cert-v01@openssh.com", true, F.otherCAFingerprint, "alice-sk-ed25519", 11),
             (F.skECDSACert, "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com", true, F.otherCAFingerprint, "alice-sk-ecdsa", 11),
-            (F.ed25519CertOtherCA, "ssh-ed25519-cert-v01@openssh.com", false, F.otherCAFingerprint, "other", 9),
+            (F.ed25519CertOtherCA, "ssh-ed25519-cert-v01@openssh.com", false, F.otherCAFingerprint, "other", 0),
         ]
         for (line, type, sk, ca, id, serial) in certs {
             let k = try key(line)

@@ -60,6 +60,6 @@ final class LoginFlowTrustedSSHKeyTests: XCTestCase {
             return XCTFail("no CHECKED")
         }
         XCTAssertEqual(reply.decision, "code")
-        XCTAssertTrue(reply.reason.contains("an SSH login that already used a key trusted by config line"), reply.reason)
+        XCTAssertTrue(reply.reason.hasSuffix("; an SSH login that already used a key trusted by default: trusted_ssh_keys = cert-authority:\(Self.caFingerprint) gets no code instead"), reply.reason)
     }
 }

@@ -16,7 +16,7 @@ from mfagate_harness import SHIM, as_account, oathtool_totp, wrong_code
 from sshd_sandbox import SshdSandbox, ssh_login
 
 PASSWORD = "correct horse 42"
-USER = "keyuser"
+USER = "mfauser"  # a suite account (with_test_accounts.py): the daemon outside the sandbox knows it
 
 
 def keygen(*args):
@@ -120,7 +120,7 @@ def test_the_client_cannot_forge_ssh_auth_info_with_setenv(key_sshd, keys):
     cert = (keys / "trusted-cert.pub").read_text().split()
     forged = f"publickey {cert[0]} {cert[1]}"
     options = key_options(keys, "plain") + ["-o", f'SetEnv=SSH_AUTH_INFO_0="{forged}"']
-    r = ssh_login(box.port, USER, [(r"Verification code:", oathtool_totp(e["secret"]))], options,
+    r = ssh_login(box.port, USER, [(r"Verification code:", oathtool_totp(e["secret"]))], ssh_options=options,
                   command="echo LOGIN-OK; printenv SSH_AUTH_INFO_0")
     assert asked(r), (r, d.log()[-1500:])
     assert r.ok and forged in r.output, r  # the variable did reach the server, in the session only
