@@ -28,17 +28,19 @@ public enum Base64 {
 
     /// The bytes, or nil unless `text` is canonical padded base64 (length a multiple of 4, `=` only
     /// at the end, unused low bits zero).
-    public static func decode<S: Collection>(_ text: S) -> [UInt8]? where S.Element == UInt8 {
-        let chars = Array(text)
+    public static func decode(_ text: [UInt8]) -> [UInt8]? { decode(text[...]) }
+
+    public static func decode(_ chars: ArraySlice<UInt8>) -> [UInt8]? {
         guard chars.count % 4 == 0 else { return nil }
-        let padding = chars.reversed().prefix(while: { $0 == UInt8(ascii: "=") }).count
-        guard padding <= 2, padding == 0 || chars.count >= 4 else { return nil }
+        var padding = 0
+        while padding < 3 && padding < chars.count && chars[chars.endIndex - 1 - padding] == UInt8(ascii: "=") { padding += 1 }
+        guard padding <= 2 else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(chars.count / 4 * 3)
-        var i = 0
-        while i < chars.count {
+        var i = chars.startIndex
+        while i < chars.endIndex {
             var v: UInt32 = 0
-            let last = i + 4 == chars.count
+            let last = i + 4 == chars.endIndex
             let pad = last ? padding : 0
             for k in 0..<4 {
                 let c = chars[i + k]

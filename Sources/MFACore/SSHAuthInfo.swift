@@ -23,22 +23,36 @@ public struct SSHAuthInfo: Sendable, Equatable {
     /// Reads the variable's value. Lines end at `\n` (the last may lack it); a line holding any
     /// control byte, or more lines than `maximumMethods`, or more than `maximumLength` bytes in
     /// all: nil, the whole value counts for nothing.
-    public static func parse<S: Collection>(_ text: S) -> SSHAuthInfo? where S.Element == UInt8 {
+    public static func parse(_ text: [UInt8]) -> SSHAuthInfo? {
         guard text.count <= maximumLength else { return nil }
-        var lines = text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        if lines.last?.isEmpty == true { lines.removeLast() }
-        guard lines.count <= maximumMethods else { return nil }
+        // Index scanning, no split into arrays: this runs on every SSH login, and the fuzzer
+        // (Tests/fuzz/SSHAuthInfoFuzz.swift) runs it ten million times.
         var methods: [Method] = []
-        for line in lines {
-            guard !line.isEmpty, line.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else { return nil }
-            let words = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-            let name = String(decoding: words[0], as: UTF8.self)
+        var start = 0
+        while start < text.count {
+            var end = start
+            while end < text.count && text[end] != UInt8(ascii: "\n") { end += 1 }
+            guard end > start, methods.count < maximumMethods else { return nil }
+            // Words of the line (single spaces, as sshd writes them): method, then for publickey
+            // the type and the base64 blob.
+            var bounds: [Range<Int>] = []
+            var wordStart = start
+            for i in start...end {
+                if i == end || text[i] == UInt8(ascii: " ") {
+                    if bounds.count < 3 { bounds.append(wordStart..<i) }
+                    wordStart = i + 1
+                } else if text[i] < 0x20 || text[i] >= 0x7F {
+                    return nil
+                }
+            }
+            let name = String(decoding: text[bounds[0]], as: UTF8.self)
             var key: SSHPublicKey? = nil
-            if name == "publickey", words.count >= 3, let blob = Base64.decode(words[2]),
-               let parsed = SSHPublicKey.parse(blob), Array(parsed.type.utf8) == Array(words[1]) {
+            if name == "publickey", bounds.count == 3, let blob = Base64.decode(text[bounds[2]]),
+               let parsed = SSHPublicKey.parse(blob), parsed.type.utf8.elementsEqual(text[bounds[1]]) {
                 key = parsed
             }
             methods.append(Method(name: name, key: key))
+            start = end + 1
         }
         return SSHAuthInfo(methods: methods)
     }

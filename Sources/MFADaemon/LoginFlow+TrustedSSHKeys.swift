@@ -14,7 +14,7 @@ extension LoginFlow {
     func trustedSSHKey(_ request: LoginBegin, peer: Peer) -> String? {
         guard !config.trustedSSHKeys.isEmpty, let text = request.sshAuthInfo, !text.isEmpty else { return nil }
         guard peer.isRoot, request.realUID == 0 else { return nil }
-        guard let info = SSHAuthInfo.parse(text.utf8) else { return nil }
+        guard let info = SSHAuthInfo.parse(Array(text.utf8)) else { return nil }
         return config.trustedSSHKeys.match(info)
     }
 }
