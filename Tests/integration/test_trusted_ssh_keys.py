@@ -169,6 +169,9 @@ def test_a_local_users_raw_login_begin_with_a_forged_auth_info_gets_the_prompt(d
     assert bytes.fromhex(out.stdout.strip())[4] == 0x81, "a code prompt, not a verdict"
     root_reply = d.raw(frame)
     assert root_reply[4] == 0x82 and root_reply[5] == 2, root_reply  # VERDICT IGNORE
+    # `mfagate check` says what the skip would be, with the config line.
+    check = d.check("nobody")
+    assert check["decision"] == "code" and "key trusted by config line" in check["reason"], check
 
 
 def test_the_module_in_a_plain_users_pam_stack_is_not_believed(daemon_factory, keys):
