@@ -57,6 +57,26 @@ final class SSHAuthInfoTests: XCTestCase {
         XCTAssertEqual(SSHPublicKey.fingerprint(of: caBlob), F.caFingerprint)
     }
 
+    /// FIDO keys built here from PROTOCOL.u2f, field by field (no token on this machine): the
+    /// application string follows the key; without it the blob is no key.
+    func testSecurityKeyBlobsBuiltFromTheSpec() throws {
+        func string(_ bytes: [UInt8]) -> [UInt8] {
+            let n = UInt32(bytes.count)
+            return [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + bytes
+        }
+        let ed = string(Array("sk-ssh-ed25519@openssh.com".utf8)) + string([UInt8](repeating: 7, count: 32))
+        let ecdsa = string(Array("sk-ecdsa-sha2-nistp256@openssh.com".utf8)) + string(Array("nistp256".utf8))
+            + string([4] + [UInt8](repeating: 9, count: 64))
+        for (blob, type) in [(ed, "sk-ssh-ed25519@openssh.com"), (ecdsa, "sk-ecdsa-sha2-nistp256@openssh.com")] {
+            XCTAssertNil(SSHPublicKey.parse(blob), "no application string")
+            let key = try XCTUnwrap(SSHPublicKey.parse(blob + string(Array("ssh:".utf8))))
+            XCTAssertEqual(key.type, type)
+            XCTAssertTrue(key.isSecurityKey)
+            let line = "publickey \(type) \(Base64.encode(blob + string(Array("ssh:".utf8))))"
+            XCTAssertEqual(try trusted("sk").match(try XCTUnwrap(info(line))), "security key \(type)")
+        }
+    }
+
     func testLinesInOrderOtherMethodsAndPasswordOnly() throws {
         XCTAssertEqual(SSHAuthInfo.parse(Array("".utf8)), SSHAuthInfo(methods: []))
         let several = try XCTUnwrap(info("publickey " + F.ed25519, "keyboard-interactive/pam", "publickey " + F.skEd25519Cert))
