@@ -130,12 +130,21 @@ $(BUILD)/fuzz/gafile_fuzz: $(wildcard Sources/MFACore/*.swift) Tests/fuzz/Google
 	@mkdir -p $(@D)
 	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lnettle -o $@
 
+$(BUILD)/fuzz/sshinfo_fuzz: $(wildcard Sources/MFACore/*.swift) Tests/fuzz/SSHAuthInfoFuzz.swift
+	@mkdir -p $(@D)
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lnettle -o $@
+
+$(BUILD)/fuzz/sshcert_fuzz: $(wildcard Sources/MFACore/*.swift) Tests/fuzz/SSHCertificateFuzz.swift
+	@mkdir -p $(@D)
+	$(SWIFTC) $(SWIFT_FUZZ_FLAGS) -module-name MFACore -I Sources/CMFACrypto $^ -lnettle -o $@
+
 .PHONY: fuzz-build fuzz-swift stress
-fuzz-build: $(BUILD)/fuzz/frame_fuzz $(BUILD)/fuzz/config_fuzz $(BUILD)/fuzz/userfile_fuzz $(BUILD)/fuzz/gafile_fuzz
+FUZZ_TARGETS := frame config userfile gafile sshinfo sshcert
+fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/$(t)_fuzz)
 
 # FUZZ_RUNS executions (default 10 million) or FUZZ_SECONDS per target, whichever comes first.
 fuzz-swift: fuzz-build
-	for t in frame config userfile gafile; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(FUZZ_SECONDS) || exit 1; done
+	for t in $(FUZZ_TARGETS); do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(FUZZ_SECONDS) || exit 1; done
 
 # The long robustness run (docs/robustness.md): 10 million libFuzzer executions per parser (Swift
 # targets and the shim's), then the robustness tests at full scale (1,000 SIGKILLs, 1,000 idle
@@ -144,5 +153,5 @@ fuzz-swift: fuzz-build
 STRESS_FUZZ_SECONDS ?= 1800
 stress: build test-helpers fuzz-build
 	FUZZ_SECONDS=1 $(MAKE) -s fuzz-shim >/dev/null
-	set -o pipefail; for t in frame config userfile gafile shim; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(STRESS_FUZZ_SECONDS) | tee -a $(BUILD)/robustness-figures.txt || exit 1; done
+	set -o pipefail; for t in $(FUZZ_TARGETS) shim; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(STRESS_FUZZ_SECONDS) | tee -a $(BUILD)/robustness-figures.txt || exit 1; done
 	MFAGATE_STRESS=1 python3 -m pytest -q -s Tests/integration/test_robustness.py Tests/integration/test_zz_secret_hygiene.py

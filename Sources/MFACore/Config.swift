@@ -24,6 +24,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var trustedNetworks: [IPNetwork] = []
     /// Whether a login with no PAM_RHOST (console, su, sudo) skips MFA.
     public var trustLocal: Bool = false
+    /// SSH keys whose use earlier in the connection skips the code (TrustedSSHKeys.swift); empty: off.
+    public var trustedSSHKeys = TrustedSSHKeys()
     /// Under `required`, how long after the daemon first saw an unenrolled user they may still log
     /// in without a code. 0: no grace.
     public var gracePeriod: Int64 = 0
@@ -140,6 +142,7 @@ public enum ConfigParser {
     public static let maximumSize = 1 << 20
     public static let keys = ["mode", "state_dir", "socket", "window", "require_users", "exempt_users",
                               "require_groups", "exempt_groups", "services", "trusted_networks", "trust_local",
+                              "trusted_ssh_keys",
                               "grace_period", "remember", "never_remember", "max_failures", "failure_window", "lockout", "max_failures_per_rhost",
                               "prompt_timeout", "enroll_at_login", "issuer", "notify_command",
                               "store", "database_url", "database_password_file", "fleet_key_file", "database_timeout",
@@ -255,6 +258,7 @@ public enum ConfigParser {
             case "no": config.trustLocal = false
             default: throw ValueError(message: "`trust_local` must be yes or no (found \"\(value)\")")
             }
+        case "trusted_ssh_keys": try applyTrustedSSHKeys(value, to: &config)
         case "grace_period": config.gracePeriod = try duration(key, value)
         case "remember": config.remember = try duration(key, value)
         case "never_remember":

@@ -24,6 +24,7 @@ extension ConfigParser {
         case "services": return c.services.joined(separator: " ")
         case "trusted_networks": return c.trustedNetworks.map(\.description).joined(separator: " ")
         case "trust_local": return c.trustLocal ? "yes" : "no"
+        case "trusted_ssh_keys": return c.trustedSSHKeys.text
         case "grace_period": return formatDuration(c.gracePeriod)
         case "remember": return formatDuration(c.remember)
         case "never_remember": return (c.neverRememberHosts + c.neverRememberNetworks.map(\.description)).joined(separator: " ")

@@ -68,9 +68,14 @@ public struct LoginFacts: Sendable {
     public var now: Int64
     /// The user's remembered logins (`remember`), from their record.
     public var remembered: [RememberedLogin] = []
+    /// The SSH key already used in this connection that `trusted_ssh_keys` trusts, described for
+    /// the log (TrustedSSHKeys.match); nil: none, or the login did not come from sshd.
+    public var trustedSSHKey: String?
 
     public init(user: String, service: String, rhost: String, groups: [String] = [], enrolled: Bool,
-                firstSeen: Int64? = nil, userLockedUntil: Int64? = nil, rhostBlockedUntil: Int64? = nil, now: Int64) {
+                firstSeen: Int64? = nil, userLockedUntil: Int64? = nil, rhostBlockedUntil: Int64? = nil, now: Int64,
+                trustedSSHKey: String? = nil) {
+        self.trustedSSHKey = trustedSSHKey
         self.user = user
         self.service = service
         self.rhost = rhost
@@ -108,8 +113,12 @@ public enum Policy {
     }
 
     /// The whole decision, in this order: `mode = off`; `services`; user/group requirement;
-    /// trusted networks and `trust_local`; lockout; a remembered host (`remember`, enrolled users
-    /// only); then enrollment and grace.
+    /// trusted networks and `trust_local`; `trusted_ssh_keys`; lockout; a remembered host
+    /// (`remember`, enrolled users only); then enrollment and grace.
+    /// A trusted SSH key is a second factor already given, like a trusted network: it skips the
+    /// code for enrolled and unenrolled users, in `required` too, and before the lockout (which
+    /// guards the code, not the account; a user locked out by someone guessing codes still logs
+    /// in with the key).
     public static func evaluate(_ config: DaemonConfig, _ facts: LoginFacts) -> PolicyOutcome {
         if let off = switchedOff(config) { return off }
         if !config.services.isEmpty && !config.services.contains(facts.service) {
@@ -122,6 +131,9 @@ public enum Policy {
         } else if let address = IPNetwork.parseAddress(facts.rhost),
                   let network = config.trustedNetworks.first(where: { $0.contains(address) }) {
             return PolicyOutcome(.ignore(reason: "trusted network \(network)"), rule: config.rule("trusted_networks"))
+        }
+        if let key = facts.trustedSSHKey {
+            return PolicyOutcome(.ignore(reason: "trusted SSH key: \(key)"), rule: config.rule("trusted_ssh_keys"))
         }
         if let until = facts.rhostBlockedUntil, until > facts.now {
             return PolicyOutcome(.locked(until: until, reason: "too many wrong codes from \(facts.rhost)"),

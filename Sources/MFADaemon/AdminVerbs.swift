@@ -88,7 +88,7 @@ public final class AdminVerbs: AuthorityPart {
                 decision = mandatory ? .deny(reason: "not enrolled, no invite") : .ignore(reason: "not enrolled, no invite")
             }
             var until: Int64 = 0
-            let reason: String
+            var reason: String
             switch decision {
             case .askForCode: reason = "a verification code is needed"
             case .offerEnrollment(let mandatory):
@@ -98,6 +98,7 @@ public final class AdminVerbs: AuthorityPart {
             case .grace(let t): until = t; reason = "not enrolled, in grace period: no code needed until \(UTCTime.format(t))"
             case .locked(let t, let why): until = t; reason = "locked out (\(why)) until \(UTCTime.format(t))"
             }
+            if let note = trustedSSHKeysNote(decision) { reason += note }
             return .checked(CheckReply(decision: decision.word, reason: reason, rule: outcome.rule, until: until,
                                        enrolled: record != nil))
         } catch {

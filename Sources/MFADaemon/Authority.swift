@@ -73,7 +73,9 @@ public final class Authority {
 
     /// Gathers the facts for the policy (user file, NSS groups, books) and evaluates it. With
     /// `sideEffects`, an unenrolled user who needs MFA is remembered as seen (grace starts now).
-    func evaluate(_ resolved: ResolvedAccount, service: String, rhost: String, sideEffects: Bool) throws(StoreError) -> (outcome: PolicyOutcome, record: UserRecord?) {
+    /// `trustedSSHKey`: what LoginFlow+TrustedSSHKeys.swift found in sshd's auth info, if anything.
+    func evaluate(_ resolved: ResolvedAccount, service: String, rhost: String, sideEffects: Bool,
+                  trustedSSHKey: String? = nil) throws(StoreError) -> (outcome: PolicyOutcome, record: UserRecord?) {
         let now = environment.now()
         let user = resolved.user
         let record = try store.load(user)
@@ -86,7 +88,8 @@ public final class Authority {
         }
         var facts = LoginFacts(user: user.value, service: service, rhost: rhost, groups: groups, enrolled: record != nil,
                                firstSeen: firstSeen, userLockedUntil: books.userLockedUntil(user.value, now: now),
-                               rhostBlockedUntil: books.rhostBlockedUntil(rhost, now: now), now: now)
+                               rhostBlockedUntil: books.rhostBlockedUntil(rhost, now: now), now: now,
+                               trustedSSHKey: trustedSSHKey)
         facts.remembered = record?.remembered ?? []
         return (Policy.evaluate(config, facts), record)
     }

@@ -113,7 +113,8 @@ public final class LoginFlow: AuthorityPart {
         do {
             // Audit mode starts no grace period: it starts when `required` does.
             (outcome, record) = try shared.evaluate(resolved, service: request.service, rhost: request.rhost,
-                                                    sideEffects: config.mode != .audit)
+                                                    sideEffects: config.mode != .audit,
+                                                    trustedSSHKey: trustedSSHKey(request, peer: peer))
         } catch {
             if config.mode == .audit { return audited(request, user: user.value, peer: peer, storageError: error) }
             // A database outage is logged once by the store, not at every login.

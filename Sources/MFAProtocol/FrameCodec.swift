@@ -134,8 +134,13 @@ public enum FrameCodec {
             w.u8(Tag.loginBegin.rawValue); w.u8(b.version)
             try w.str(b.user); try w.str(b.service); try w.str(b.rhost); try w.str(b.tty); try w.str(b.ruser)
             w.u8((b.silent ? WireProtocol.loginFlagSilent : 0) | (b.realUID != nil ? WireProtocol.loginFlagRealUID : 0)
-                 | (b.onePrompt ? WireProtocol.loginFlagOnePrompt : 0))
+                 | (b.onePrompt ? WireProtocol.loginFlagOnePrompt : 0)
+                 | (b.sshAuthInfo != nil ? WireProtocol.loginFlagSSHAuthInfo : 0))
             if let realUID = b.realUID { w.u32(realUID) }
+            if let info = b.sshAuthInfo {
+                guard info.utf8.count <= WireProtocol.maximumSSHAuthInfo else { throw .badValue("SSH auth info longer than \(WireProtocol.maximumSSHAuthInfo) bytes") }
+                try w.str(info)
+            }
         case .reply(let answer):
             w.u8(Tag.reply.rawValue); try w.str(answer)
         case .cancel:
@@ -180,9 +185,14 @@ public enum FrameCodec {
             let user = try r.str(), service = try r.str(), rhost = try r.str(), tty = try r.str(), ruser = try r.str()
             let flags = try r.u8()
             let realUID = flags & WireProtocol.loginFlagRealUID != 0 ? try r.u32() : nil
+            let info = flags & WireProtocol.loginFlagSSHAuthInfo != 0 ? try r.str() : nil
+            if let info, info.utf8.count > WireProtocol.maximumSSHAuthInfo {
+                throw .badValue("SSH auth info longer than \(WireProtocol.maximumSSHAuthInfo) bytes")
+            }
             message = .loginBegin(LoginBegin(version: version, user: user, service: service, rhost: rhost,
                                              tty: tty, ruser: ruser, silent: flags & WireProtocol.loginFlagSilent != 0, realUID: realUID,
-                                             onePrompt: flags & WireProtocol.loginFlagOnePrompt != 0))
+                                             onePrompt: flags & WireProtocol.loginFlagOnePrompt != 0,
+                                             sshAuthInfo: info))
         case .reply:
             message = .reply(answer: try r.str())
         case .cancel:

@@ -12,8 +12,12 @@ public enum WireProtocol {
     /// LOGIN_BEGIN flags: bit 0 PAM_SILENT, bit 1 a u32 real uid follows the flags.
     public static let loginFlagSilent: UInt8 = 0x01
     public static let loginFlagRealUID: UInt8 = 0x02
+    /// Bit 2: a str follows (after the real uid, if any): sshd's `SSH_AUTH_INFO_0` from the PAM
+    /// environment, at most `maximumSSHAuthInfo` bytes (MFG_MAX_AUTH_INFO).
+    public static let loginFlagSSHAuthInfo: UInt8 = 0x04
+    public static let maximumSSHAuthInfo = 16384
     /// Bit 3: the module asks one combined question (`forward_pass`) and wants each code prompt
-    /// marked with a `codeDigits` message (bit 2 is left to other uses).
+    /// marked with a `codeDigits` message.
     public static let loginFlagOnePrompt: UInt8 = 0x08
 }
 
@@ -75,10 +79,16 @@ public struct LoginBegin: Sendable, Equatable {
     public var realUID: UInt32?
     /// The module splits one combined answer (password and code) itself (`forward_pass`).
     public var onePrompt: Bool
+    /// `SSH_AUTH_INFO_0` from the PAM environment (sshd: the methods already passed, with their
+    /// keys); nil when the module did not send it. The daemon reads it only from a root peer whose
+    /// process has real uid 0 (sshd), never from a user's client or a setuid su/sudo.
+    public var sshAuthInfo: String?
     public init(version: UInt8 = WireProtocol.version, user: String, service: String, rhost: String = "",
-                tty: String = "", ruser: String = "", silent: Bool = false, realUID: UInt32? = nil, onePrompt: Bool = false) {
+                tty: String = "", ruser: String = "", silent: Bool = false, realUID: UInt32? = nil,
+                onePrompt: Bool = false, sshAuthInfo: String? = nil) {
         self.version = version
         self.onePrompt = onePrompt
+        self.sshAuthInfo = sshAuthInfo
         self.realUID = realUID
         self.user = user
         self.service = service

@@ -100,8 +100,16 @@ long mfg_encode_login_begin(uint8_t *buf, size_t cap, const struct mfg_login_beg
     put_str(&w, b->rhost);
     put_str(&w, b->tty);
     put_str(&w, b->ruser);
-    put_u8(&w, (uint8_t)(b->flags | MFG_LOGIN_FLAG_REAL_UID));
+    put_u8(&w, (uint8_t)((b->flags & ~MFG_LOGIN_FLAG_SSH_AUTH_INFO) | MFG_LOGIN_FLAG_REAL_UID |
+                         (b->ssh_auth_info != NULL ? MFG_LOGIN_FLAG_SSH_AUTH_INFO : 0)));
     put_u32(&w, b->real_uid);
+    if (b->ssh_auth_info != NULL) {
+        size_t n = strnlen(b->ssh_auth_info, (size_t)MFG_MAX_AUTH_INFO + 1);
+        if (n > MFG_MAX_AUTH_INFO)
+            w.failed = 1;
+        else
+            put_str_n(&w, b->ssh_auth_info, n);
+    }
     return end_frame(&w);
 }
 

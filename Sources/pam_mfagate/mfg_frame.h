@@ -58,6 +58,8 @@ enum mfg_result {
 
 #define MFG_LOGIN_FLAG_SILENT 0x01   /* LOGIN_BEGIN flags bit 0: PAM_SILENT */
 #define MFG_LOGIN_FLAG_REAL_UID 0x02 /* bit 1: a u32 real uid follows the flags */
+#define MFG_LOGIN_FLAG_SSH_AUTH_INFO 0x04 /* bit 2: a str follows: sshd's SSH_AUTH_INFO_0 */
+#define MFG_MAX_AUTH_INFO 16384        /* longest SSH_AUTH_INFO_0 sent; longer is not sent */
 #define MFG_LOGIN_FLAG_ONE_PROMPT 0x08 /* bit 3: forward_pass; mark code prompts (CODE_DIGITS) */
 
 /* Decoder errors; every one means "malformed frame" to the shim. */
@@ -107,6 +109,9 @@ struct mfg_login_begin {
     const char *ruser;
     uint8_t flags;    /* MFG_LOGIN_FLAG_SILENT; the encoder sets MFG_LOGIN_FLAG_REAL_UID itself */
     uint32_t real_uid; /* getuid() of the process the module runs in */
+    /* SSH_AUTH_INFO_0 from the PAM environment, or NULL: not sent (the encoder sets
+     * MFG_LOGIN_FLAG_SSH_AUTH_INFO itself; longer than MFG_MAX_AUTH_INFO fails the encoding) */
+    const char *ssh_auth_info;
 };
 
 /*

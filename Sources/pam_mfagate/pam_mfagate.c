@@ -542,6 +542,18 @@ static const char *item_or_empty(pam_handle_t *pamh, int type)
     return v;
 }
 
+/* What sshd (>= 7.8) says about the methods already passed in this connection, from the PAM
+ * environment, which only the application (sshd) fills, never from the process environment. The
+ * daemon decides whether it counts (trusted_ssh_keys); this only relays it. NULL when unset, or
+ * longer than the protocol carries (then the daemon asks for the code as without it). */
+static const char *ssh_auth_info(pam_handle_t *pamh)
+{
+    const char *info = pam_getenv(pamh, "SSH_AUTH_INFO_0");
+    if (info == NULL || strnlen(info, (size_t)MFG_MAX_AUTH_INFO + 1) > MFG_MAX_AUTH_INFO)
+        return NULL;
+    return info;
+}
+
 static int send_login_begin(struct login *l, const char *user)
 {
     struct mfg_login_begin b = {
@@ -555,6 +567,7 @@ static int send_login_begin(struct login *l, const char *user)
         /* In a setuid su or sudo the invoking user: the daemon charges the connection to them
          * (it believes this only from a root peer, which a user cannot load code into). */
         .real_uid = (uint32_t)getuid(),
+        .ssh_auth_info = ssh_auth_info(l->pamh),
     };
     long len = mfg_encode_login_begin(l->buf->frame, sizeof l->buf->frame, &b);
     if (len < 0) {

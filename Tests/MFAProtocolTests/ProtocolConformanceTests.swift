@@ -75,6 +75,7 @@ final class ProtocolConformanceTests: XCTestCase {
             "MFG_RESULT_IGNORE": "\(VerdictResult.ignore.rawValue)", "MFG_RESULT_LOCKED": "\(VerdictResult.locked.rawValue)",
             "MFG_RESULT_UNAVAILABLE": "\(VerdictResult.unavailable.rawValue)", "MFG_RESULT_BUSY": "\(VerdictResult.busy.rawValue)",
             "MFG_LOGIN_FLAG_SILENT": "\(WireProtocol.loginFlagSilent)", "MFG_LOGIN_FLAG_REAL_UID": "\(WireProtocol.loginFlagRealUID)",
+            "MFG_LOGIN_FLAG_SSH_AUTH_INFO": "\(WireProtocol.loginFlagSSHAuthInfo)", "MFG_MAX_AUTH_INFO": "\(WireProtocol.maximumSSHAuthInfo)",
             "MFG_DEFAULT_SOCKET": DaemonConfig.defaultSocketPath,
         ]
         for key in Set(cConstants.keys).union(expected.keys).sorted() {
@@ -113,6 +114,35 @@ final class ProtocolConformanceTests: XCTestCase {
         let cancel = unhex(try c("cancel"))
         XCTAssertEqual(try swiftDecodeClient(cancel), .cancel)
         XCTAssertEqual(try FrameCodec.encode(ClientMessage.cancel), cancel)
+    }
+
+    /// The optional SSH_AUTH_INFO_0 field (flag bit 2): C and Swift write the same bytes and read
+    /// each other's, empty (password-only login) and at the limit included; over it both refuse.
+    func testTheSSHAuthInfoFieldAgrees() throws {
+        let cert = "publickey ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29t\n"
+        for info in ["", "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==\n", cert + cert,
+                     String(repeating: "x", count: WireProtocol.maximumSSHAuthInfo)] {
+            for silent in [false, true] {
+                let frame = unhex(try c("login-begin", "alice", "sshd", "192.0.2.7", "ssh", "", silent ? "1" : "0", "0", hex(Array(info.utf8))))
+                let message = LoginBegin(user: "alice", service: "sshd", rhost: "192.0.2.7", tty: "ssh", silent: silent,
+                                         realUID: 0, sshAuthInfo: info)
+                XCTAssertEqual(try swiftDecodeClient(frame), .loginBegin(message))
+                XCTAssertEqual(try FrameCodec.encode(ClientMessage.loginBegin(message)), frame)
+            }
+        }
+        let tooLong = String(repeating: "x", count: WireProtocol.maximumSSHAuthInfo + 1)
+        XCTAssertEqual(try c("login-begin-refused", hex(Array(tooLong.utf8))), "encode-error")
+        XCTAssertThrowsError(try FrameCodec.encode(ClientMessage.loginBegin(LoginBegin(user: "a", service: "s", realUID: 0, sshAuthInfo: tooLong))))
+        // A frame carrying one (written by hand) is refused by the daemon's decoder too.
+        var w = Writer()
+        w.u8(Tag.loginBegin.rawValue); w.u8(1)
+        for _ in 0..<5 { try w.str("") }
+        w.u8(WireProtocol.loginFlagSSHAuthInfo); try w.str(tooLong)
+        let payload = Array(try w.finish().dropFirst(4))
+        XCTAssertThrowsError(try FrameCodec.decodeClient(payload))
+        // Without the flag (an older module) the field is absent and reads as nil.
+        let old = unhex(try c("login-begin", "alice", "sshd", "", "", "", "0", "0"))
+        XCTAssertEqual(try swiftDecodeClient(old), .loginBegin(LoginBegin(user: "alice", service: "sshd", realUID: 0)))
     }
 
     func testEveryMessageTheDaemonSendsToTheModuleDecodesInC() throws {

@@ -6,7 +6,9 @@
  * Built by that test with the system C compiler; frames travel as hex.
  *
  *   mfg_conformance constants                     NAME VALUE per line
- *   mfg_conformance login-begin USER SERVICE RHOST TTY RUSER FLAGS REAL_UID   -> frame hex
+ *   mfg_conformance login-begin USER SERVICE RHOST TTY RUSER FLAGS REAL_UID [AUTH_INFO_HEX]
+ *                                                 -> frame hex ("encode-error", exit 1, if refused)
+ *   mfg_conformance login-begin-refused AUTH_INFO_HEX -> "encode-error" if the encoder refuses it (exit 0)
  *   mfg_conformance reply ANSWER_HEX              -> frame hex
  *   mfg_conformance cancel                        -> frame hex
  *   mfg_conformance split ANSWER_HEX DIGITS        -> where forward_pass's code starts
@@ -62,7 +64,8 @@ static void constants(void)
     C(MFG_STYLE_PROMPT_ECHO_OFF); C(MFG_STYLE_PROMPT_ECHO_ON); C(MFG_STYLE_ERROR_MSG); C(MFG_STYLE_TEXT_INFO); C(MFG_STYLE_CODE_DIGITS);
     C(MFG_RESULT_SUCCESS); C(MFG_RESULT_DENIED); C(MFG_RESULT_IGNORE); C(MFG_RESULT_LOCKED);
     C(MFG_RESULT_UNAVAILABLE); C(MFG_RESULT_BUSY);
-    C(MFG_LOGIN_FLAG_SILENT); C(MFG_LOGIN_FLAG_REAL_UID); C(MFG_LOGIN_FLAG_ONE_PROMPT);
+    C(MFG_LOGIN_FLAG_SILENT); C(MFG_LOGIN_FLAG_REAL_UID); C(MFG_LOGIN_FLAG_SSH_AUTH_INFO); C(MFG_MAX_AUTH_INFO);
+    C(MFG_LOGIN_FLAG_ONE_PROMPT);
 #undef C
     printf("MFG_DEFAULT_SOCKET %s\n", MFG_DEFAULT_SOCKET);
 }
@@ -102,10 +105,22 @@ int main(int argc, char **argv)
         constants();
         return 0;
     }
-    if (argc == 9 && strcmp(argv[1], "login-begin") == 0) {
+    if ((argc == 9 || argc == 10) && strcmp(argv[1], "login-begin") == 0) {
+        static char info[MFG_MAX_PAYLOAD + 1];
         struct mfg_login_begin b = {argv[2], argv[3], argv[4], argv[5], argv[6],
-                                    (uint8_t)strtoul(argv[7], NULL, 0), (uint32_t)strtoul(argv[8], NULL, 0)};
+                                    (uint8_t)strtoul(argv[7], NULL, 0), (uint32_t)strtoul(argv[8], NULL, 0), NULL};
+        if (argc == 10) {
+            from_hex(argv[9], (uint8_t *)info, sizeof info - 1);
+            b.ssh_auth_info = info;
+        }
         return print_frame(mfg_encode_login_begin(buf, sizeof buf, &b));
+    }
+    if (argc == 3 && strcmp(argv[1], "login-begin-refused") == 0) {
+        static char info[MFG_MAX_PAYLOAD + 1];
+        struct mfg_login_begin b = {"a", "s", "", "", "", 0, 0, info};
+        from_hex(argv[2], (uint8_t *)info, sizeof info - 1);
+        print_frame(mfg_encode_login_begin(buf, sizeof buf, &b));
+        return 0;
     }
     if (argc == 3 && strcmp(argv[1], "reply") == 0) {
         static uint8_t answer[MFG_MAX_PAYLOAD];

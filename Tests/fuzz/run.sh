@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Runs one libFuzzer target of build/fuzz/ on a fresh copy of its committed seed corpus.
-#   Tests/fuzz/run.sh TARGET RUNS SECONDS      (TARGET: frame, config, userfile, gafile or shim)
+#   Tests/fuzz/run.sh TARGET RUNS SECONDS      (TARGET: frame, config, userfile, gafile, sshinfo, sshcert or shim)
 # Stops at RUNS executions or after SECONDS, whichever comes first, and prints one summary line:
 #   fuzz TARGET: EXECUTIONS executions in SECONDS s (RATE/s), peak RSS MB, no finding
 # A crash, sanitizer report, hang (> 5 s per input) or leak exits non-zero and leaves the input in

@@ -31,6 +31,7 @@ ECHO_OFF, ECHO_ON, ERROR_MSG, TEXT_INFO = (C[f"MFG_STYLE_{s}"] for s in ("PROMPT
 SUCCESS, DENIED, IGNORE, LOCKED, UNAVAILABLE, BUSY = (
     C[f"MFG_RESULT_{r}"] for r in ("SUCCESS", "DENIED", "IGNORE", "LOCKED", "UNAVAILABLE", "BUSY"))
 FLAG_REAL_UID = C["MFG_LOGIN_FLAG_REAL_UID"]  # LOGIN_BEGIN flags bit 1: a u32 real uid follows
+FLAG_SSH_AUTH_INFO = C["MFG_LOGIN_FLAG_SSH_AUTH_INFO"]  # bit 2: a str follows, sshd's SSH_AUTH_INFO_0
 
 
 # ---- encoding ----
@@ -115,6 +116,8 @@ def decode_client(payload):
                "rhost": r.str(), "tty": r.str(), "ruser": r.str(), "flags": r.u8()}
         if out["flags"] & FLAG_REAL_UID:
             out["real_uid"] = r.u32()
+        if out["flags"] & FLAG_SSH_AUTH_INFO:
+            out["ssh_auth_info"] = r.str()
     elif tag == REPLY:
         out = {"tag": "REPLY", "answer": r.str()}
     elif tag == CANCEL:

@@ -268,7 +268,8 @@ class Daemon:
         return json.loads(self.cli(*args, check=True).stdout)
 
     def pam(self, user: str, *answers: str, service: str | None = None, args: str = "", as_user: str | None = None,
-            rhost: str | None = None, timeout: float = 30, silent: bool = False) -> "PamResult":
+            rhost: str | None = None, timeout: float = 30, silent: bool = False,
+            pam_env: dict[str, str] | None = None, env: dict[str, str] | None = None) -> "PamResult":
         driver = PAM_DRIVER
         if as_user:
             svc = service or self.service("mfa-test-unprivileged", args=args, module=self.readable_copy(SHIM))
@@ -282,9 +283,12 @@ class Daemon:
             cmd.append("--silent")  # pam_authenticate(PAM_SILENT)
         for a in answers:
             cmd += ["--answer", a]
+        for name, value in (pam_env or {}).items():  # the PAM environment (pam_putenv), as sshd fills it
+            cmd += ["--pam-env", f"{name}={value}"]
         if as_user:
             cmd = as_account(as_user, cmd)
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                             env=None if env is None else {**os.environ, **env})
         hygiene.capture("pam_driver output", out.stdout + out.stderr)
         return PamResult(out.stdout)
 

@@ -117,7 +117,7 @@ static int count_open_fds(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: pam_driver CONFDIR SERVICE USER [--rhost H] [--silent] [--setcred] "
-                    "[--answer A]...\n");
+                    "[--answer A]... [--pam-env NAME=VALUE]...\n");
     return 2;
 }
 
@@ -134,6 +134,9 @@ int main(int argc, char **argv)
     struct pam_conv pc = {conv, &answers};
     const char *rhost = NULL;
     int silent = 0, setcred = 0, rc;
+    /* --pam-env NAME=VALUE: put into the PAM environment (pam_putenv), as sshd does with SSH_AUTH_INFO_0 */
+    const char *env[MAX_ANSWERS];
+    int envs = 0;
     pam_handle_t *h = NULL;
     struct timespec t0;
     char name[32];
@@ -149,6 +152,8 @@ int main(int argc, char **argv)
             silent = 1;
         else if (strcmp(argv[i], "--setcred") == 0)
             setcred = 1;
+        else if (strcmp(argv[i], "--pam-env") == 0 && i + 1 < argc && envs < MAX_ANSWERS)
+            env[envs++] = argv[++i];
         else
             return usage();
     }
@@ -162,6 +167,13 @@ int main(int argc, char **argv)
         printf("SET_RHOST: %s\n", pam_name(rc, name, sizeof name));
         pam_end(h, rc);
         return 1;
+    }
+    for (int i = 0; i < envs; i++) {
+        if ((rc = pam_putenv(h, env[i])) != PAM_SUCCESS) {
+            printf("PUTENV: %s\n", pam_name(rc, name, sizeof name));
+            pam_end(h, rc);
+            return 1;
+        }
     }
     int fds_before = count_open_fds();
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -696,7 +696,10 @@ def ssh_login(
     patterns = regexes + [denied, pexpect.EOF, pexpect.TIMEOUT]
     I_DENIED, I_EOF, I_TIMEOUT = n, n + 1, n + 2
 
+    # ssh keeps the first value it gets for an option: the caller's ssh_options come first, so
+    # they override the defaults below (e.g. PubkeyAuthentication=yes for key + code).
     args = [
+        *ssh_options,
         "-F", "/dev/null", "-p", str(port), "-T",
         "-o", "StrictHostKeyChecking=no",
         "-o", "UserKnownHostsFile=/dev/null",
@@ -709,7 +712,6 @@ def ssh_login(
         "-o", "BatchMode=no",
         "-o", "ControlMaster=no",
         "-o", "ControlPath=none",
-        *ssh_options,
         f"{user}@{host}", command,
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SSH_", "DISPLAY"))}

@@ -17,7 +17,7 @@ def fuzzers():
     subprocess.run(["make", "-s", "fuzz-build"], cwd=ROOT, check=True, capture_output=True, timeout=900)
 
 
-@pytest.mark.parametrize("target", ["frame", "config", "userfile", "gafile"])
+@pytest.mark.parametrize("target", ["frame", "config", "userfile", "gafile", "sshinfo", "sshcert"])
 def test_fuzz_target_finds_nothing(fuzzers, target):
     runs = scale("FUZZ_RUNS", 200_000, 10_000_000)
     out = subprocess.run([str(ROOT / "Tests/fuzz/run.sh"), target, str(runs), str(scale("FUZZ_SECONDS", 20, 1200))],

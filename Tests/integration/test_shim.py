@@ -432,6 +432,30 @@ def test_login_begin_reports_the_real_uid_of_a_setuid_process(tmp_path, sock):
     assert begin["flags"] & fd.FLAG_REAL_UID and begin["real_uid"] == 65534, begin
 
 
+# ---- SSH_AUTH_INFO_0 (issue 19, trusted_ssh_keys) ----------------------------------------
+
+def test_login_begin_relays_ssh_auth_info_from_the_pam_environment_only(tmp_path, sock):
+    """sshd puts SSH_AUTH_INFO_0 into the PAM environment; the module sends it as it is (flag bit 2).
+    The same name in the process environment (which whoever runs the program controls) is never
+    sent, nor is a value longer than the protocol's bound (the daemon then asks for the code)."""
+    confdir = make_confdir(tmp_path, ["socket=" + sock])
+    info = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==\n"
+    cases = [
+        (["--pam-env", "SSH_AUTH_INFO_0=" + info], None, info),
+        (["--pam-env", "SSH_AUTH_INFO_0="], None, ""),  # password-only login: set but empty
+        ([], lambda cmd: ["env", "SSH_AUTH_INFO_0=" + info, *cmd], None),
+        (["--pam-env", "SSH_AUTH_INFO_0=" + "x" * (fd.C["MFG_MAX_AUTH_INFO"] + 1)], None, None),
+        (["--pam-env", "SSH_AUTH_INFO_0=" + "x" * fd.C["MFG_MAX_AUTH_INFO"]], None, "x" * fd.C["MFG_MAX_AUTH_INFO"]),
+    ]
+    for args, wrap, expected in cases:
+        with fd.FakeDaemon(sock, fd.script_verdict(fd.SUCCESS)) as d:
+            kwargs = {"wrap": wrap} if wrap else {}
+            assert run_driver(confdir, *args, **kwargs)[0] == "PAM_SUCCESS"
+        begin = d.frames("LOGIN_BEGIN")[0]
+        assert begin.get("ssh_auth_info") == expected, (args, begin.get("ssh_auth_info", "")[:40])
+        assert bool(begin["flags"] & fd.FLAG_SSH_AUTH_INFO) == (expected is not None)
+
+
 @pytest.mark.parametrize("failmode", ["secure", "safe"])
 def test_busy_answered_before_the_request_is_read_fails_closed(tmp_path, sock, failmode):
     """A daemon at its caps answers BUSY at accept and closes without reading the request: the
