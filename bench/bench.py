@@ -580,7 +580,7 @@ def inside(args) -> int:
     try:
         drain = private_devlog(work)
         numbered_accounts(work)
-        shutil.copy2(BUILD / "mfagated", work / "mfagated")
+        shutil.copy2(args.daemon or BUILD / "mfagated", work / "mfagated")
         os.chmod(work / "mfagated", 0o755)
         if args.only == "fleet":
             return only_fleet(args, sz, work)
@@ -659,6 +659,7 @@ def only_fleet(args, sz: Sizes, work: Path) -> int:
     import fleet_bench
     if args.connections:
         fleet_bench.CONNECTIONS = args.connections
+    fleet_bench.DURABLE = args.pg_fsync == "on"
     shutil.copy2(BUILD / "mfagate", work / "mfagate")
     shutil.copy2(BUILD / "pam_mfagate.so", work / "pam_mfagate.so")
     log("fleet backend (PostgreSQL, fsync on; local and 10 ms away)")
@@ -680,6 +681,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) for inspection")
     ap.add_argument("--only", choices=["fleet"], help="run only the fleet rows (bench/fleet_bench.py)")
     ap.add_argument("--connections", type=int, help="database_connections of the fleet daemons (default: theirs)")
+    ap.add_argument("--pg-fsync", choices=["on", "off"], default="on",
+                    help="PostgreSQL's fsync in the fleet rows (off: as the rows before issue 17 ran it, for A/B runs)")
+    ap.add_argument("--daemon", help="the mfagated binary to measure (default build/mfagated; A/B runs)")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()

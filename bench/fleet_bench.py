@@ -24,6 +24,9 @@ import fleet_pg  # noqa: E402
 
 # Connections each fleet daemon keeps (database_connections); None: the daemon's default.
 CONNECTIONS: int | None = None
+# PostgreSQL's fsync (and synchronous_commit, full_page_writes): on, as deployed; off only for A/B
+# runs against the rows measured before issue 17 (bench.py --pg-fsync off).
+DURABLE = True
 
 
 class Plan:
@@ -47,7 +50,7 @@ def phase_fleet(work: Path, sz, Daemon, Users, run_driver, start_drivers, collec
     if not fleet_pg.available():
         return {"skipped": "PostgreSQL 15 is not installed (scripts/install-deps.sh)"}
     plan = Plan(sz.tiny)
-    cluster = fleet_pg.Cluster(durable=True)
+    cluster = fleet_pg.Cluster(durable=DURABLE)
     proxy = None
     daemons = []
     try:
@@ -124,7 +127,7 @@ def phase_fleet(work: Path, sz, Daemon, Users, run_driver, start_drivers, collec
             return out
 
         result: dict = {"users": len(users.secrets), "connections": CONNECTIONS or "default",
-                        "server": "PostgreSQL 15, fsync on; local: Unix socket; remote: TCP through a 5 ms-each-way proxy"}
+                        "server": f"PostgreSQL 15, fsync {'on' if DURABLE else 'off'}; local: Unix socket; remote: TCP through a 5 ms-each-way proxy"}
         result["file_store_p50_us"] = latency(files, file_users, plan.p50_logins)["p50_us"]
         result["local"] = latency(local, users, plan.p50_logins)
         result["local"]["throughput"] = throughput(local, plan.local_pool, plan.local_seconds)

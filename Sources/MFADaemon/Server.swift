@@ -55,6 +55,10 @@ final class Connection {
     /// covering it has returned: nothing is sent, not even when poll says the socket is writable.
     var awaitsJournal = false
     var deadline: Int64
+    /// True while a worker serves this connection's request (Server+Workers.swift): the loop does
+    /// not poll, read, expire or close it meanwhile; a close asked for then happens when it is done.
+    var withWorker = false
+    var dropAfterWorker = false
 
     init(fd: Int32, peer: Peer, deadline: Int64) {
         self.fd = fd
@@ -63,10 +67,17 @@ final class Connection {
     }
 }
 
-/// One thread, one poll loop. Every request is answered without waiting on anything but the local
-/// disk, so serialising them makes each user's read-verify-write atomic without locks.
+/// One poll loop. With the file store every request is answered on its thread without waiting on
+/// anything but the local disk, so serialising them makes each user's read-verify-write atomic.
+/// With the fleet store, requests go to worker threads (Server+Workers.swift) so that a slow
+/// database holds only the requests that wait on it; one lock (`lock`) keeps the daemon's memory
+/// to one thread at a time, and the database's compare-and-swap orders each user's writes.
 public final class Server {
     let authority: Authority
+    /// Held by whoever runs daemon code (DaemonLock); only taken when there are workers.
+    let lock = DaemonLock()
+    /// The fleet store's worker threads, nil with the file store (or `database_connections = 1`).
+    var workers: RequestWorkers?
     let logger: Logger
     let limits: ServerLimits
     let listenFD: Int32
@@ -203,6 +214,9 @@ public final class Server {
         logger.notice("ready", metadata: ["socket": "\(socketPath)", "mode": "\(authority.config.mode)",
                                           "activation": "\(ownsSocketFile ? "standalone" : "systemd")"])
         ServiceManager.notify("READY=1\nSTATUS=serving on \(socketPath), mode \(authority.config.mode)")
+        lock.enter()
+        startWorkers()
+        if workers == nil { lock.leave() }
         while true {
             let now = Server.monotonicNow()
             if draining && (connections.isEmpty || now >= drainDeadline) { break }
@@ -216,6 +230,8 @@ public final class Server {
             if !draining { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
             let syncFD = authority.store.journalSyncFD ?? -1
             if syncFD >= 0 { fds.append(pollfd(fd: syncFD, events: Int16(POLLIN), revents: 0)) }
+            let wakeFD = workers?.wakeFD ?? -1
+            if wakeFD >= 0 { fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)) }
             var nextDeadline = draining ? drainDeadline : now + 60_000
             if watchdogPingInterval != nil { nextDeadline = min(nextDeadline, nextWatchdogPing) }
             authority.notifier.reap()
@@ -226,14 +242,21 @@ public final class Server {
             if let renewal = authority.store.journalRenewalDelay, !authority.store.journalSyncPending {
                 nextDeadline = min(nextDeadline, now + renewal)
             }
-            for connection in connections.values {
+            for connection in connections.values where !connection.withWorker {
                 var events = Int16(POLLIN)
                 if !connection.output.isEmpty && !connection.awaitsJournal { events |= Int16(POLLOUT) }
                 fds.append(pollfd(fd: connection.fd, events: events, revents: 0))
                 nextDeadline = min(nextDeadline, connection.deadline)
             }
             let timeout = Int32(clamping: max(0, nextDeadline - now))
+            if workers != nil { lock.leave() }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
+            let pollErrno = errno
+            if workers != nil {
+                lock.enter()
+                authority.store.useSession(0)
+            }
+            errno = pollErrno
             if ready < 0 && errno != EINTR {
                 logger.critical("poll failed: \(String(cString: strerror(errno)))")
                 break
@@ -245,7 +268,9 @@ public final class Server {
                     acceptConnections()
                 } else if entry.fd == syncFD {
                     backgroundSyncEnded = true
-                } else if let connection = connections[entry.fd] {
+                } else if entry.fd == wakeFD {
+                    mfa_wakeup_drain(wakeFD)
+                } else if let connection = connections[entry.fd], !connection.withWorker {
                     service(connection, revents: entry.revents)
                 }
             }
@@ -257,7 +282,8 @@ public final class Server {
             }
             expireConnections(now: Server.monotonicNow())
         }
-        for connection in Array(connections.values) { drop(connection) }
+        // Workers still waiting on the database stay blocked on the lock, which the loop keeps.
+        for connection in Array(connections.values) { drop(connection, evenWithWorker: true) }
         do {
             try authority.store.closeJournal()
         } catch {
@@ -287,7 +313,7 @@ public final class Server {
                     draining = true
                     drainDeadline = Server.monotonicNow() + limits.drainTimeout * 1000
                     // Connections that have not started a login have nothing to finish.
-                    for connection in Array(connections.values) {
+                    for connection in Array(connections.values) where !connection.withWorker {
                         if case .awaitingRequest = connection.state, connection.splitter.buffer.isEmpty { drop(connection) }
                     }
                 }
@@ -408,8 +434,10 @@ public final class Server {
                 tag = payload.first
                 var bytes = payload
                 defer { mfa_wipe(&bytes, bytes.count) }
+                let message = try FrameCodec.decodeClient(bytes)
+                if handOver(message, on: connection) { break }
                 authority.store.forgetLastCheck()
-                handle(try FrameCodec.decodeClient(bytes), on: connection)
+                handle(message, on: connection)
                 if case .closing = connection.state { break }
             }
         } catch FrameError.invalidUTF8 {
@@ -587,7 +615,7 @@ public final class Server {
     }
 
     func expireConnections(now: Int64) {
-        for connection in Array(connections.values) where connection.deadline <= now {
+        for connection in Array(connections.values) where connection.deadline <= now && !connection.withWorker {
             if case .awaitingReply(let session) = connection.state {
                 logger.notice("login timed out waiting for the code", metadata: ["user": "\(session.user)"])
             }
@@ -595,7 +623,11 @@ public final class Server {
         }
     }
 
-    func drop(_ connection: Connection) {
+    func drop(_ connection: Connection, evenWithWorker: Bool = false) {
+        if connection.withWorker && !evenWithWorker {
+            connection.dropAfterWorker = true
+            return
+        }
         guard connections.removeValue(forKey: connection.fd) != nil else { return }
         admission.release(connection.owner)
         connection.splitter.wipe()

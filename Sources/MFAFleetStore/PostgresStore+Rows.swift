@@ -193,9 +193,10 @@ extension PostgresStore {
         do { try file.save(marks) } catch { logger.error("\(error); the rollback protection of this host holds only until it restarts", metadata: ["fleet": "marks"]) }
     }
 
-    /// Raises the user's mark and writes it to the file before the caller acts on the row: flushed
-    /// for a row this host wrote; for a row only read, flushed by the next write (a login that
-    /// succeeds writes), so a successful login costs one `fdatasync`, as with the file store.
+    /// Raises the user's mark and writes it to the file before the caller acts on the row (in the
+    /// page cache: a crash of the daemon loses nothing). For a row this host wrote, the flush
+    /// thread flushes it at once, without the login waiting for it; a row only read is flushed
+    /// with the next (docs/fleet.md, "High-water marks and power cuts").
     func noteSeen(_ user: String, _ version: Int64, durable: Bool = true) {
         guard let changed = marks.raise(user, to: version) else {
             if !marksFull {

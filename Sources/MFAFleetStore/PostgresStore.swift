@@ -27,6 +27,8 @@ public struct FleetSettings: Sendable {
     /// `fleet_offline` and `fleet_offline_max_age` (seconds): see PostgresStore+Offline.
     public var offline: FleetOffline = .refuse
     public var offlineMaxAge: Int64 = 7 * 86400
+    /// `database_connections`: worker threads, each with its own connection (Server+Workers.swift).
+    public var connections: Int = 4
 
     public init(conninfo: String, passwordFile: String?, keyFile: String, timeoutMilliseconds: Int64,
                 retryMilliseconds: Int64, hostName: String) {
@@ -46,6 +48,7 @@ public struct FleetSettings: Sendable {
         insecure = config.databaseInsecure
         offline = config.fleetOffline
         offlineMaxAge = config.fleetOfflineMaxAge
+        connections = config.databaseConnections
     }
 }
 
@@ -64,9 +67,10 @@ public struct FleetSettings: Sendable {
 ///   missing rows of users it has seen, removals are sealed tombstones, and a network link must be
 ///   verified TLS (FleetLink).
 ///
-/// One connection (the daemon is one thread: a pool would only hold idle connections), opened
-/// lazily and re-opened after a failure, at most every `retryMilliseconds`; one log line when the
-/// database goes away and one when it is back.
+/// One connection per session (`database_connections` worker threads, each serving whole requests
+/// with its own session, and one for the poll loop), each opened lazily and re-opened after a
+/// failure; one circuit breaker for all, retrying at most every `retryMilliseconds`; one log line
+/// when the database goes away and one when it is back.
 public final class PostgresStore: FactorStore, SharedLedger {
     public static let schemaVersion = 2
     let settings: FleetSettings
@@ -75,18 +79,18 @@ public final class PostgresStore: FactorStore, SharedLedger {
     var sealingKeyID = ""
     let password: String?
     let logger: Logger
-    var connection: DatabaseConnection?
+    /// The session of the request being served (FleetSession): the daemon's lock holder's.
+    var session: FleetSession
+    /// One session per worker thread, and slot 0 for the poll loop (`useSession`).
+    var sessions: [FleetSession]
+    /// Left around every wait on the database (the daemon's lock), nil: nothing to release.
+    var waitGate: (any StoreWaitGate)?
     /// Monotonic ms since the database has been failing; nil while it works (or was never tried).
     var downSince: Int64?
     var lastFailure = ""
     var nextAttempt: Int64 = 0
-    var failedInRequest = false
-    /// Monotonic ms by which the current request's database work must be done (nil: no request).
-    var requestDeadline: Int64?
-    /// Versions this request read, by user (0: read as absent), for compare-and-swap saves.
-    var versionsRead: [String: Int64] = [:]
-    /// The key each row read in this request was sealed under: a write seals under the same key.
-    var keysRead: [String: String] = [:]
+    /// Some session has connected since the start (later sessions connect without a log line).
+    var connectedOnce = false
     /// The highest row version seen per user (FleetMarks), and where it is kept (nil: not kept).
     var marks = FleetMarks()
     var marksFile: FleetMarksFile?
@@ -95,7 +99,6 @@ public final class PostgresStore: FactorStore, SharedLedger {
     /// `fleet_offline = cache` (PostgresStore+Offline): the host's copies of its users' records,
     /// the entries served from it in this request, and the wrong-code counts kept meanwhile.
     var offlineCache: FleetOfflineCache?
-    var servedOffline: [String: OfflineEntry] = [:]
     var offlineAnnounced = false
     var localFailures: [String: FailureRecord] = [:]
     var pushingOffline = false
@@ -113,6 +116,9 @@ public final class PostgresStore: FactorStore, SharedLedger {
                 marksFile: FleetMarksFile? = nil) throws(FleetError) {
         self.settings = settings
         self.logger = logger
+        let loop = FleetSession()
+        session = loop
+        sessions = [loop] + (0..<max(1, settings.connections)).map { _ in FleetSession() }
         var loadError = [CChar](repeating: 0, count: 256)
         if mfa_libpq_load(&loadError, loadError.count) != 0 {
             throw .library(String(decoding: loadError.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
@@ -177,7 +183,8 @@ public final class PostgresStore: FactorStore, SharedLedger {
             }
             do {
                 let fresh = try DatabaseConnection(conninfo: settings.conninfo, password: password,
-                                                   timeoutMilliseconds: settings.timeoutMilliseconds, deadline: requestDeadline)
+                                                   timeoutMilliseconds: settings.timeoutMilliseconds, deadline: requestDeadline,
+                                                   aroundWait: waitHook())
                 fresh.deadline = requestDeadline
                 try prepareSchema(fresh)
                 connection = fresh
@@ -221,6 +228,9 @@ public final class PostgresStore: FactorStore, SharedLedger {
     }
 
     func markUp(pushed: Int? = nil) {
+        // Another session connecting while the database works says nothing new.
+        if downSince == nil && connectedOnce && (pushed ?? 0) == 0 { return }
+        connectedOnce = true
         localFailures.removeAll()
         let uses = pushed.map { "; offline uses of \($0) user\($0 == 1 ? "" : "s") pushed" } ?? ""
         if let since = downSince {
@@ -256,6 +266,32 @@ public final class PostgresStore: FactorStore, SharedLedger {
     }
 
     public var backendFailedInRequest: Bool { failedInRequest }
+    public var concurrentRequests: Int { sessions.count - 1 }
+
+    public func useSession(_ slot: Int) {
+        session = sessions[min(max(0, slot), sessions.count - 1)]
+    }
+
+    public func releaseDuringWaits(_ gate: any StoreWaitGate) {
+        waitGate = gate
+    }
+
+    /// What a new connection of the current session does around each wait on the network: leaves
+    /// the daemon's lock, waits, enters it again and makes its own session current again (another
+    /// request's may have been current meanwhile).
+    func waitHook() -> ((() -> Int32) -> Int32)? {
+        guard let gate = waitGate else { return nil }
+        let mine = session
+        return { [unowned self] wait in
+            gate.leave()
+            let result = wait()
+            let saved = errno
+            gate.enter()
+            self.session = mine
+            errno = saved
+            return result
+        }
+    }
     public var sharedLedger: (any SharedLedger)? { self }
     public func syncJournal() throws(StoreError) {}
     public func startJournalSync() throws(StoreError) -> Bool { false }
@@ -263,6 +299,8 @@ public final class PostgresStore: FactorStore, SharedLedger {
     public var journalSyncFD: Int32? { nil }
     public func finishJournalSync() throws(StoreError) {}
     public var hasUnsyncedJournal: Bool { false }
+    /// A clean stop: the high-water marks appended since the last flush are flushed now.
+    public func closeJournal() throws(StoreError) { marksFile?.flushNow() }
 
     // MARK: SharedLedger
 

@@ -3,10 +3,13 @@ import MFACore
 
 /// What the daemon needs from wherever enrollments live: the per-host files (`FileStore`,
 /// `store = files`) or the fleet database (`PostgresStore` in MFAFleetStore, `store = postgresql`).
-/// The daemon is one thread, so a store is used by one request at a time.
+/// A store is used by one thread at a time: the daemon calls it only while holding its one lock
+/// (a fleet store releases the lock around its network waits and keeps each request's state in
+/// that request's session, `useSession`).
 public protocol FactorStore: AnyObject {
     /// The user's record, or nil if the user is not enrolled. A fleet store remembers the version
-    /// it read, so that `save` in the same request is a compare-and-swap against it.
+    /// it read in the request's session, so that `save` in the same request is a compare-and-swap
+    /// against it.
     func load(_ user: UserName) throws(StoreError) -> UserRecord?
     /// Makes the record durable. Throws `.conflict` when another daemon changed the user since
     /// this request's `load` (the caller reloads and checks the code again).
@@ -40,6 +43,10 @@ public protocol FactorStore: AnyObject {
     /// request: a login must then end the way the PAM module reads as "daemon unavailable"
     /// (closed without a verdict, so `failmode` decides), never with a verdict built on missing facts.
     var backendFailedInRequest: Bool { get }
+    /// Worker threads and sessions (defaults below; PostgresStore overrides them).
+    var concurrentRequests: Int { get }
+    func useSession(_ slot: Int)
+    func releaseDuringWaits(_ gate: any StoreWaitGate)
 }
 
 extension FileStore: FactorStore {
@@ -68,6 +75,27 @@ public protocol SharedLedger: AnyObject {
     /// Records `time` unless a time is stored already; returns the stored time.
     func noteFirstSeen(_ user: String, at time: Int64) throws(StoreError) -> Int64
     func setFirstSeen(_ user: String, _ time: Int64) throws(StoreError)
+}
+
+/// What the daemon releases while a store waits on the network (its one lock, Server+Workers.swift):
+/// a store whose requests wait on a database calls `leave` before each wait and `enter` after it.
+public protocol StoreWaitGate: AnyObject, Sendable {
+    func leave()
+    func enter()
+}
+
+/// Requests that may wait on a network (the fleet database) run on worker threads, one per backend
+/// session, so that one slow statement does not hold every login of the host (Server+Workers.swift).
+/// A store that only touches the local disk keeps the defaults: one request at a time, on the poll
+/// loop's thread.
+extension FactorStore {
+    /// Requests that may wait on the store at once (worker threads); 1: none, the loop serves them.
+    public var concurrentRequests: Int { 1 }
+    /// Makes session `slot` (0: the poll loop's, 1...concurrentRequests: the workers') the one the
+    /// next calls use: what a request loaded, its versions and its deadline stay with its session.
+    public func useSession(_ slot: Int) {}
+    /// From now on, `gate` is left while the store waits on the network and entered again after.
+    public func releaseDuringWaits(_ gate: any StoreWaitGate) {}
 }
 
 /// A fleet store commits every write before returning: no lease, nothing to renew or close.

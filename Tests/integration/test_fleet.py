@@ -107,6 +107,11 @@ class RowLock:
         return int(self.cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                      f"AND datname = '{self.database}'").strip())
 
+    def release(self) -> None:
+        self.proc.stdin.write("COMMIT;\n")
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
     def release_when_both_wait(self) -> int:
         deadline = time.monotonic() + 5
         while self.waiters() < 2 and time.monotonic() < deadline:
@@ -159,6 +164,36 @@ def test_totp_code_raced_from_both_hosts_wins_exactly_once(fleet, cluster):
     results, waiting = forced_race(cluster, fleet.database, a, b, "alice", code)
     assert waiting == 2 and results == ["PAM_AUTH_ERR", "PAM_SUCCESS"], (waiting, results)
     assert "replayed code" in a.log() + b.log()
+
+
+def test_a_held_row_does_not_hold_other_users_logins(fleet, cluster):
+    """Fleet requests run on worker threads (docs/fleet.md, "Several requests at once"): while one
+    login waits on the database (alice's row locked by a psql transaction, so her compare-and-swap
+    UPDATE waits), other users log in on the same host at once; hers goes on when the lock goes.
+    With one connection on the loop's thread, bob waited for alice's statement to time out, and the
+    timeout then opened the circuit breaker for everyone."""
+    (a,) = fleet(1, extra="database_timeout = 6s\n")
+    alice, bob, carol = a.enroll("alice"), a.enroll("bob"), a.enroll("carol")
+    lock = RowLock(cluster, fleet.database, "alice")
+    results = {}
+    held = threading.Thread(target=lambda: results.update(alice=a.pam("alice", oathtool_totp(alice["secret"]))))
+    held.start()
+    try:
+        deadline = time.monotonic() + 5
+        while lock.waiters() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lock.waiters() == 1, "alice's login never reached her locked row"
+        for name, e in (("bob", bob), ("carol", carol)):
+            started = time.monotonic()
+            r = a.pam(name, oathtool_totp(e["secret"]))
+            elapsed = time.monotonic() - started
+            assert r.result == "PAM_SUCCESS" and elapsed < 2.0, (name, r, elapsed)
+        assert lock.waiters() == 1 and "alice" not in results, "alice's login should still be waiting"
+    finally:
+        lock.release()
+        held.join()
+    assert results["alice"].result == "PAM_SUCCESS", results
+    assert "unreachable" not in a.log()
 
 
 def test_lockout_made_on_one_host_holds_on_the_other(fleet):

@@ -1,0 +1,45 @@
+/// What one request of the fleet store keeps while it runs (PostgresStore.session): its database
+/// connection, the versions and keys of the rows it read (a `save` is a compare-and-swap against
+/// them), whether the database failed in it, its deadline, and the users it served from the
+/// offline cache. Each worker thread has its own, so two requests in flight never share a
+/// connection or a version read; two requests of one user are then two compare-and-swaps, as on
+/// two hosts (docs/fleet.md, "Several requests at once").
+final class FleetSession {
+    var connection: DatabaseConnection?
+    var failedInRequest = false
+    /// Monotonic ms by which the current request's database work must be done (nil: no request).
+    var requestDeadline: Int64?
+    /// Versions this request read, by user (0: read as absent), for compare-and-swap saves.
+    var versionsRead: [String: Int64] = [:]
+    /// The key each row read in this request was sealed under: a write seals under the same key.
+    var keysRead: [String: String] = [:]
+    var servedOffline: [String: OfflineEntry] = [:]
+}
+
+/// The current session's fields, under the names the store's code has always used.
+extension PostgresStore {
+    var connection: DatabaseConnection? {
+        get { session.connection }
+        set { session.connection = newValue }
+    }
+    var failedInRequest: Bool {
+        get { session.failedInRequest }
+        set { session.failedInRequest = newValue }
+    }
+    var requestDeadline: Int64? {
+        get { session.requestDeadline }
+        set { session.requestDeadline = newValue }
+    }
+    var versionsRead: [String: Int64] {
+        get { session.versionsRead }
+        _modify { yield &session.versionsRead }
+    }
+    var keysRead: [String: String] {
+        get { session.keysRead }
+        _modify { yield &session.keysRead }
+    }
+    var servedOffline: [String: OfflineEntry] {
+        get { session.servedOffline }
+        _modify { yield &session.servedOffline }
+    }
+}
