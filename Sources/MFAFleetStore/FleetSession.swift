@@ -1,3 +1,5 @@
+import MFACore
+
 /// What one request of the fleet store keeps while it runs (PostgresStore.session): its database
 /// connection, the versions and keys of the rows it read (a `save` is a compare-and-swap against
 /// them), whether the database failed in it, its deadline, and the users it served from the
@@ -14,6 +16,10 @@ final class FleetSession {
     /// The key each row read in this request was sealed under: a write seals under the same key.
     var keysRead: [String: String] = [:]
     var servedOffline: [String: OfflineEntry] = [:]
+    /// Failure records this request has read (by "kind key"; nil inside: none stored), so that a
+    /// login asks the database once per request, not at each look (the user's record comes with
+    /// the row, PostgresStore.readRow). Changes go to the database by compare-and-swap as before.
+    var failuresRead: [String: FailureRecord?] = [:]
 }
 
 /// The current session's fields, under the names the store's code has always used.
@@ -41,5 +47,9 @@ extension PostgresStore {
     var servedOffline: [String: OfflineEntry] {
         get { session.servedOffline }
         _modify { yield &session.servedOffline }
+    }
+    var failuresRead: [String: FailureRecord?] {
+        get { session.failuresRead }
+        _modify { yield &session.failuresRead }
     }
 }

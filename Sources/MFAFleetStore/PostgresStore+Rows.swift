@@ -25,11 +25,28 @@ extension PostgresStore {
         var keyID: String
     }
 
+    /// The user's row, and in the same round trip the user's failure record, which the login asks
+    /// for next (kept for this request: `failuresRead`).
     func readRow(_ user: String) throws(StoreError) -> Row? {
         let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-            try db.run("SELECT version, sealed, key_id FROM mfagate_users WHERE name = $1", [.text(user)])
+            try db.run("""
+                SELECT u.version, u.sealed, u.key_id, f.version, f.locked_until, f.failures
+                FROM (SELECT $1::text AS name) AS q
+                LEFT JOIN mfagate_users u ON u.name = q.name
+                LEFT JOIN mfagate_failures f ON f.kind = 'user' AND f.key = q.name
+                """, [.text(user)])
         }
-        guard let row = result.rows.first else { return nil }
+        if let row = result.rows.first, row.count == 6 {
+            var failures: FailureRecord? = nil
+            if row[3] != nil {
+                var record = FailureRecord()
+                record.lockedUntil = row[4].flatMap { Int64($0) }
+                record.failures = (row[5] ?? "").split(separator: ",").compactMap { Int64($0) }
+                failures = record
+            }
+            failuresRead[LedgerKind.user.rawValue + " " + user] = .some(failures)
+        }
+        guard let row = result.rows.first, row[0] != nil || row[1] != nil else { return nil }
         // A row that is there but unreadable is damage, never "not enrolled" (which could skip MFA).
         guard let versionText = row[0], let version = Int64(versionText),
               let sealedText = row[1], let sealed = DatabaseConnection.bytea(sealedText) else {

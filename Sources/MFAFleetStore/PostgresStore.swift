@@ -95,7 +95,6 @@ public final class PostgresStore: FactorStore, SharedLedger {
     var marks = FleetMarks()
     var marksFile: FleetMarksFile?
     var marksFull = false
-    public var defersJournalSync = false
     /// `fleet_offline = cache` (PostgresStore+Offline): the host's copies of its users' records,
     /// the entries served from it in this request, and the wrong-code counts kept meanwhile.
     var offlineCache: FleetOfflineCache?
@@ -260,6 +259,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
         keysRead.removeAll(keepingCapacity: true)
         failedInRequest = false
         servedOffline.removeAll(keepingCapacity: true)
+        failuresRead.removeAll(keepingCapacity: true)
         // Every request gets `database_timeout` for all its statements together (a login makes
         // about eight): a slow database cannot add up to more than the PAM module waits.
         requestDeadline = now + settings.timeoutMilliseconds
@@ -293,20 +293,22 @@ public final class PostgresStore: FactorStore, SharedLedger {
         }
     }
     public var sharedLedger: (any SharedLedger)? { self }
-    public func syncJournal() throws(StoreError) {}
-    public func startJournalSync() throws(StoreError) -> Bool { false }
-    public var journalSyncPending: Bool { false }
-    public var journalSyncFD: Int32? { nil }
-    public func finishJournalSync() throws(StoreError) {}
-    public var hasUnsyncedJournal: Bool { false }
-    /// A clean stop: the high-water marks appended since the last flush are flushed now.
-    public func closeJournal() throws(StoreError) { marksFile?.flushNow() }
+    /// Every write is committed before it returns: no reply waits (CommittedOnWrite); at a clean
+    /// stop the high-water marks appended since the last flush are flushed.
+    public var durability: CommittedOnWrite {
+        CommittedOnWrite { [marksFile] in marksFile?.flushNow() }
+    }
 
     // MARK: SharedLedger
 
     public func failureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> FailureRecord? {
-        try offlineLedger({ () throws(StoreError) in try readFailureRecord(kind, key)?.record },
-                          else: { localFailures[kind.rawValue + " " + key] })
+        let memo = kind.rawValue + " " + key
+        return try offlineLedger({ () throws(StoreError) in
+            if let read = failuresRead[memo] { return read }
+            let record = try readFailureRecord(kind, key)?.record
+            failuresRead[memo] = .some(record)
+            return record
+        }, else: { localFailures[memo] })
     }
 
     func readFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> (record: FailureRecord, version: Int64)? {
@@ -329,6 +331,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
 
     func updateSharedFailureRecord(_ kind: LedgerKind, _ key: String,
                                    _ change: (inout FailureRecord) -> Bool) throws(StoreError) -> Bool {
+        failuresRead[kind.rawValue + " " + key] = nil
         for _ in 0..<8 {
             let current = try readFailureRecord(kind, key)
             var record = current?.record ?? FailureRecord()
@@ -367,6 +370,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
 
     public func removeFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> Bool {
         let local = localFailures.removeValue(forKey: kind.rawValue + " " + key) != nil
+        failuresRead[kind.rawValue + " " + key] = nil
         let shared = try offlineLedger({ () throws(StoreError) in
             try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
                 try db.run("DELETE FROM mfagate_failures WHERE kind = $1 AND key = $2", [.text(kind.rawValue), .text(key)])

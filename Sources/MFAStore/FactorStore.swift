@@ -11,31 +11,15 @@ public protocol FactorStore: AnyObject {
     /// it read in the request's session, so that `save` in the same request is a compare-and-swap
     /// against it.
     func load(_ user: UserName) throws(StoreError) -> UserRecord?
-    /// Makes the record durable. Throws `.conflict` when another daemon changed the user since
-    /// this request's `load` (the caller reloads and checks the code again).
+    /// Records it (a used step or code included) so that it is durable before the reply leaves:
+    /// at once, or by the group commit of the store's ReplyDurability, which the server waits
+    /// for. Throws `.conflict` when another daemon changed the user since this request's `load`
+    /// (a compare-and-swap: the caller reloads and checks the code again).
     func save(_ record: UserRecord) throws(StoreError)
     func delete(_ user: UserName) throws(StoreError)
     func listUsers() throws(StoreError) -> [UserName]
     /// Called before each request: forgets what the previous request loaded.
     func forgetLastCheck()
-    /// Group commit of the file store's replay journal (see FileStore); a fleet store commits every
-    /// write before returning and has nothing to defer.
-    var defersJournalSync: Bool { get set }
-    func syncJournal() throws(StoreError)
-    var hasUnsyncedJournal: Bool { get }
-    /// The flush thread's side of the group commit (FileStore, ReplayJournal.startBackgroundSync):
-    /// true if the flush runs in the background and the replies it covers wait for `finishJournalSync`.
-    func startJournalSync() throws(StoreError) -> Bool
-    var journalSyncPending: Bool { get }
-    /// Readable when the background flush has ended; nil when none runs.
-    var journalSyncFD: Int32? { get }
-    func finishJournalSync() throws(StoreError)
-    /// True when this round's replies must wait for the journal's flush (a record outside the lease).
-    var repliesWaitForJournal: Bool { get }
-    /// Milliseconds until a background flush is due to renew the lease; nil: none needed.
-    var journalRenewalDelay: Int64? { get }
-    /// A clean stop: everything flushed and the journal marked closed cleanly.
-    func closeJournal() throws(StoreError)
     /// Lockouts and first sightings shared by every host (fleet), or nil: the daemon keeps them in
     /// its state directory (Bookkeeper).
     var sharedLedger: (any SharedLedger)? { get }
@@ -98,9 +82,3 @@ extension FactorStore {
     public func releaseDuringWaits(_ gate: any StoreWaitGate) {}
 }
 
-/// A fleet store commits every write before returning: no lease, nothing to renew or close.
-extension FactorStore {
-    public var repliesWaitForJournal: Bool { hasUnsyncedJournal }
-    public var journalRenewalDelay: Int64? { nil }
-    public func closeJournal() throws(StoreError) {}
-}
