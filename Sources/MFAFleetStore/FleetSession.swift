@@ -1,4 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MFACore
+import MFAStore
 
 /// What one request of the fleet store keeps while it runs (PostgresStore.session): its database
 /// connection, the versions and keys of the rows it read (a `save` is a compare-and-swap against
@@ -51,5 +55,35 @@ extension PostgresStore {
     var failuresRead: [String: FailureRecord?] {
         get { session.failuresRead }
         _modify { yield &session.failuresRead }
+    }
+}
+
+/// Sessions and the daemon's lock (Server+Workers.swift): the FactorStore side of worker threads.
+extension PostgresStore {
+    public var concurrentRequests: Int { sessions.count - 1 }
+
+    public func useSession(_ slot: Int) {
+        session = sessions[min(max(0, slot), sessions.count - 1)]
+    }
+
+    public func releaseDuringWaits(_ gate: any StoreWaitGate) {
+        waitGate = gate
+    }
+
+    /// What a new connection of the current session does around each wait on the network: leaves
+    /// the daemon's lock, waits, enters it again and makes its own session current again (another
+    /// request's may have been current meanwhile).
+    func waitHook() -> ((() -> Int32) -> Int32)? {
+        guard let gate = waitGate else { return nil }
+        let mine = session
+        return { [unowned self] wait in
+            gate.leave()
+            let result = wait()
+            let saved = errno
+            gate.enter()
+            self.session = mine
+            errno = saved
+            return result
+        }
     }
 }

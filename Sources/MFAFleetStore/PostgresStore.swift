@@ -266,32 +266,6 @@ public final class PostgresStore: FactorStore, SharedLedger {
     }
 
     public var backendFailedInRequest: Bool { failedInRequest }
-    public var concurrentRequests: Int { sessions.count - 1 }
-
-    public func useSession(_ slot: Int) {
-        session = sessions[min(max(0, slot), sessions.count - 1)]
-    }
-
-    public func releaseDuringWaits(_ gate: any StoreWaitGate) {
-        waitGate = gate
-    }
-
-    /// What a new connection of the current session does around each wait on the network: leaves
-    /// the daemon's lock, waits, enters it again and makes its own session current again (another
-    /// request's may have been current meanwhile).
-    func waitHook() -> ((() -> Int32) -> Int32)? {
-        guard let gate = waitGate else { return nil }
-        let mine = session
-        return { [unowned self] wait in
-            gate.leave()
-            let result = wait()
-            let saved = errno
-            gate.enter()
-            self.session = mine
-            errno = saved
-            return result
-        }
-    }
     public var sharedLedger: (any SharedLedger)? { self }
     /// Every write is committed before it returns: no reply waits (CommittedOnWrite); at a clean
     /// stop the high-water marks appended since the last flush are flushed.
