@@ -657,8 +657,8 @@ def only_fleet(args, sz: Sizes, work: Path) -> int:
     """`--only fleet`: the fleet rows alone (bench/fleet_bench.py), with the file store's p50 of
     the same run; writes build/bench-fleet.json unless --output says otherwise."""
     import fleet_bench
-    if args.connections:
-        fleet_bench.CONNECTIONS = args.connections
+    if args.connections is not None:
+        fleet_bench.CONNECTIONS = args.connections or None  # 0: leave the key out (binaries before it)
     fleet_bench.DURABLE = args.pg_fsync == "on"
     shutil.copy2(BUILD / "mfagate", work / "mfagate")
     shutil.copy2(BUILD / "pam_mfagate.so", work / "pam_mfagate.so")
@@ -680,7 +680,7 @@ def main() -> int:
     ap.add_argument("--workdir-parent", help="where the temp dir goes (default /var/tmp: a real disk, not tmpfs)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) for inspection")
     ap.add_argument("--only", choices=["fleet"], help="run only the fleet rows (bench/fleet_bench.py)")
-    ap.add_argument("--connections", type=int, help="database_connections of the fleet daemons (default: theirs)")
+    ap.add_argument("--connections", type=int, help="database_connections of the fleet daemons (default 8; 0: leave the key out, for older binaries)")
     ap.add_argument("--pg-fsync", choices=["on", "off"], default="on",
                     help="PostgreSQL's fsync in the fleet rows (off: as the rows before issue 17 ran it, for A/B runs)")
     ap.add_argument("--daemon", help="the mfagated binary to measure (default build/mfagated; A/B runs)")
