@@ -266,7 +266,10 @@ public final class PostgresStore: FactorStore, SharedLedger {
     }
 
     public var backendFailedInRequest: Bool { failedInRequest }
-    public var sharedLedger: (any SharedLedger)? { self }
+    /// Shared by every host: each change applied atomically in the database.
+    public func openBooks(now: Int64, failureWindow: Int64, report: (String) -> Void) throws(StoreError) -> StoreBooks {
+        .shared(self)
+    }
     /// Every write is committed before it returns: no reply waits (CommittedOnWrite); at a clean
     /// stop the high-water marks appended since the last flush are flushed.
     public var durability: CommittedOnWrite {

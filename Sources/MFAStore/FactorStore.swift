@@ -20,9 +20,10 @@ public protocol FactorStore: AnyObject {
     func listUsers() throws(StoreError) -> [UserName]
     /// Called before each request: forgets what the previous request loaded.
     func forgetLastCheck()
-    /// Lockouts and first sightings shared by every host (fleet), or nil: the daemon keeps them in
-    /// its state directory (Bookkeeper).
-    var sharedLedger: (any SharedLedger)? { get }
+    /// Where the wrong-code counts, lockouts and first sightings live (the daemon's Bookkeeper
+    /// applies the same rules to either). `report`: one sentence for the admin about a book file
+    /// that could not be read whole (the daemon still starts).
+    func openBooks(now: Int64, failureWindow: Int64, report: (String) -> Void) throws(StoreError) -> StoreBooks
     /// True when the backend (the fleet database) failed or was known to be down during the current
     /// request: a login must then end the way the PAM module reads as "daemon unavailable"
     /// (closed without a verdict, so `failmode` decides), never with a verdict built on missing facts.
@@ -34,8 +35,19 @@ public protocol FactorStore: AnyObject {
 }
 
 extension FileStore: FactorStore {
-    public var sharedLedger: (any SharedLedger)? { nil }
     public var backendFailedInRequest: Bool { false }
+
+    /// This host's books, in files of the state directory.
+    public func openBooks(now: Int64, failureWindow: Int64, report: (String) -> Void) throws(StoreError) -> StoreBooks {
+        .local(lockouts: try LockoutLedger(store: self, now: now, window: failureWindow, report: report),
+               firstSeen: try FirstSeenLedger(store: self, report: report))
+    }
+}
+
+/// The books a store keeps: this host's files, or a ledger every host shares.
+public enum StoreBooks {
+    case local(lockouts: LockoutLedger, firstSeen: FirstSeenLedger)
+    case shared(any SharedLedger)
 }
 
 /// Which counter a failure record belongs to.

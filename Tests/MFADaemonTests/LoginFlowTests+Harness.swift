@@ -176,6 +176,8 @@ final class ConflictOnceStore: FactorStore {
     func delete(_ user: UserName) throws(StoreError) { try files.delete(user) }
     func listUsers() throws(StoreError) -> [UserName] { try files.listUsers() }
     func forgetLastCheck() { files.forgetLastCheck() }
-    var sharedLedger: (any SharedLedger)? { nil }
+    func openBooks(now: Int64, failureWindow: Int64, report: (String) -> Void) throws(StoreError) -> StoreBooks {
+        try files.openBooks(now: now, failureWindow: failureWindow, report: report)
+    }
     var backendFailedInRequest: Bool { false }
 }
