@@ -24,6 +24,8 @@ final class FleetSession {
     /// login asks the database once per request, not at each look (the user's record comes with
     /// the row, PostgresStore.readRow). Changes go to the database by compare-and-swap as before.
     var failuresRead: [String: FailureRecord?] = [:]
+    /// The same for first sightings (nil inside: none stored).
+    var firstSeenRead: [String: Int64?] = [:]
 }
 
 /// The current session's fields, under the names the store's code has always used.
@@ -55,6 +57,10 @@ extension PostgresStore {
     var failuresRead: [String: FailureRecord?] {
         get { session.failuresRead }
         _modify { yield &session.failuresRead }
+    }
+    var firstSeenRead: [String: Int64?] {
+        get { session.firstSeenRead }
+        _modify { yield &session.firstSeenRead }
     }
 }
 

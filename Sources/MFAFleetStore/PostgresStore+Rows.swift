@@ -25,18 +25,20 @@ extension PostgresStore {
         var keyID: String
     }
 
-    /// The user's row, and in the same round trip the user's failure record, which the login asks
-    /// for next (kept for this request: `failuresRead`).
+    /// The user's row, and in the same round trip the user's failure record and first sighting,
+    /// which the login asks for next (kept for this request: `failuresRead`, `firstSeenRead`).
     func readRow(_ user: String) throws(StoreError) -> Row? {
         let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
             try db.run("""
-                SELECT u.version, u.sealed, u.key_id, f.version, f.locked_until, f.failures
+                SELECT u.version, u.sealed, u.key_id, f.version, f.locked_until, f.failures, s.first_seen
                 FROM (SELECT $1::text AS name) AS q
                 LEFT JOIN mfagate_users u ON u.name = q.name
                 LEFT JOIN mfagate_failures f ON f.kind = 'user' AND f.key = q.name
+                LEFT JOIN mfagate_first_seen s ON s.name = q.name
                 """, [.text(user)])
         }
-        if let row = result.rows.first, row.count == 6 {
+        if let row = result.rows.first, row.count == 7 {
+            firstSeenRead[user] = .some(row[6].flatMap { Int64($0) })
             var failures: FailureRecord? = nil
             if row[3] != nil {
                 var record = FailureRecord()

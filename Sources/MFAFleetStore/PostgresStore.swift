@@ -260,6 +260,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
         failedInRequest = false
         servedOffline.removeAll(keepingCapacity: true)
         failuresRead.removeAll(keepingCapacity: true)
+        firstSeenRead.removeAll(keepingCapacity: true)
         // Every request gets `database_timeout` for all its statements together (a login makes
         // about eight): a slow database cannot add up to more than the PAM module waits.
         requestDeadline = now + settings.timeoutMilliseconds
@@ -359,13 +360,15 @@ public final class PostgresStore: FactorStore, SharedLedger {
     public func firstSeen(_ user: String) throws(StoreError) -> Int64? {
         // Read for every login; offline, only enrolled users are served (grace does not apply).
         try offlineLedger({ () throws(StoreError) in
-            try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            if let read = firstSeenRead[user] { return read }  // came with the row (readRow)
+            return try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
                 try db.run("SELECT first_seen FROM mfagate_first_seen WHERE name = $1", [.text(user)])
             }.rows.first?[0].flatMap { Int64($0) }
         }, else: { nil })
     }
 
     public func noteFirstSeen(_ user: String, at time: Int64) throws(StoreError) -> Int64 {
+        firstSeenRead[user] = nil
         let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
             try db.run("""
                 INSERT INTO mfagate_first_seen (name, first_seen) VALUES ($1, $2)
@@ -376,6 +379,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
     }
 
     public func setFirstSeen(_ user: String, _ time: Int64) throws(StoreError) {
+        firstSeenRead[user] = nil
         _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
             try db.run("""
                 INSERT INTO mfagate_first_seen (name, first_seen) VALUES ($1, $2)
