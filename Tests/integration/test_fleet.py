@@ -486,6 +486,9 @@ def test_config_keeps_the_password_out_and_needs_a_database(tmp_path):
         "store = postgresql\ndatabase_url = host=db password=hunter2\n": "without the password",
         "store = sqlite\n": "`store` must be files or postgresql",
         "database_timeout = 0\n": "`database_timeout` must be a duration",
+        "database_connections = 0\n": "`database_connections` must be a number from 1 to 64",
+        "database_connections = 65\n": "`database_connections` must be a number from 1 to 64",
+        "database_connections = four\n": "`database_connections` must be a number from 1 to 64",
     }
     for text, message in cases.items():
         conf = tmp_path / "c.conf"
