@@ -40,7 +40,7 @@ MODULES = ["pam_permit", "pam_google_authenticator", "pam_oath", "pam_mfagate"]
 SHORT = {"pam_permit": "permit", "pam_google_authenticator": "ga", "pam_oath": "oath", "pam_mfagate": "mfagate"}
 DAEMON_USER = "nobody"
 # Prefixes of the users the daemon sees (pam_mfagate's population, the scale and flood phases).
-NUMBERED = "mf,su,fu,fl,floor"
+NUMBERED = "mf,su,fu,fl,ff,floor"
 
 
 def numbered_accounts(work: Path) -> None:
@@ -562,13 +562,9 @@ def table(res: dict) -> str:
     rows.append(f"first verdict: median {st['median_us']} µs over {len(st['runs_us'])} ({st['method']})")
     sh = res["shim"]
     rows.append(f"pam_mfagate.so: {sh['file_bytes']} bytes on disk, .text {sh.get('.text')} B")
-    fleet = res.get("fleet", {})
-    if "p50_us" in fleet:
-        rows.append(f"mfagate fleet backend (PostgreSQL, {fleet['users']} users): p50 {fleet['p50_us']} µs, "
-                    f"p99 {fleet['p99_us']} µs, ok {fleet['ok']}/{fleet['ok'] + fleet['fail']} "
-                    f"(file store at {list(sc)[0]} users: p50 {list(sc.values())[0]['p50_us']} µs)")
-    elif fleet:
-        rows.append(f"mfagate fleet backend: skipped ({fleet.get('skipped')})")
+    if res.get("fleet"):
+        import fleet_bench
+        rows += fleet_bench.rows(res["fleet"])
     return "\n".join(rows)
 
 
@@ -584,8 +580,10 @@ def inside(args) -> int:
     try:
         drain = private_devlog(work)
         numbered_accounts(work)
-        shutil.copy2(BUILD / "mfagated", work / "mfagated")
+        shutil.copy2(args.daemon or BUILD / "mfagated", work / "mfagated")
         os.chmod(work / "mfagated", 0o755)
+        if args.only == "fleet":
+            return only_fleet(args, sz, work)
         daemon = Daemon(work, "main")
         confdir = configure_modules(work, daemon)
         # populations: each module gets its own users; pam_permit borrows GA's names
@@ -633,7 +631,7 @@ def inside(args) -> int:
         import fleet_bench
         log("fleet backend (PostgreSQL)")
         shutil.copy2(BUILD / "mfagate", work / "mfagate")
-        res["fleet"] = fleet_bench.phase_fleet(work, sz, Daemon, Users, run_driver)
+        res["fleet"] = fleet_bench.phase_fleet(work, sz, Daemon, Users, run_driver, start_drivers, collect)
         ga = res["latency"]["pam_google_authenticator"]["p50_us"]
         res["ratios_to_ga_p50"] = {m: round(res["latency"][m]["p50_us"] / ga, 3) for m in MODULES}
         res["ratios_to_ga"] = ratios(res)
@@ -655,12 +653,37 @@ def inside(args) -> int:
             subprocess.run(["umount", "-n", "-R", "-l", target], env=env, stderr=subprocess.DEVNULL)
 
 
+def only_fleet(args, sz: Sizes, work: Path) -> int:
+    """`--only fleet`: the fleet rows alone (bench/fleet_bench.py), with the file store's p50 of
+    the same run; writes build/bench-fleet.json unless --output says otherwise."""
+    import fleet_bench
+    if args.connections is not None:
+        fleet_bench.CONNECTIONS = args.connections or None  # 0: leave the key out (binaries before it)
+    fleet_bench.DURABLE = args.pg_fsync == "on"
+    shutil.copy2(BUILD / "mfagate", work / "mfagate")
+    shutil.copy2(BUILD / "pam_mfagate.so", work / "pam_mfagate.so")
+    log("fleet backend (PostgreSQL, fsync on; local and 10 ms away)")
+    res = {"fleet": fleet_bench.phase_fleet(work, sz, Daemon, Users, run_driver, start_drivers, collect),
+           "meta": {"tiny": sz.tiny, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count()}}
+    out = Path(args.output if args.output != str(BUILD / "bench.json") else BUILD / "bench-fleet.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print("\n".join(fleet_bench.rows(res["fleet"])))
+    print(f"(written to {out})")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiny", action="store_true", help="a few users per phase: checks the bench runs (make check)")
     ap.add_argument("--output", default=str(BUILD / "bench.json"))
     ap.add_argument("--workdir-parent", help="where the temp dir goes (default /var/tmp: a real disk, not tmpfs)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) for inspection")
+    ap.add_argument("--only", choices=["fleet"], help="run only the fleet rows (bench/fleet_bench.py)")
+    ap.add_argument("--connections", type=int, help="database_connections of the fleet daemons (default 8; 0: leave the key out, for older binaries)")
+    ap.add_argument("--pg-fsync", choices=["on", "off"], default="on",
+                    help="PostgreSQL's fsync in the fleet rows (off: as the rows before issue 17 ran it, for A/B runs)")
+    ap.add_argument("--daemon", help="the mfagated binary to measure (default build/mfagated; A/B runs)")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()

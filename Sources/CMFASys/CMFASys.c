@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -74,4 +76,18 @@ int mfa_unix_address(const char *path, struct sockaddr_un *address, socklen_t *l
     memcpy(address->sun_path, path, n + 1);
     *length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
     return 0;
+}
+
+int mfa_wakeup_fd(void) {
+    return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+void mfa_wakeup_signal(int fd) {
+    uint64_t one = 1;
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {}
+}
+
+void mfa_wakeup_drain(int fd) {
+    uint64_t count;
+    while (read(fd, &count, sizeof count) < 0 && errno == EINTR) {}
 }

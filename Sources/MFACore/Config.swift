@@ -71,6 +71,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var databaseTimeout: Int64 = 2
     /// Seconds between reconnection attempts while the database is down.
     public var databaseRetry: Int64 = 5
+    /// Fleet requests served at once, each on a worker thread with its own database connection
+    /// (docs/fleet.md, "Several requests at once").
+    public var databaseConnections = 4
     /// `store = postgresql`: whether logins go on from this host's offline cache while the database
     /// is unreachable (docs/fleet.md, "When the database is away"), and for how long after the
     /// user's record was last read from it (seconds).
@@ -147,6 +150,7 @@ public enum ConfigParser {
                               "prompt_timeout", "enroll_at_login", "issuer", "notify_command",
                               "store", "database_url", "database_password_file", "fleet_key_file", "database_timeout",
                               "database_retry", "fleet_new_key_file", "database_insecure", "fleet_offline", "fleet_offline_max_age",
+                              "database_connections",
                               "methods", "email_command", "email_from", "email_address_pattern", "sms_command",
                               "max_codes_per_sender", "max_codes_per_hour", "sms_allowed_prefixes"] + PromptTexts.keys
 
@@ -322,6 +326,11 @@ public enum ConfigParser {
             if config.databaseTimeout > 60 { throw ValueError(message: "`database_timeout` must be at most 60s (the PAM module waits 10 s by default)") }
         case "database_retry":
             config.databaseRetry = try duration(key, value, allowZero: false)
+        case "database_connections":
+            guard let n = Int(value), (1...64).contains(n) else {
+                throw ValueError(message: "`database_connections` must be a number from 1 to 64 (found \"\(value)\")")
+            }
+            config.databaseConnections = n
         case "fleet_offline":
             guard let mode = FleetOffline(rawValue: value) else {
                 throw ValueError(message: "`fleet_offline` must be refuse or cache (found \"\(value)\")")

@@ -44,6 +44,7 @@ extension ConfigParser {
         case "database_insecure": return c.databaseInsecure ? "yes" : "no"
         case "database_timeout": return formatDuration(c.databaseTimeout)
         case "database_retry": return formatDuration(c.databaseRetry)
+        case "database_connections": return String(c.databaseConnections)
         case "fleet_offline": return c.fleetOffline.rawValue
         case "fleet_offline_max_age": return formatDuration(c.fleetOfflineMaxAge)
         case "methods": return c.methods.map(\.rawValue).joined(separator: " ")

@@ -36,7 +36,7 @@ public final class Authority {
     let store: any FactorStore
     let environment: DaemonEnvironment
     let logger: Logger
-    let books: Bookkeeper
+    let books: any Bookkeeper
     /// Self-service enrollments waiting for their confirming code (memory only, SelfService.swift).
     var pending = PendingEnrollments()
     /// Logs enrollment changes and runs `notify_command` (Notifier.swift).
@@ -64,7 +64,7 @@ public final class Authority {
         self.store = store
         self.environment = environment
         self.logger = logger
-        self.books = try Bookkeeper(store: store, logger: logger, now: environment.now(), failureWindow: config.failureWindow)
+        self.books = try openBookkeeper(store: store, logger: logger, now: environment.now(), failureWindow: config.failureWindow)
         self.invites = InviteKeeper(store: store, stateDirectory: config.stateDirectory, logger: logger)
         self.notifier = notifier ?? Notifier(logger: logger)
         self.notifier.onEvent = { [unowned self] event, user, metadata in self.sendNotice(event, user: user, metadata: metadata) }

@@ -16,7 +16,7 @@ extension AuthorityPart {
     var store: any FactorStore { shared.store }
     var environment: DaemonEnvironment { shared.environment }
     var logger: Logger { shared.logger }
-    var books: Bookkeeper { shared.books }
+    var books: any Bookkeeper { shared.books }
     var notifier: Notifier { shared.notifier }
     var delivery: DeliveryState { shared.delivery }
     var invites: InviteKeeper { shared.invites }

@@ -55,6 +55,8 @@ public enum FleetCommands {
             return fail("\(error)")
         }
         fleet.attachMarks(FleetMarksFile(directory: settings.stateDirectory))
+        // The marks are flushed on a flush thread; this process does not wait for it otherwise.
+        defer { fleet.marksFile?.flushNow() }
         guard fleet.connectNow() else { return fail("the fleet database is unreachable; see the message above") }
         var failures = 0
         let users = files.listUsers()

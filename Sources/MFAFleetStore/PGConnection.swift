@@ -56,6 +56,9 @@ final class DatabaseConnection {
     /// When set (monotonic ms), no statement may run past it: the store sets it to the start of a
     /// request plus the timeout, so a request's database work is bounded in total, not per statement.
     var deadline: Int64?
+    /// Runs each wait on the socket (a `poll`): the store passes one that releases the daemon's
+    /// lock meanwhile, so other requests go on while this one waits on the database.
+    let aroundWait: ((() -> Int32) -> Int32)?
 
     static func monotonicMilliseconds() -> Int64 {
         var ts = timespec()
@@ -64,8 +67,10 @@ final class DatabaseConnection {
     }
 
     /// Connects within `timeoutMilliseconds`. `conninfo`: a URI or `key=value` string.
-    init(conninfo: String, password: String?, timeoutMilliseconds: Int64, deadline overall: Int64? = nil) throws(DatabaseError) {
+    init(conninfo: String, password: String?, timeoutMilliseconds: Int64, deadline overall: Int64? = nil,
+         aroundWait: ((() -> Int32) -> Int32)? = nil) throws(DatabaseError) {
         self.timeoutMilliseconds = timeoutMilliseconds
+        self.aroundWait = aroundWait
         let deadline = min(DatabaseConnection.monotonicMilliseconds() + timeoutMilliseconds, overall ?? .max)
         var keys = ["dbname", "connect_timeout", "application_name", "client_encoding"]
         var values = [conninfo, String(max(2, (timeoutMilliseconds + 999) / 1000)), "mfagated", "UTF8"]
@@ -143,7 +148,8 @@ final class DatabaseConnection {
             let left = deadline - DatabaseConnection.monotonicMilliseconds()
             if left <= 0 { throw .timedOut(what) }
             var p = pollfd(fd: fd, events: events, revents: 0)
-            let n = poll(&p, 1, Int32(clamping: left))
+            let timeout = Int32(clamping: left)
+            let n = aroundWait.map { around in around { poll(&p, 1, timeout) } } ?? poll(&p, 1, timeout)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .connectionLost(String(cString: strerror(errno)))

@@ -25,11 +25,30 @@ extension PostgresStore {
         var keyID: String
     }
 
+    /// The user's row, and in the same round trip the user's failure record and first sighting,
+    /// which the login asks for next (kept for this request: `failuresRead`, `firstSeenRead`).
     func readRow(_ user: String) throws(StoreError) -> Row? {
         let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-            try db.run("SELECT version, sealed, key_id FROM mfagate_users WHERE name = $1", [.text(user)])
+            try db.run("""
+                SELECT u.version, u.sealed, u.key_id, f.version, f.locked_until, f.failures, s.first_seen
+                FROM (SELECT $1::text AS name) AS q
+                LEFT JOIN mfagate_users u ON u.name = q.name
+                LEFT JOIN mfagate_failures f ON f.kind = 'user' AND f.key = q.name
+                LEFT JOIN mfagate_first_seen s ON s.name = q.name
+                """, [.text(user)])
         }
-        guard let row = result.rows.first else { return nil }
+        if let row = result.rows.first, row.count == 7 {
+            firstSeenRead[user] = .some(row[6].flatMap { Int64($0) })
+            var failures: FailureRecord? = nil
+            if row[3] != nil {
+                var record = FailureRecord()
+                record.lockedUntil = row[4].flatMap { Int64($0) }
+                record.failures = (row[5] ?? "").split(separator: ",").compactMap { Int64($0) }
+                failures = record
+            }
+            failuresRead[LedgerKind.user.rawValue + " " + user] = .some(failures)
+        }
+        guard let row = result.rows.first, row[0] != nil || row[1] != nil else { return nil }
         // A row that is there but unreadable is damage, never "not enrolled" (which could skip MFA).
         guard let versionText = row[0], let version = Int64(versionText),
               let sealedText = row[1], let sealed = DatabaseConnection.bytea(sealedText) else {
@@ -193,9 +212,10 @@ extension PostgresStore {
         do { try file.save(marks) } catch { logger.error("\(error); the rollback protection of this host holds only until it restarts", metadata: ["fleet": "marks"]) }
     }
 
-    /// Raises the user's mark and writes it to the file before the caller acts on the row: flushed
-    /// for a row this host wrote; for a row only read, flushed by the next write (a login that
-    /// succeeds writes), so a successful login costs one `fdatasync`, as with the file store.
+    /// Raises the user's mark and writes it to the file before the caller acts on the row (in the
+    /// page cache: a crash of the daemon loses nothing). For a row this host wrote, the flush
+    /// thread flushes it at once, without the login waiting for it; a row only read is flushed
+    /// with the next (docs/fleet.md, "High-water marks and power cuts").
     func noteSeen(_ user: String, _ version: Int64, durable: Bool = true) {
         guard let changed = marks.raise(user, to: version) else {
             if !marksFull {

@@ -27,6 +27,8 @@ public struct FleetSettings: Sendable {
     /// `fleet_offline` and `fleet_offline_max_age` (seconds): see PostgresStore+Offline.
     public var offline: FleetOffline = .refuse
     public var offlineMaxAge: Int64 = 7 * 86400
+    /// `database_connections`: worker threads, each with its own connection (Server+Workers.swift).
+    public var connections: Int = 4
 
     public init(conninfo: String, passwordFile: String?, keyFile: String, timeoutMilliseconds: Int64,
                 retryMilliseconds: Int64, hostName: String) {
@@ -46,6 +48,7 @@ public struct FleetSettings: Sendable {
         insecure = config.databaseInsecure
         offline = config.fleetOffline
         offlineMaxAge = config.fleetOfflineMaxAge
+        connections = config.databaseConnections
     }
 }
 
@@ -64,9 +67,10 @@ public struct FleetSettings: Sendable {
 ///   missing rows of users it has seen, removals are sealed tombstones, and a network link must be
 ///   verified TLS (FleetLink).
 ///
-/// One connection (the daemon is one thread: a pool would only hold idle connections), opened
-/// lazily and re-opened after a failure, at most every `retryMilliseconds`; one log line when the
-/// database goes away and one when it is back.
+/// One connection per session (`database_connections` worker threads, each serving whole requests
+/// with its own session, and one for the poll loop), each opened lazily and re-opened after a
+/// failure; one circuit breaker for all, retrying at most every `retryMilliseconds`; one log line
+/// when the database goes away and one when it is back.
 public final class PostgresStore: FactorStore, SharedLedger {
     public static let schemaVersion = 2
     let settings: FleetSettings
@@ -75,27 +79,25 @@ public final class PostgresStore: FactorStore, SharedLedger {
     var sealingKeyID = ""
     let password: String?
     let logger: Logger
-    var connection: DatabaseConnection?
+    /// The session of the request being served (FleetSession): the daemon's lock holder's.
+    var session: FleetSession
+    /// One session per worker thread, and slot 0 for the poll loop (`useSession`).
+    var sessions: [FleetSession]
+    /// Left around every wait on the database (the daemon's lock), nil: nothing to release.
+    var waitGate: (any StoreWaitGate)?
     /// Monotonic ms since the database has been failing; nil while it works (or was never tried).
     var downSince: Int64?
     var lastFailure = ""
     var nextAttempt: Int64 = 0
-    var failedInRequest = false
-    /// Monotonic ms by which the current request's database work must be done (nil: no request).
-    var requestDeadline: Int64?
-    /// Versions this request read, by user (0: read as absent), for compare-and-swap saves.
-    var versionsRead: [String: Int64] = [:]
-    /// The key each row read in this request was sealed under: a write seals under the same key.
-    var keysRead: [String: String] = [:]
+    /// Some session has connected since the start (later sessions connect without a log line).
+    var connectedOnce = false
     /// The highest row version seen per user (FleetMarks), and where it is kept (nil: not kept).
     var marks = FleetMarks()
     var marksFile: FleetMarksFile?
     var marksFull = false
-    public var defersJournalSync = false
     /// `fleet_offline = cache` (PostgresStore+Offline): the host's copies of its users' records,
     /// the entries served from it in this request, and the wrong-code counts kept meanwhile.
     var offlineCache: FleetOfflineCache?
-    var servedOffline: [String: OfflineEntry] = [:]
     var offlineAnnounced = false
     var localFailures: [String: FailureRecord] = [:]
     var pushingOffline = false
@@ -113,6 +115,9 @@ public final class PostgresStore: FactorStore, SharedLedger {
                 marksFile: FleetMarksFile? = nil) throws(FleetError) {
         self.settings = settings
         self.logger = logger
+        let loop = FleetSession()
+        session = loop
+        sessions = [loop] + (0..<max(1, settings.connections)).map { _ in FleetSession() }
         var loadError = [CChar](repeating: 0, count: 256)
         if mfa_libpq_load(&loadError, loadError.count) != 0 {
             throw .library(String(decoding: loadError.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
@@ -177,7 +182,8 @@ public final class PostgresStore: FactorStore, SharedLedger {
             }
             do {
                 let fresh = try DatabaseConnection(conninfo: settings.conninfo, password: password,
-                                                   timeoutMilliseconds: settings.timeoutMilliseconds, deadline: requestDeadline)
+                                                   timeoutMilliseconds: settings.timeoutMilliseconds, deadline: requestDeadline,
+                                                   aroundWait: waitHook())
                 fresh.deadline = requestDeadline
                 try prepareSchema(fresh)
                 connection = fresh
@@ -221,6 +227,9 @@ public final class PostgresStore: FactorStore, SharedLedger {
     }
 
     func markUp(pushed: Int? = nil) {
+        // Another session connecting while the database works says nothing new.
+        if downSince == nil && connectedOnce && (pushed ?? 0) == 0 { return }
+        connectedOnce = true
         localFailures.removeAll()
         let uses = pushed.map { "; offline uses of \($0) user\($0 == 1 ? "" : "s") pushed" } ?? ""
         if let since = downSince {
@@ -250,25 +259,34 @@ public final class PostgresStore: FactorStore, SharedLedger {
         keysRead.removeAll(keepingCapacity: true)
         failedInRequest = false
         servedOffline.removeAll(keepingCapacity: true)
+        failuresRead.removeAll(keepingCapacity: true)
+        firstSeenRead.removeAll(keepingCapacity: true)
         // Every request gets `database_timeout` for all its statements together (a login makes
         // about eight): a slow database cannot add up to more than the PAM module waits.
         requestDeadline = now + settings.timeoutMilliseconds
     }
 
     public var backendFailedInRequest: Bool { failedInRequest }
-    public var sharedLedger: (any SharedLedger)? { self }
-    public func syncJournal() throws(StoreError) {}
-    public func startJournalSync() throws(StoreError) -> Bool { false }
-    public var journalSyncPending: Bool { false }
-    public var journalSyncFD: Int32? { nil }
-    public func finishJournalSync() throws(StoreError) {}
-    public var hasUnsyncedJournal: Bool { false }
+    /// Shared by every host: each change applied atomically in the database.
+    public func openBooks(now: Int64, failureWindow: Int64, report: (String) -> Void) throws(StoreError) -> StoreBooks {
+        .shared(self)
+    }
+    /// Every write is committed before it returns: no reply waits (CommittedOnWrite); at a clean
+    /// stop the high-water marks appended since the last flush are flushed.
+    public var durability: CommittedOnWrite {
+        CommittedOnWrite { [marksFile] in marksFile?.flushNow() }
+    }
 
     // MARK: SharedLedger
 
     public func failureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> FailureRecord? {
-        try offlineLedger({ () throws(StoreError) in try readFailureRecord(kind, key)?.record },
-                          else: { localFailures[kind.rawValue + " " + key] })
+        let memo = kind.rawValue + " " + key
+        return try offlineLedger({ () throws(StoreError) in
+            if let read = failuresRead[memo] { return read }
+            let record = try readFailureRecord(kind, key)?.record
+            failuresRead[memo] = .some(record)
+            return record
+        }, else: { localFailures[memo] })
     }
 
     func readFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> (record: FailureRecord, version: Int64)? {
@@ -291,6 +309,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
 
     func updateSharedFailureRecord(_ kind: LedgerKind, _ key: String,
                                    _ change: (inout FailureRecord) -> Bool) throws(StoreError) -> Bool {
+        failuresRead[kind.rawValue + " " + key] = nil
         for _ in 0..<8 {
             let current = try readFailureRecord(kind, key)
             var record = current?.record ?? FailureRecord()
@@ -329,6 +348,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
 
     public func removeFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> Bool {
         let local = localFailures.removeValue(forKey: kind.rawValue + " " + key) != nil
+        failuresRead[kind.rawValue + " " + key] = nil
         let shared = try offlineLedger({ () throws(StoreError) in
             try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
                 try db.run("DELETE FROM mfagate_failures WHERE kind = $1 AND key = $2", [.text(kind.rawValue), .text(key)])
@@ -340,13 +360,15 @@ public final class PostgresStore: FactorStore, SharedLedger {
     public func firstSeen(_ user: String) throws(StoreError) -> Int64? {
         // Read for every login; offline, only enrolled users are served (grace does not apply).
         try offlineLedger({ () throws(StoreError) in
-            try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
+            if let read = firstSeenRead[user] { return read }  // came with the row (readRow)
+            return try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
                 try db.run("SELECT first_seen FROM mfagate_first_seen WHERE name = $1", [.text(user)])
             }.rows.first?[0].flatMap { Int64($0) }
         }, else: { nil })
     }
 
     public func noteFirstSeen(_ user: String, at time: Int64) throws(StoreError) -> Int64 {
+        firstSeenRead[user] = nil
         let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
             try db.run("""
                 INSERT INTO mfagate_first_seen (name, first_seen) VALUES ($1, $2)
@@ -357,6 +379,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
     }
 
     public func setFirstSeen(_ user: String, _ time: Int64) throws(StoreError) {
+        firstSeenRead[user] = nil
         _ = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
             try db.run("""
                 INSERT INTO mfagate_first_seen (name, first_seen) VALUES ($1, $2)

@@ -141,6 +141,7 @@ struct MFAGated: ParsableCommand {
         }
         let authority: Authority
         var fileStore: FileStore? = nil
+        var durability: (any ReplyDurability)? = nil
         do {
             var environment = DaemonEnvironment.live
             var offsetSeconds: @Sendable () -> Int64 = { 0 }
@@ -171,12 +172,14 @@ struct MFAGated: ParsableCommand {
                                       journalFlushBound: journalFlushBound ?? ReplayJournal.defaultFlushBound,
                                       window: settings.window)
                 fileStore = files
+                durability = files
                 store = files
             case .postgresql:
                 let fleet = try PostgresStore(settings: FleetSettings(settings, hostName: environment.hostName), logger: logger,
                                               marksFile: FleetMarksFile(directory: settings.stateDirectory))
                 // Not fatal: while the database is down, logins follow the PAM module's failmode.
                 fleet.connectNow()
+                durability = fleet.durability
                 store = fleet
             }
             if let randomSeed {
@@ -193,7 +196,7 @@ struct MFAGated: ParsableCommand {
         }
         let server: Server
         do {
-            server = try Server(authority: authority, socketPath: settings.socketPath,
+            server = try Server(authority: authority, durability: durability ?? CommittedOnWrite(), socketPath: settings.socketPath,
                                 inheritedSocket: try ServiceManager.inheritedListeningSocket(), logger: logger)
         } catch {
             logger.critical("\(error)")

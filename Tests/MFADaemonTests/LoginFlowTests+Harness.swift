@@ -176,16 +176,8 @@ final class ConflictOnceStore: FactorStore {
     func delete(_ user: UserName) throws(StoreError) { try files.delete(user) }
     func listUsers() throws(StoreError) -> [UserName] { try files.listUsers() }
     func forgetLastCheck() { files.forgetLastCheck() }
-    var defersJournalSync: Bool {
-        get { files.defersJournalSync }
-        set { files.defersJournalSync = newValue }
+    func openBooks(now: Int64, failureWindow: Int64, report: (String) -> Void) throws(StoreError) -> StoreBooks {
+        try files.openBooks(now: now, failureWindow: failureWindow, report: report)
     }
-    func syncJournal() throws(StoreError) { try files.syncJournal() }
-    var hasUnsyncedJournal: Bool { files.hasUnsyncedJournal }
-    func startJournalSync() throws(StoreError) -> Bool { try files.startJournalSync() }
-    var journalSyncPending: Bool { files.journalSyncPending }
-    var journalSyncFD: Int32? { files.journalSyncFD }
-    func finishJournalSync() throws(StoreError) { try files.finishJournalSync() }
-    var sharedLedger: (any SharedLedger)? { nil }
     var backendFailedInRequest: Bool { false }
 }

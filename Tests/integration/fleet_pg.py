@@ -56,9 +56,12 @@ def make_test_ca(directory: Path, server_ip: str = "127.0.0.1") -> dict[str, Pat
 
 
 class Cluster:
-    def __init__(self, tls: bool = False) -> None:
+    def __init__(self, tls: bool = False, durable: bool = False) -> None:
         """tls: also listen on TCP 127.0.0.1 (a free port) with TLS only (hostssl), with a server
-        certificate from a test CA made here (`self.ca`)."""
+        certificate from a test CA made here (`self.ca`). durable: PostgreSQL's own defaults (fsync,
+        synchronous_commit, full_page_writes on), as a fleet runs it (the bench's fleet rows); the
+        tests run without them, which only makes them faster."""
+        self.durable = durable
         entry = pwd.getpwnam(PG_ACCOUNT)
         self.uid, self.gid = entry.pw_uid, entry.pw_gid
         self.dir = Path(tempfile.mkdtemp(prefix="mfagate-pg-"))
@@ -106,7 +109,7 @@ class Cluster:
         self.proc = subprocess.Popen(
             ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
              str(PG_BIN / "postgres"), "-D", str(self.data), "-k", str(self.sockets), *self.server_options,
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+             *([] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])],
             cwd=self.dir, stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + 30
@@ -149,6 +152,11 @@ class Cluster:
 
     def dump(self, database: str) -> str:
         return self._as_postgres(["pg_dump", "-h", str(self.sockets), "-p", str(self.port), "-d", database]).stdout
+
+    @property
+    def socket_file(self) -> Path:
+        """The server's Unix socket (what a proxy in front of it connects to)."""
+        return self.sockets / f".s.PGSQL.{self.port}"
 
     def conninfo(self, database: str) -> str:
         return f"host={self.sockets} port={self.port} dbname={database} user=mfagate"

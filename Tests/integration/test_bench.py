@@ -35,7 +35,16 @@ def test_bench_runs_on_tiny_sizes_and_writes_every_figure(tmp_path):
     assert set(res["floor"]) == {"pam_permit", "shim_no_daemon", "shim_one_round_trip"}
     assert {"p50", "auths_per_s", "wrong_code_p50"} <= set(res["ratios_to_ga"])
     assert res["memory_kb"]["idle_10_users_pss"] > 0 and "mfagate ÷ GA in this run" in run.stdout
-    # the fleet backend's row (bench/fleet_bench.py): every login through PostgreSQL succeeded
+    # the fleet rows (bench/fleet_bench.py, issue 17): the database local and 10 ms away (the delay
+    # proxy), one client and eight, and the file store's p50 beside them; every login succeeded
     fleet = res["fleet"]
-    assert "skipped" in fleet or (fleet["ok"] >= 1 and fleet["fail"] == 0), fleet
-    assert "mfagate fleet backend" in run.stdout
+    if "skipped" not in fleet:
+        for where in ("local", "remote_10ms"):
+            assert fleet[where]["ok"] >= 1 and fleet[where]["fail"] == 0, (where, fleet[where])
+            runs = fleet[where]["throughput"]
+            assert set(runs) == {"1", "8"}, runs
+            assert all(r["ok"] >= 1 and r["fail"] == 0 for r in runs.values()), (where, runs)
+        assert fleet["file_store_p50_us"] > 0
+        assert "database 10 ms away" in run.stdout and "8 clients" in run.stdout
+    else:
+        assert "mfagate fleet backend: skipped" in run.stdout

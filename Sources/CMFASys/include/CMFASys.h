@@ -38,4 +38,10 @@ int mfa_sync_worker_start(int *request_fd, int *result_fd);
 int mfa_sync_worker_request(int request_fd, int fd);
 /// Waits for the result of one request: 0 if the fdatasync succeeded, else its errno.
 int mfa_sync_worker_result(int result_fd);
+/// An eventfd (non-blocking, close-on-exec) by which worker threads wake the poll loop; -1 on error.
+int mfa_wakeup_fd(void);
+/// Makes a wakeup fd readable (from any thread).
+void mfa_wakeup_signal(int fd);
+/// Makes it unreadable again (the poll loop, before it looks at what the workers finished).
+void mfa_wakeup_drain(int fd);
 #endif
