@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A database "10 ms away" for the fleet bench (docs/performance.md, "The fleet row"): a TCP proxy on
 loopback that holds every chunk for DELAY ms in each direction before passing it on, in order.
 

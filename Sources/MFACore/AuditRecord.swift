@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// One login seen under `mode = audit` (issue 19, part 5): what the policy would have done, the
 /// rule that decided, for whom, through which service, from where, when. No secret can be in it:
 /// nobody is asked for anything in audit mode, and a typed name that led to no account is

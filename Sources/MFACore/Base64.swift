@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Standard base64 (RFC 4648 §4), strict: what OpenSSH writes for key blobs and fingerprints.
 /// Hand-written (40 lines) rather than libcrypto's EVP_DecodeBlock, which skips whitespace, accepts
 /// a missing final group and returns the padding as zero bytes: an SSH key blob read from

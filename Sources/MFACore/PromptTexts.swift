@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The texts the daemon shows in the login conversation that an admin may word themselves
 /// (issue 19, part 4): `code_prompt`, `code_hint`, `enroll_intro`, `grace_notice`.
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// `remember` (google-authenticator's `grace_period`): after a right code, the same user from the
 /// same remote host through the same PAM service is not asked again for a while. Pure rules, time
 /// passed in; the entries live in the user's record (so the fleet key's MAC covers them in fleet mode).

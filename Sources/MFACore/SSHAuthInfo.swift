@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// What sshd (OpenSSH ≥ 7.8) puts in the PAM environment as `SSH_AUTH_INFO_0` before
 /// keyboard-interactive runs: one line per authentication method already passed in this
 /// connection, each `METHOD[/SUBMETHOD][ KEYTYPE BASE64][ INFO]\n` (OpenSSH's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// An OpenSSH public key or certificate blob, as sshd writes it into `SSH_AUTH_INFO_0` (the bytes
 /// behind the base64 of `publickey TYPE BASE64`). Pure parsing, no I/O, no signature check: sshd
 /// already verified the key and the certificate's signature before it listed the method as passed;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// `trusted_ssh_keys` (issue 19): SSH keys whose use earlier in the same connection already gives
 /// a second factor, so the code is skipped (PAM_IGNORE). Words: `sk` (a FIDO security key, `sk-*`
 /// types and their certificates: possession plus the user's touch) and

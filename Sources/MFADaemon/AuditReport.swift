@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import MFACore
 import MFAProtocol
 import MFAStore

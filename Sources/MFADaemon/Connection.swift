@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import MFAProtocol
 
 /// One client's connection, as the poll loop keeps it: its peer (SO_PEERCRED), the slot it is

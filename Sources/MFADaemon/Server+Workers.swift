@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,27 +67,6 @@ final class RequestWorkers: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
         return job
     }
-
-    /// Starts a detached thread running `body`; false if the system refused one.
-    static func startThread(_ body: @escaping () -> Void) -> Bool {
-        final class Start {
-            let body: () -> Void
-            init(_ body: @escaping () -> Void) { self.body = body }
-        }
-        let start = Unmanaged.passRetained(Start(body)).toOpaque()
-        var thread = pthread_t()
-        let started = pthread_create(&thread, nil, { raw in
-            guard let raw else { return nil }
-            Unmanaged<Start>.fromOpaque(raw).takeRetainedValue().body()
-            return nil
-        }, start)
-        guard started == 0 else {
-            Unmanaged<Start>.fromOpaque(start).release()
-            return false
-        }
-        pthread_detach(thread)
-        return true
-    }
 }
 
 extension Server {
@@ -100,7 +80,7 @@ extension Server {
         authority.store.releaseDuringWaits(lock)
         var started = 0
         for slot in 1...count {
-            if RequestWorkers.startThread({ [unowned self] in self.workerLoop(pool, slot: slot) }) { started += 1 }
+            if DetachedThread.start({ [unowned self] in self.workerLoop(pool, slot: slot) }) { started += 1 }
         }
         guard started > 0 else {
             logger.error("could not start worker threads for the fleet database; its requests are served one at a time")

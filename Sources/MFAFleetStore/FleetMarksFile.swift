@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 import MFASafeFile
+import MFAStore
 #endif
 
 /// Where a host keeps its high-water marks: `STATE/fleet-marks` (0600, the daemon's). A mark that
@@ -162,7 +163,7 @@ final class MarksFlusher: @unchecked Sendable {
         guard fd >= 0 else { return }
         pthread_mutex_lock(mutex)
         if !started {
-            started = startThread()
+            started = DetachedThread.start { [self] in run() }
             if !started {
                 pthread_mutex_unlock(mutex)
                 if fdatasync(fd) != 0 { note(errno) }
@@ -201,21 +202,5 @@ final class MarksFlusher: @unchecked Sendable {
             if fdatasync(fd) != 0 { note(errno) }
             close(fd)
         }
-    }
-
-    private func startThread() -> Bool {
-        let me = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let started = pthread_create(&thread, nil, { raw in
-            guard let raw else { return nil }
-            Unmanaged<MarksFlusher>.fromOpaque(raw).takeRetainedValue().run()
-            return nil
-        }, me)
-        guard started == 0 else {
-            Unmanaged<MarksFlusher>.fromOpaque(me).release()
-            return false
-        }
-        pthread_detach(thread)
-        return true
     }
 }

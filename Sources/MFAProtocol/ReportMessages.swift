@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// `mfagate report` (docs/protocol.md, REPORT 0x28 and REPORTED 0xA8): root asks the daemon for a
 /// summary of the `mode = audit` records; the CLI never opens the state directory. The daemon
 /// sends the records grouped by user, decision, rule, service and rhost, the refusals first, as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// How a reply waits until what its request recorded is durable ("a used step or code is on disk
 /// before SUCCESS leaves"), kept apart from what a login asks of a store (FactorStore): the server
 /// is handed one at construction and never asks the store how durability works.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Real keys and certificates written by this machine's ssh-keygen (OpenSSH 9.2), as sshd puts them
 /// in SSH_AUTH_INFO_0 (`publickey TYPE BASE64`). The `sk-*` public keys were built by hand from
 /// PROTOCOL.u2f (no FIDO token here) and then certified by the real `ssh-keygen -s`, which parsed them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the SSH_AUTH_INFO_0 parser (SSHAuthInfo.parse) and `trusted_ssh_keys` matching,
 // which read what the PAM module relays from sshd's PAM environment in LOGIN_BEGIN. Only a root peer
 // is believed, but any local user can send the bytes, so the parser sees them all. Built by

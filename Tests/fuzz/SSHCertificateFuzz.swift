@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the OpenSSH key and certificate blob parser (SSHPublicKey.parse,
 // PROTOCOL.certkeys), which reads the blob behind `publickey TYPE BASE64` in SSH_AUTH_INFO_0.
 // Built by `make fuzz-build` with MFACore's sources compiled into this module (see README.md).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`mode = audit` (issue 19, part 5) through the real libpam: nobody is asked anything, every login
 gets PAM_IGNORE, and the daemon records what `required` would have done (code, enroll, refuse,
 grace, locked) with the deciding rule; `mfagate report` (root) summarises it, filtered by the

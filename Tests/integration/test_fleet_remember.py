@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`remember` in fleet mode (issue 19 part 2): the entries are fleet-wide and live inside the sealed
 user record, so the fleet key's MAC, the rollback marks and the tombstones cover them: a database
 writer can neither make one nor bring back one that was forgotten. Two daemons as two hosts on

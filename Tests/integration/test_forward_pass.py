@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """forward_pass (issue 19 part 3): one prompt `Password and code: `; the module splits the code off,
 sends only the code to the daemon and puts the password in PAM_AUTHTOK for `pam_unix use_first_pass`.
 Through the real libpam (pam_driver, pam_start_confdir) with the real pam_unix, which checks a real

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The admin's own login texts (issue 19, part 4: `code_prompt`, `code_hint`, `enroll_intro`,
 `grace_notice`) and PAM_SILENT on every kind of message, through the real libpam (pam_driver
 passes PAM_SILENT with --silent). A text that could drive the user's terminal (an escape sequence,

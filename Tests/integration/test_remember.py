@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`remember` (google-authenticator's grace_period), issue 19 part 2: after a right code the same user
 from the same remote host through the same PAM service is not asked again until the time passes.
 Real sshd and ssh (sshd_sandbox.py), codes from oathtool; the daemon's clock is moved with its

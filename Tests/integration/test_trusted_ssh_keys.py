@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`trusted_ssh_keys` (issue 19): a login whose SSH key, already used in the same connection, is
 trusted skips the code. The real sshd (AuthenticationMethods publickey,keyboard-interactive,
 TrustedUserCAKeys with two CAs) and the real ssh client; keys and certificates from ssh-keygen.
