@@ -29,9 +29,9 @@ let package = Package(
         .target(name: "CMFAFleetCrypto", linkerSettings: [.linkedLibrary("nettle")]),
         // Linux details Swift's Glibc module does not show (struct ucred needs _GNU_SOURCE, signalfd).
         .target(name: "CMFASys"),
-        // libsystemd (libsystemd-dev): socket activation, sd_notify, and journal entries (sd_journal_sendv
-        // wrapped because sd_journal_send is variadic).
-        .target(name: "CMFASystemd", linkerSettings: [.linkedLibrary("systemd")]),
+        // systemd's documented protocols without libsystemd: socket activation, sd_notify, the watchdog
+        // and native journal entries (docs/architecture.md says why).
+        .target(name: "CMFASystemd"),
         // Pure logic, no I/O, time passed in: OTP, base32, recovery codes, user names, config, policy.
         .target(name: "MFACore", dependencies: ["CMFACrypto"]),
         // The wire protocol (docs/protocol.md): frame codec and message types. No I/O.

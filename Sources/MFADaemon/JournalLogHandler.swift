@@ -85,8 +85,7 @@ public enum JournalFields {
         return fields
     }
 
-    /// Sends fields to journald with sd_journal_sendv; returns 0 or -errno. Note that libsystemd
-    /// returns 0 without sending when there is no journal socket at all (see shouldUseJournal).
+    /// Sends fields to journald (its native protocol, CMFASystemd); returns 0 or -errno.
     public static func send(_ fields: [String]) -> Int32 {
         let limited = fields.prefix(64)
         var blob: [UInt8] = []
@@ -100,7 +99,8 @@ public enum JournalFields {
         }
         blob.append(0)
         return blob.withUnsafeBufferPointer { base -> Int32 in
-            let raw = UnsafeRawPointer(base.baseAddress!).assumingMemoryBound(to: CChar.self)
+            guard let start = base.baseAddress else { return -EINVAL }
+            let raw = UnsafeRawPointer(start).assumingMemoryBound(to: CChar.self)
             let pointers: [UnsafePointer<CChar>?] = offsets.map { raw + $0 }
             return pointers.withUnsafeBufferPointer { fieldPointers in
                 lengths.withUnsafeBufferPointer { lengthPointer in
@@ -115,7 +115,7 @@ public enum JournalFields {
 
     /// True when systemd connected stderr to journald (JOURNAL_STREAM names our stderr) and the
     /// journal's socket is there: then structured entries replace plain lines. The socket is checked
-    /// because sd_journal_sendv drops entries silently (returns 0) when it is missing.
+    /// because without it there is no journal to take structured entries.
     public static var shouldUseJournal: Bool {
         mfa_stderr_is_journal_stream() != 0 && access(journalSocketPath, W_OK) == 0
     }

@@ -15,7 +15,7 @@ extension LoginFlow {
     func recoveryWhileLocked(_ typed: String, in session: LoginSession, now: Int64) -> DaemonMessage? {
         // Only our own 12-symbol codes: an imported 8-digit scratch code looks like a TOTP guess.
         guard let normalized = RecoveryCodes.normalize(typed), normalized.utf8.count == RecoveryCodes.length else { return nil }
-        guard let record = try? store.load(session.user), record != nil else { return nil }
+        guard (try? store.load(session.user)) != nil else { return nil }  // not enrolled, or unreadable
         let outcome = checkAgainstStore(session, now: now) { record in
             guard case .accepted(let updated, let reason, true) = shared.checkFactor(typed, against: record, now: now) else {
                 return .rejected(reason: "wrong code")
