@@ -475,7 +475,7 @@ def phase_start(work: Path, daemon: Daemon, users: Users, sz: Sizes) -> dict:
     that systemd-socket-activate holds, so it includes starting the daemon (exec of setpriv and
     mfagated, reading the state directory and the journal) on that first connection. Falls back to
     timing from process start if the daemon does not take LISTEN_FDS."""
-    activation = b"sd_listen_fds" in (daemon.binary.read_bytes()) and shutil.which("systemd-socket-activate")
+    activation = b"LISTEN_FDS" in daemon.binary.read_bytes() and shutil.which("systemd-socket-activate")
     confdir = work / "pam-scale"
     times = []
     for _ in range(sz.starts):
