@@ -47,7 +47,10 @@ public final class FleetMarksFile: @unchecked Sendable {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .unreadable(path: path, reason: "opening failed: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        let n = bytes.withUnsafeBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
+            return write(fd, base, raw.count)
+        }
         guard n == bytes.count else {
             throw .unreadable(path: path, reason: "appending failed: \(String(cString: strerror(errno)))")
         }
@@ -87,7 +90,10 @@ public final class FleetMarksFile: @unchecked Sendable {
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         var total = 0
         while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
+            let n = bytes.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return read(fd, base + total, raw.count - total)
+            }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             total += n

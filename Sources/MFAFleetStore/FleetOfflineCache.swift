@@ -170,7 +170,10 @@ final class FleetOfflineCache {
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         var total = 0
         while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
+            let n = bytes.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return Glibc.read(fd, base + total, raw.count - total)
+            }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             total += n

@@ -128,14 +128,19 @@ final class DatabaseConnection {
     static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
         var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
         defer {
-            for p in pointers where p != nil {
-                mfa_wipe_c(p!)
+            for case let p? in pointers {
+                mfa_wipe_c(p)
                 free(p)
             }
         }
         pointers.append(nil)
         return pointers.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) { body($0) }
+            // never empty (the nil terminator is in it); an empty buffer would be a bug: no strings
+            guard let base = buffer.baseAddress else {
+                var terminator: UnsafePointer<CChar>? = nil
+                return body(&terminator)
+            }
+            return base.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) { body($0) }
         }
     }
 
@@ -196,9 +201,11 @@ final class DatabaseConnection {
             }
         }
         let sent: Int32 = buffers.withUnsafeBufferPointer { values in
-            values.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(1, values.count)) { v in
-                PQsendQueryParams(conn, sql, Int32(parameters.count), nil, parameters.isEmpty ? nil : v,
-                                  lengths, formats, 0)
+            guard let base = values.baseAddress, !parameters.isEmpty else {
+                return PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0)
+            }
+            return base.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: values.count) { v in
+                PQsendQueryParams(conn, sql, Int32(parameters.count), nil, v, lengths, formats, 0)
             }
         }
         for (i, b) in buffers.enumerated() {

@@ -196,9 +196,10 @@ public final class PostgresStore: FactorStore, SharedLedger {
             guard connection != nil else { throw .unavailable(detail: "the fleet database failed again (\(lastFailure))") }
             markUp(pushed: pushed)
         }
+        guard let live = connection else { throw .unavailable(detail: "the fleet database failed again (\(lastFailure))") }
         do {
-            connection!.deadline = requestDeadline
-            return try body(connection!)
+            live.deadline = requestDeadline
+            return try body(live)
         } catch {
             if error.connectionIsGone {
                 connection?.close()

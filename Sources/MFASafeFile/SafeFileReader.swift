@@ -113,7 +113,10 @@ public enum SafeFileReader {
         var total = 0
         while total < bytes.count {
             let wanted = bytes.count - total
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, wanted) }
+            let n = bytes.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return Glibc.read(fd, base + total, wanted)
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .system(operation: "reading", errno: errno)

@@ -171,7 +171,10 @@ public final class ReplayJournal {
         var bytes = [UInt8](repeating: 0, count: size)
         var total = 0
         while total < size {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + total, size - total, off_t(total)) }
+            let n = bytes.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return pread(fd, base + total, size - total, off_t(total))
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .system(path: displayPath, operation: "reading", errno: errno)
