@@ -74,33 +74,18 @@ public final class FleetMarksFile: @unchecked Sendable {
 
     /// The marks, or a sentence saying why they could not be read (nil marks: start empty).
     public func load() -> (marks: FleetMarks, problem: String?) {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        if fd < 0 {
-            let e = errno
-            if e == ENOENT { return (FleetMarks(), nil) }
-            return (FleetMarks(), "cannot open \(path): \(String(cString: strerror(e)))")
-        }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return (FleetMarks(), "\(path) is not a regular file") }
-        guard st.st_uid == geteuid(), st.st_mode & 0o077 == 0 else {
-            return (FleetMarks(), "\(path) is not private to the daemon's user (mode \(String(st.st_mode & 0o777, radix: 8)), uid \(st.st_uid))")
-        }
-        guard st.st_size <= FleetMarksFile.maximumSize else { return (FleetMarks(), "\(path) is larger than \(FleetMarksFile.maximumSize) bytes") }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return read(fd, base + total, raw.count - total)
-            }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            total += n
+        let rules = SafeFileRules.secret(owner: geteuid(), maximumSize: FleetMarksFile.maximumSize)
+        let bytes: [UInt8]
+        do {
+            bytes = try SafeFileReader.read(path, rules: rules).bytes
+        } catch .missing {
+            return (FleetMarks(), nil)
+        } catch {
+            return (FleetMarks(), error.sentence(path: path, what: "high-water marks file", rules: rules))
         }
         // A last line without its newline was cut short by a crash: the mark it raised is lost (the
         // row it named was not acted on before the line was flushed).
-        var complete = bytes[0..<total]
+        var complete = bytes[...]
         while let last = complete.last, last != UInt8(ascii: "\n") { complete = complete.dropLast() }
         do {
             return (try FleetMarks.parse(String(decoding: complete, as: UTF8.self)), nil)

@@ -157,28 +157,13 @@ final class FleetOfflineCache {
 
     /// The file's bytes ([] if it does not exist), or a sentence.
     func readFile(_ file: String) -> (bytes: [UInt8], problem: String?) {
-        let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        if fd < 0 {
-            let e = errno
-            return e == ENOENT ? ([], nil) : ([], "cannot open \(file): \(String(cString: strerror(e)))")
+        let rules = SafeFileRules.secret(owner: geteuid(), maximumSize: FleetOfflineCache.maximumSize)
+        do {
+            return (try SafeFileReader.read(file, rules: rules).bytes, nil)
+        } catch .missing {
+            return ([], nil)
+        } catch {
+            return ([], error.sentence(path: file, what: "offline cache entry", rules: rules))
         }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return ([], "\(file) is not a regular file") }
-        guard st.st_uid == geteuid(), st.st_mode & 0o077 == 0 else { return ([], "\(file) is not private to the daemon's user") }
-        guard st.st_size <= FleetOfflineCache.maximumSize else { return ([], "\(file) is larger than \(FleetOfflineCache.maximumSize) bytes") }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return Glibc.read(fd, base + total, raw.count - total)
-            }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            total += n
-        }
-        guard total == bytes.count else { return ([], "\(file) could not be read whole") }
-        return (bytes, nil)
     }
 }
