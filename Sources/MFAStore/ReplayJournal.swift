@@ -285,17 +285,29 @@ public final class ReplayJournal {
         return max(0, lastFlushStart + flushBound / 2 - ReplayJournal.monotonicNow())
     }
 
-    /// Writes the next marker (not flushed): `durableUntil` is now, or the latest acceptance of a
-    /// record it covers if the clock went back since. Returns that time.
-    private func writeMarker(clean: Bool) throws(StoreError) -> Int64 {
+    /// The marker after the current one: `durableUntil` is now, or the latest acceptance of a
+    /// record it covers if the clock went back since.
+    private func nextMarker(durableSlots: Int, clean: Bool) -> JournalMarker {
         var next = marker
         next.sequence &+= 1
         next.durableUntil = max(clock(), pendingLatest)
-        next.durableSlots = nextSlot
+        next.durableSlots = durableSlots
         next.leadWindow = leadWindow
         next.clean = clean
+        return next
+    }
+
+    /// Where a marker goes: the two marker slots after the header alternate by sequence number.
+    static func markerOffset(_ marker: JournalMarker) -> Int {
+        (1 + Int(marker.sequence % 2)) * slotSize
+    }
+
+    /// Writes the next marker (not flushed): `durableUntil` is now, or the latest acceptance of a
+    /// record it covers if the clock went back since. Returns that time.
+    private func writeMarker(clean: Bool) throws(StoreError) -> Int64 {
+        let next = nextMarker(durableSlots: nextSlot, clean: clean)
         let bytes = next.encode(generation: generation)
-        let offset = off_t((1 + Int(next.sequence % 2)) * ReplayJournal.slotSize)
+        let offset = off_t(ReplayJournal.markerOffset(next))
         let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, offset) }
         guard n == bytes.count else {
             throw .system(path: displayPath, operation: "writing", errno: n < 0 ? errno : EIO)
@@ -394,13 +406,8 @@ public final class ReplayJournal {
             slot += 1
         }
         // The new file's marker: flushed with it (fsync below), so it starts a lease.
-        var next = marker
-        next.sequence &+= 1
-        next.durableUntil = max(clock(), pendingLatest)
-        next.durableSlots = slot
-        next.leadWindow = leadWindow
-        next.clean = false
-        let markerOffset = (1 + Int(next.sequence % 2)) * ReplayJournal.slotSize
+        let next = nextMarker(durableSlots: slot, clean: false)
+        let markerOffset = ReplayJournal.markerOffset(next)
         bytes.replaceSubrange(markerOffset..<markerOffset + ReplayJournal.slotSize, with: next.encode(generation: newGeneration))
         let flushStart = ReplayJournal.monotonicNow()
         let tempName = "journal.\(getpid()).new"
