@@ -21,6 +21,12 @@
                                const char *const *paramValues, const int *paramLengths, const int *paramFormats, \
                                int resultFormat), \
       (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats, resultFormat)) \
+    X(int, PQsendPrepare, (PGconn *conn, const char *stmtName, const char *query, int nParams, \
+                           const Oid *paramTypes), \
+      (conn, stmtName, query, nParams, paramTypes)) \
+    X(int, PQsendQueryPrepared, (PGconn *conn, const char *stmtName, int nParams, const char *const *paramValues, \
+                                 const int *paramLengths, const int *paramFormats, int resultFormat), \
+      (conn, stmtName, nParams, paramValues, paramLengths, paramFormats, resultFormat)) \
     X(int, PQflush, (PGconn *conn), (conn)) \
     X(int, PQconsumeInput, (PGconn *conn), (conn)) \
     X(int, PQisBusy, (PGconn *conn), (conn)) \

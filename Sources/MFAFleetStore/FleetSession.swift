@@ -27,6 +27,9 @@ final class FleetSession {
     var failuresRead: [String: FailureRecord?] = [:]
     /// The same for first sightings (nil inside: none stored).
     var firstSeenRead: [String: Int64?] = [:]
+    /// A user's row read with their failure record (nil inside: no row), kept for the load that
+    /// follows in the same request; taken by it, dropped by a write.
+    var rowsRead: [String: PostgresStore.Row?] = [:]
 }
 
 /// The current session's fields, under the names the store's code has always used.
@@ -62,6 +65,10 @@ extension PostgresStore {
     var firstSeenRead: [String: Int64?] {
         get { session.firstSeenRead }
         _modify { yield &session.firstSeenRead }
+    }
+    var rowsRead: [String: Row?] {
+        get { session.rowsRead }
+        _modify { yield &session.rowsRead }
     }
 }
 

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import CMFAPostgres
 import CMFASys
+import MFACore
 
 /// Why a database call failed. `connectionLost` and `timedOut` mean the connection is gone (the
 /// store closes it and opens its circuit breaker); `statement` is an error the server reported
@@ -46,8 +47,8 @@ struct DatabaseResult {
 }
 
 /// One libpq connection driven only through libpq's asynchronous API (PQconnectStartParams /
-/// PQconnectPoll, PQsendQueryParams / PQconsumeInput) and `poll` with a deadline, so no call can
-/// block the daemon's single thread beyond `timeout`, however the server or network misbehaves.
+/// PQconnectPoll, PQsendQueryParams / PQsendPrepare / PQsendQueryPrepared / PQconsumeInput) and
+/// `poll` with a deadline, so no call can block the daemon's single thread beyond `timeout`, however the server or network misbehaves.
 /// A timed-out statement is not cancelled with PQcancel (which connects anew, blocking); the
 /// connection is closed instead, which ends the statement on the server.
 final class DatabaseConnection {
@@ -178,11 +179,55 @@ final class DatabaseConnection {
         return PQstatus(conn) == CONNECTION_OK && p.revents & Int16(POLLHUP | POLLERR) == 0
     }
 
-    /// Runs one statement with parameters ($1, $2, ...) within the timeout.
-    func run(_ sql: String, _ parameters: [DatabaseValue] = []) throws(DatabaseError) -> DatabaseResult {
+    /// Runs one statement with parameters ($1, $2, ...) within the timeout. `prepared`: the
+    /// statement is parsed and planned once per connection (a named prepared statement, made on
+    /// its first use) instead of at every call; for the statements of every login, which are
+    /// fixed texts. The name comes from the text (`mfagate_` and 16 hex digits of its SHA-256), so
+    /// that one name means one text on any server connection, even behind a pooler that moves
+    /// clients between them. When the server refuses prepared statements (a pooler without
+    /// support: 26000 or 42P05; a table changed under one: 0A000) the statement runs unprepared,
+    /// and this connection prepares no more.
+    func run(_ sql: String, _ parameters: [DatabaseValue] = [], prepared: Bool = false) throws(DatabaseError) -> DatabaseResult {
         guard let conn, PQstatus(conn) == CONNECTION_OK else { throw .connectionLost("not connected") }
         let deadline = min(DatabaseConnection.monotonicMilliseconds() + timeoutMilliseconds, self.deadline ?? .max)
-        // Parameters are copied by libpq into its output buffer before PQsendQueryParams returns.
+        guard prepared, preparing else { return try execute(conn, sql, nil, parameters, deadline) }
+        let name = DatabaseConnection.statementName(sql)
+        do throws(DatabaseError) {
+            if !statementsPrepared.contains(name) {
+                guard PQsendPrepare(conn, name, sql, Int32(parameters.count), nil) == 1 else {
+                    throw .connectionLost(DatabaseConnection.message(conn))
+                }
+                do throws(DatabaseError) {
+                    _ = try results(conn, deadline)
+                } catch {
+                    // 42P05: a statement of that name, hence that text, is there already.
+                    guard case .statement(let state, _) = error, state == "42P05" else { throw error }
+                }
+                statementsPrepared.insert(name)
+            }
+            return try execute(conn, sql, name, parameters, deadline)
+        } catch {
+            guard case .statement(let state, _) = error, DatabaseConnection.preparingRefused.contains(state) else { throw error }
+            preparing = false
+            return try execute(conn, sql, nil, parameters, deadline)
+        }
+    }
+
+    /// The names of the statements prepared on this connection; false once the server refused one.
+    private var statementsPrepared: Set<String> = []
+    private var preparing = true
+    static let preparingRefused: Set<String> = ["0A000", "26000", "42P05"]
+
+    static func statementName(_ sql: String) -> String {
+        let digest = Array(sql.utf8).withUnsafeBytes { Crypto.sha256($0) }
+        let hex: [Character] = Array("0123456789abcdef")
+        return "mfagate_" + String(digest.prefix(8).flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] })
+    }
+
+    /// Sends one statement (the prepared statement `name`, or `sql` parsed anew) and reads its result.
+    private func execute(_ conn: OpaquePointer, _ sql: String, _ name: String?, _ parameters: [DatabaseValue],
+                         _ deadline: Int64) throws(DatabaseError) -> DatabaseResult {
+        // Parameters are copied by libpq into its output buffer before PQsend* returns.
         var buffers: [UnsafeMutablePointer<CChar>?] = []
         var lengths: [Int32] = []
         var formats: [Int32] = []
@@ -200,12 +245,15 @@ final class DatabaseConnection {
                 buffers.append(nil); lengths.append(0); formats.append(0)
             }
         }
+        let count = Int32(parameters.count)
         let sent: Int32 = buffers.withUnsafeBufferPointer { values in
             guard let base = values.baseAddress, !parameters.isEmpty else {
+                if let name { return PQsendQueryPrepared(conn, name, 0, nil, nil, nil, 0) }
                 return PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0)
             }
             return base.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: values.count) { v in
-                PQsendQueryParams(conn, sql, Int32(parameters.count), nil, v, lengths, formats, 0)
+                if let name { return PQsendQueryPrepared(conn, name, count, v, lengths, formats, 0) }
+                return PQsendQueryParams(conn, sql, count, nil, v, lengths, formats, 0)
             }
         }
         for (i, b) in buffers.enumerated() {
@@ -215,6 +263,12 @@ final class DatabaseConnection {
             }
         }
         guard sent == 1 else { throw .connectionLost(DatabaseConnection.message(conn)) }
+        return try results(conn, deadline)
+    }
+
+    /// Flushes what was sent and reads every result of it: the rows (text form) and the count of
+    /// rows changed, or the first error the server reported.
+    private func results(_ conn: OpaquePointer, _ deadline: Int64) throws(DatabaseError) -> DatabaseResult {
         while true {
             let f = PQflush(conn)
             if f == 0 { break }

@@ -35,7 +35,7 @@ extension PostgresStore {
                 LEFT JOIN mfagate_users u ON u.name = q.name
                 LEFT JOIN mfagate_failures f ON f.kind = 'user' AND f.key = q.name
                 LEFT JOIN mfagate_first_seen s ON s.name = q.name
-                """, [.text(user)])
+                """, [.text(user)], prepared: true)
         }
         if let row = result.rows.first, row.count == 7 {
             firstSeenRead[user] = .some(row[6].flatMap { Int64($0) })
@@ -59,7 +59,10 @@ extension PostgresStore {
 
     func loadRow(_ user: UserName) throws(StoreError) -> UserRecord? {
         let name = user.value
-        guard let row = try readRow(name) else {
+        // The row this request read with the user's failure record (failureRecord), else a fresh one.
+        let read: Row?
+        if let kept = rowsRead.removeValue(forKey: name) { read = kept } else { read = try readRow(name) }
+        guard let row = read else {
             if let mark = marks[name] {
                 throw refuse(name, "has no row in the fleet database, but this host has seen its row (version \(mark)) and no tombstone of a disable or reset replaced it: the row was deleted by someone with write access to the database")
             }
@@ -146,14 +149,15 @@ extension PostgresStore {
                     INSERT INTO mfagate_users (name, version, created, sealed, key_id, updated_at, updated_by)
                     SELECT $1, $3::bigint, $4::bigint, $5, $6, now(), $7 WHERE $2::bigint = 0
                     ON CONFLICT (name) DO NOTHING RETURNING version
-                    """, values)
+                    """, values, prepared: true)
             }
             return try db.run("""
                 UPDATE mfagate_users SET version = $3::bigint, created = $4::bigint, sealed = $5, key_id = $6,
                     updated_at = now(), updated_by = $7
                 WHERE name = $1 AND version = $2::bigint RETURNING version
-                """, values)
+                """, values, prepared: true)
         }
+        rowsRead[name] = nil
         guard result.rows.first != nil else {
             versionsRead[name] = nil
             keysRead[name] = nil

@@ -262,6 +262,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
         servedOffline.removeAll(keepingCapacity: true)
         failuresRead.removeAll(keepingCapacity: true)
         firstSeenRead.removeAll(keepingCapacity: true)
+        rowsRead.removeAll(keepingCapacity: true)
         // Every request gets `database_timeout` for all its statements together (a login makes
         // about eight): a slow database cannot add up to more than the PAM module waits.
         requestDeadline = now + settings.timeoutMilliseconds
@@ -284,6 +285,12 @@ public final class PostgresStore: FactorStore, SharedLedger {
         let memo = kind.rawValue + " " + key
         return try offlineLedger({ () throws(StoreError) in
             if let read = failuresRead[memo] { return read }
+            if kind == .user {
+                // The user's row brings this record with it (readRow), and the login loads the row
+                // next: one round trip for both, the row kept for loadRow (rowsRead).
+                rowsRead[key] = .some(try readRow(key))
+                if let read = failuresRead[memo] { return read }
+            }
             let record = try readFailureRecord(kind, key)?.record
             failuresRead[memo] = .some(record)
             return record
@@ -293,7 +300,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
     func readFailureRecord(_ kind: LedgerKind, _ key: String) throws(StoreError) -> (record: FailureRecord, version: Int64)? {
         let result = try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
             try db.run("SELECT version, locked_until, failures FROM mfagate_failures WHERE kind = $1 AND key = $2",
-                       [.text(kind.rawValue), .text(key)])
+                       [.text(kind.rawValue), .text(key)], prepared: true)
         }
         guard let row = result.rows.first, let v = row[0].flatMap({ Int64($0) }) else { return nil }
         var record = FailureRecord()
@@ -322,12 +329,13 @@ public final class PostgresStore: FactorStore, SharedLedger {
                     return try db.run("""
                         UPDATE mfagate_failures SET version = version + 1, locked_until = $4::bigint, failures = $5
                         WHERE kind = $1 AND key = $2 AND version = $3
-                        """, [.text(kind.rawValue), .text(key), .text(String(current.version)), until ?? .null, failures])
+                        """, [.text(kind.rawValue), .text(key), .text(String(current.version)), until ?? .null, failures],
+                        prepared: true)
                 }
                 return try db.run("""
                     INSERT INTO mfagate_failures (kind, key, version, locked_until, failures) VALUES ($1, $2, 1, $3::bigint, $4)
                     ON CONFLICT (kind, key) DO NOTHING
-                    """, [.text(kind.rawValue), .text(key), until ?? .null, failures])
+                    """, [.text(kind.rawValue), .text(key), until ?? .null, failures], prepared: true)
             }
             if result.affected == 1 { return answer }
         }
@@ -363,7 +371,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
         try offlineLedger({ () throws(StoreError) in
             if let read = firstSeenRead[user] { return read }  // came with the row (readRow)
             return try withDatabase { (db: DatabaseConnection) throws(DatabaseError) in
-                try db.run("SELECT first_seen FROM mfagate_first_seen WHERE name = $1", [.text(user)])
+                try db.run("SELECT first_seen FROM mfagate_first_seen WHERE name = $1", [.text(user)], prepared: true)
             }.rows.first?[0].flatMap { Int64($0) }
         }, else: { nil })
     }
@@ -374,7 +382,7 @@ public final class PostgresStore: FactorStore, SharedLedger {
             try db.run("""
                 INSERT INTO mfagate_first_seen (name, first_seen) VALUES ($1, $2)
                 ON CONFLICT (name) DO UPDATE SET first_seen = mfagate_first_seen.first_seen RETURNING first_seen
-                """, [.text(user), .text(String(time))])
+                """, [.text(user), .text(String(time))], prepared: true)
         }
         return result.rows.first?[0].flatMap { Int64($0) } ?? time
     }

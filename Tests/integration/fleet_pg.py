@@ -56,12 +56,14 @@ def make_test_ca(directory: Path, server_ip: str = "127.0.0.1") -> dict[str, Pat
 
 
 class Cluster:
-    def __init__(self, tls: bool = False, durable: bool = False) -> None:
+    def __init__(self, tls: bool = False, durable: bool = False, statement_log: bool = False) -> None:
         """tls: also listen on TCP 127.0.0.1 (a free port) with TLS only (hostssl), with a server
         certificate from a test CA made here (`self.ca`). durable: PostgreSQL's own defaults (fsync,
         synchronous_commit, full_page_writes on), as a fleet runs it (the bench's fleet rows); the
-        tests run without them, which only makes them faster."""
+        tests run without them, which only makes them faster. statement_log: the server logs every
+        statement it runs, with its backend's PID (log_statement = all), in `self.log_path`."""
         self.durable = durable
+        self.statement_log = statement_log
         entry = pwd.getpwnam(PG_ACCOUNT)
         self.uid, self.gid = entry.pw_uid, entry.pw_gid
         self.dir = Path(tempfile.mkdtemp(prefix="mfagate-pg-"))
@@ -109,7 +111,12 @@ class Cluster:
         self.proc = subprocess.Popen(
             ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
              str(PG_BIN / "postgres"), "-D", str(self.data), "-k", str(self.sockets), *self.server_options,
-             *([] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])],
+             *([] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]),
+             # MFAGATE_PG_LOG=FILE: log every statement with its duration and keep the log there
+             # when the cluster closes (profiling the fleet rows: docs/performance.md)
+             *(["-c", "log_min_duration_statement=0", "-c", "log_line_prefix=%m %p "]
+               if os.environ.get("MFAGATE_PG_LOG") else []),
+             *(["-c", "log_statement=all", "-c", "log_line_prefix=%p "] if self.statement_log else [])],
             cwd=self.dir, stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + 30
@@ -137,6 +144,8 @@ class Cluster:
 
     def close(self) -> None:
         self.stop()
+        if os.environ.get("MFAGATE_PG_LOG"):
+            shutil.copy(self.log_path, os.environ["MFAGATE_PG_LOG"])
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def psql(self, sql: str, database: str = "postgres") -> str:
