@@ -14,6 +14,12 @@ SWIFT_RELEASE_FLAGS += -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-r
 # (reproducible packages; make check-repro says what still differs between two builds).
 PREFIX_MAP := -Xswiftc -file-prefix-map -Xswiftc $(CURDIR)=. -Xcc -ffile-prefix-map=$(CURDIR)=.
 SWIFT_RELEASE_FLAGS += $(PREFIX_MAP)
+# libstdc++ linked statically (docs/performance.md, "libstdc++"): only the Swift runtime uses it, a
+# few kB of it, and the shared library kept ~0.9 MB of the idle daemon resident. The toolchain's
+# static-stdlib-args.lnk asks for -lstdc++ itself; a directory searched first whose libstdc++.so is
+# a linker script naming the compiler's libstdc++.a makes that request link the archive.
+STATIC_CXX := $(BUILD)/static-cxx
+SWIFT_RELEASE_FLAGS += -Xlinker -L$(CURDIR)/$(STATIC_CXX)
 SHIM_SRC := Sources/pam_mfagate/pam_mfagate.c Sources/pam_mfagate/mfg_frame.c
 SHIM_HDR := Sources/pam_mfagate/mfg_frame.h
 SHIM_CFLAGS := -std=c11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE \
@@ -26,7 +32,13 @@ all: build
 
 build: $(BUILD)/pam_mfagate.so swift-build
 
-swift-build:
+$(STATIC_CXX)/libstdc++.so:
+	@mkdir -p $(STATIC_CXX)
+	@archive="$$($(CC) -print-file-name=libstdc++.a)"; \
+	  if [ ! -f "$$archive" ]; then echo "libstdc++.a not found ($(CC) -print-file-name); install libstdc++-dev (scripts/install-deps.sh)" >&2; exit 1; fi; \
+	  echo "INPUT($$archive)" > $@
+
+swift-build: $(STATIC_CXX)/libstdc++.so
 	@# SwiftPM does not know the ordering file is a link input: relink when it changed.
 	@bin="$$($(SWIFT) build $(SWIFT_RELEASE_FLAGS) --show-bin-path)/mfagated"; \
 	  if [ -e "$$bin" ] && [ link/mfagated.order -nt "$$bin" ]; then rm -f "$$bin"; fi
