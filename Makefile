@@ -14,8 +14,10 @@ SWIFT_RELEASE_FLAGS += -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-r
 # (reproducible packages; make check-repro says what still differs between two builds).
 PREFIX_MAP := -Xswiftc -file-prefix-map -Xswiftc $(CURDIR)=. -Xcc -ffile-prefix-map=$(CURDIR)=.
 SWIFT_RELEASE_FLAGS += $(PREFIX_MAP)
-SHIM_SRC := Sources/pam_mfagate/pam_mfagate.c Sources/pam_mfagate/mfg_frame.c
-SHIM_HDR := Sources/pam_mfagate/mfg_frame.h
+# The PAM module, one job a file (docs/architecture.md): the login and the PAM entry points, the
+# arguments, the bounded link to the daemon, the conversation relay, the frame codec.
+SHIM_SRC := $(addprefix Sources/pam_mfagate/,pam_mfagate.c mfg_options.c mfg_socket.c mfg_conv.c mfg_frame.c)
+SHIM_HDR := Sources/pam_mfagate/mfg_login.h Sources/pam_mfagate/mfg_frame.h
 SHIM_CFLAGS := -std=c11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-fstack-protector-strong -D_FORTIFY_SOURCE=2 -ffile-prefix-map=$(CURDIR)=.
 SHIM_LDFLAGS := -shared -Wl,--version-script=pam/exports.map -Wl,-z,relro,-z,now -Wl,--as-needed
