@@ -20,8 +20,10 @@ SWIFT_RELEASE_FLAGS += $(PREFIX_MAP)
 # a linker script naming the compiler's libstdc++.a makes that request link the archive.
 STATIC_CXX := $(BUILD)/static-cxx
 SWIFT_RELEASE_FLAGS += -Xlinker -L$(CURDIR)/$(STATIC_CXX)
-SHIM_SRC := Sources/pam_mfagate/pam_mfagate.c Sources/pam_mfagate/mfg_frame.c
-SHIM_HDR := Sources/pam_mfagate/mfg_frame.h
+# The PAM module, one job a file (docs/architecture.md): the login and the PAM entry points, the
+# arguments, the bounded link to the daemon, the conversation relay, the frame codec.
+SHIM_SRC := $(addprefix Sources/pam_mfagate/,pam_mfagate.c mfg_options.c mfg_socket.c mfg_conv.c mfg_frame.c)
+SHIM_HDR := Sources/pam_mfagate/mfg_login.h Sources/pam_mfagate/mfg_frame.h
 SHIM_CFLAGS := -std=c11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-fstack-protector-strong -D_FORTIFY_SOURCE=2 -ffile-prefix-map=$(CURDIR)=.
 SHIM_LDFLAGS := -shared -Wl,--version-script=pam/exports.map -Wl,-z,relro,-z,now -Wl,--as-needed
@@ -83,7 +85,6 @@ demo:
 clean:
 	rm -rf $(BUILD) .build
 
-# libFuzzer run of the shim's frame decoder (Tests/integration/fuzz/README.md); FUZZ_SECONDS=30.
 # The Debian package (Packaging/, README "Installing the Debian package"): build/mfagate_<version>_amd64.deb.
 .PHONY: deb check-deb
 deb:
@@ -98,15 +99,22 @@ check-deb: deb
 check-repro:
 	bash Packaging/check-repro.sh
 
+# libFuzzer targets of the shim's pure code (Tests/integration/fuzz/README.md), ASan + UBSan: the frame
+# decoder (shim_frame_fuzz) and forward_pass's split rule (shim_split_fuzz). `make fuzz-shim` runs each
+# for FUZZ_SECONDS (30); make check runs them briefly (Tests/integration/test_fuzz_short.py).
+SHIM_FUZZ_CC = $$(command -v clang || echo /opt/swift/usr/bin/clang)
+SHIM_FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -ISources/pam_mfagate
+SHIM_FUZZ_TARGETS := frame split
+
+$(BUILD)/shim_%_fuzz: Tests/integration/fuzz/shim_%_fuzz.c Sources/pam_mfagate/mfg_frame.c Sources/pam_mfagate/mfg_frame.h
+	@mkdir -p $(@D)
+	"$(SHIM_FUZZ_CC)" $(SHIM_FUZZ_FLAGS) Sources/pam_mfagate/mfg_frame.c $< -o $@
+
 .PHONY: fuzz-shim
-fuzz-shim:
-	@mkdir -p $(BUILD)
-	clang="$$(command -v clang || echo /opt/swift/usr/bin/clang)"; \
-	"$$clang" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-ISources/pam_mfagate Sources/pam_mfagate/mfg_frame.c \
-		Tests/integration/fuzz/shim_frame_fuzz.c -o $(BUILD)/shim_frame_fuzz
-	rm -rf $(BUILD)/shim_fuzz_corpus && cp -r Tests/integration/fuzz/corpus $(BUILD)/shim_fuzz_corpus
-	$(BUILD)/shim_frame_fuzz -max_total_time=$${FUZZ_SECONDS:-30} $(BUILD)/shim_fuzz_corpus
+fuzz-shim: $(foreach t,$(SHIM_FUZZ_TARGETS),$(BUILD)/shim_$(t)_fuzz)
+	for t in $(SHIM_FUZZ_TARGETS); do \
+	  rm -rf $(BUILD)/shim_$${t}_corpus && cp -r Tests/integration/fuzz/corpus/$$t $(BUILD)/shim_$${t}_corpus && \
+	  $(BUILD)/shim_$${t}_fuzz -max_total_time=$${FUZZ_SECONDS:-30} $(BUILD)/shim_$${t}_corpus || exit 1; done
 
 # Benchmarks side by side with pam_google_authenticator and pam_oath (docs/performance.md).
 # A few minutes on 2 cores; prints a table and writes build/bench.json. BENCH_ARGS=--tiny for a smoke run.
@@ -152,7 +160,7 @@ $(BUILD)/fuzz/sshcert_fuzz: $(wildcard Sources/MFACore/*.swift) Tests/fuzz/SSHCe
 
 .PHONY: fuzz-build fuzz-swift stress
 FUZZ_TARGETS := frame config userfile gafile sshinfo sshcert
-fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/$(t)_fuzz)
+fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/$(t)_fuzz) $(foreach t,$(SHIM_FUZZ_TARGETS),$(BUILD)/shim_$(t)_fuzz)
 
 # FUZZ_RUNS executions (default 10 million) or FUZZ_SECONDS per target, whichever comes first.
 fuzz-swift: fuzz-build
@@ -164,6 +172,5 @@ fuzz-swift: fuzz-build
 # `make check` runs the same tests small.
 STRESS_FUZZ_SECONDS ?= 1800
 stress: build test-helpers fuzz-build
-	FUZZ_SECONDS=1 $(MAKE) -s fuzz-shim >/dev/null
-	set -o pipefail; for t in $(FUZZ_TARGETS) shim; do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(STRESS_FUZZ_SECONDS) | tee -a $(BUILD)/robustness-figures.txt || exit 1; done
+	set -o pipefail; for t in $(FUZZ_TARGETS) $(addprefix shim-,$(SHIM_FUZZ_TARGETS)); do Tests/fuzz/run.sh $$t $(FUZZ_RUNS) $(STRESS_FUZZ_SECONDS) | tee -a $(BUILD)/robustness-figures.txt || exit 1; done
 	MFAGATE_STRESS=1 python3 -m pytest -q -s Tests/integration/test_robustness.py Tests/integration/test_zz_secret_hygiene.py

@@ -150,7 +150,7 @@ public enum Doctor {
                               modulesRun: path.count, findings: findings)
     }
 
-    /// The shim's compiled-in socket (pam_mfagate.c, DEFAULT_SOCKET).
+    /// The shim's compiled-in socket (mfg_frame.h, MFG_DEFAULT_SOCKET).
     public static let defaultSocket = "/run/mfagate/mfagated.sock"
 
     static let keyPlusCode = "AuthenticationMethods publickey,keyboard-interactive (with KbdInteractiveAuthentication yes and UsePAM yes)"

@@ -6,7 +6,7 @@ import Glibc
 /// The socket's directory must be writable by root and the daemon's user only (like sshd's
 /// StrictModes): whoever else can write there can remove the socket and put their own in its
 /// place, and answer the PAM module's logins (issue 14, finding 10). The module checks the same
-/// from its side (root-owned, closed to group and others; pam_mfagate.c, `check_socket_dir`).
+/// from its side (root-owned, closed to group and others; mfg_socket.c, `mfg_check_socket_dir`).
 public enum SocketDirectory {
     /// nil if the directory of `socketPath` is safe for a daemon running as `daemonUID`, else one
     /// sentence naming the option, the directory and what to do. A directory that does not exist

@@ -4,8 +4,8 @@
  *
  * The frame format, tags and field order are specified in docs/protocol.md (the one
  * place; this header only mirrors its numbers). This codec is pure: no I/O, no PAM,
- * no allocation, so the decoder can be fuzzed on its own
- * (Tests/integration/fuzz/shim_frame_fuzz.c).
+ * no allocation, so the decoder and forward_pass's split rule can be fuzzed on their own
+ * (Tests/integration/fuzz/shim_frame_fuzz.c, shim_split_fuzz.c).
  */
 #ifndef MFG_FRAME_H
 #define MFG_FRAME_H

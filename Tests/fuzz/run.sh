@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Runs one libFuzzer target of build/fuzz/ on a fresh copy of its committed seed corpus.
-#   Tests/fuzz/run.sh TARGET RUNS SECONDS      (TARGET: frame, config, userfile, gafile, sshinfo, sshcert or shim)
+#   Tests/fuzz/run.sh TARGET RUNS SECONDS      (TARGET: frame, config, userfile, gafile, sshinfo, sshcert,
+#                                              or the shim's C targets shim-frame, shim-split)
 # Stops at RUNS executions or after SECONDS, whichever comes first, and prints one summary line:
 #   fuzz TARGET: EXECUTIONS executions in SECONDS s (RATE/s), peak RSS MB, no finding
 # A crash, sanitizer report, hang (> 5 s per input) or leak exits non-zero and leaves the input in
@@ -11,7 +12,9 @@ target=$1 runs=$2 seconds=$3
 root=$(cd "$(dirname "$0")/../.." && pwd)
 binary=$root/build/fuzz/${target}_fuzz
 seeds=$root/Tests/fuzz/corpus/$target
-[[ $target == shim ]] && binary=$root/build/shim_frame_fuzz seeds=$root/Tests/integration/fuzz/corpus
+if [[ $target == shim-* ]]; then
+    binary=$root/build/shim_${target#shim-}_fuzz seeds=$root/Tests/integration/fuzz/corpus/${target#shim-}
+fi
 work=$root/build/fuzz/corpus-$target
 rm -rf "$work" && mkdir -p "$work" && cp -r "$seeds"/. "$work"/
 log=$root/build/fuzz/$target.log
