@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * mfg_conv.c - the PAM conversation relay: one CONVERSE round from the daemon shown through the
  * application's conversation and answered with a REPLY, and forward_pass's one combined prompt

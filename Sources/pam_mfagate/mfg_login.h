@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * mfg_login.h - what the shim's files share about one login (internal to pam_mfagate.so).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * mfg_options.c - the module arguments of pam_mfagate.so (man/pam_mfagate.8):
  *   socket=PATH  timeout=SECONDS (1..300)  failmode=secure|safe  forward_pass  debug

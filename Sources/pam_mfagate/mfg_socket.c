@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * mfg_socket.c - the shim's bounded link to mfagated: the socket directory check, connect, and
  * sending or reading one frame, every step bounded by poll() and the module's timeout

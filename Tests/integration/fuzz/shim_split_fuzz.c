@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target for forward_pass's split rule in the shim (Sources/pam_mfagate/mfg_frame.c):
  * mfg_code_digits, which reads the code length from the daemon's CODE_DIGITS mark, and
