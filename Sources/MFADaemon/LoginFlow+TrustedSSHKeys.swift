@@ -34,6 +34,9 @@ extension AdminVerbs {
     /// key, read by the login's parser and matched as a login's is. What `trusted_ssh_keys` trusts in
     /// it (nil: nothing) and, if nothing, why not; nil when the key cannot be read at all.
     func checkedKey(_ key: CheckSSHKey) -> (trusted: String?, note: String?)? {
+        // One word each, as in a `.pub` line: more words would be read as sshd's extra info.
+        let isWord: (String) -> Bool = { !$0.isEmpty && $0.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F } }
+        guard isWord(key.type), isWord(key.blob) else { return nil }
         let line = Array("publickey \(key.type) \(key.blob)\n".utf8)
         guard let info = SSHAuthInfo.parse(line), info.methods.count == 1, let parsed = info.methods[0].key else { return nil }
         if let trusted = config.trustedSSHKeys.match(authInfo: line) { return (trusted, nil) }

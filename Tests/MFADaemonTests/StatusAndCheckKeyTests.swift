@@ -6,6 +6,16 @@ import XCTest
 /// `mfagate status` lists the live remembered hosts; `mfagate check --ssh-key` answers through the
 /// login's own auth-info parser and `trusted_ssh_keys` match, and changes nothing.
 final class StatusAndCheckKeyTests: XCTestCase {
+    /// Tests/MFACoreTests/SSHKeyFixtures.swift's keys (real ssh-keygen output), as `.pub` lines.
+    enum SSHKeyFixtures {
+        static let ed25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEmLcX78a0TrPtbBhPwPd3tLYEe6jc+2qVU03KY2wdN/"
+        static let skEd25519 = "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gAAAABHNzaDo="
+        static let ed25519Cert = String(LoginFlowTrustedSSHKeyTests.certLine.dropFirst("publickey ".count).dropLast())
+        static let ed25519CertOtherCA = String(LoginFlowTrustedSSHKeyTests.otherCALine.dropFirst("publickey ".count).dropLast())
+        static let caFingerprint = LoginFlowTrustedSSHKeyTests.caFingerprint
+        static let otherCAFingerprint = "SHA256:2u3ax4AngkL4Rp8j7AzkVVU9uTnUlsCAWX/K7ZCJLzI"
+    }
+
     let t = Int64(1_234_567_890)
 
     func blob(_ fixture: String) -> CheckSSHKey {
@@ -49,6 +59,7 @@ final class StatusAndCheckKeyTests: XCTestCase {
 
     func harness(_ trusted: String) throws -> LoginHarness {
         try LoginHarness { config in
+            config.mode = .required
             config.enrollAtLogin = false
             config.gracePeriod = 3600
             config.trustedSSHKeys = try! ConfigParser.parse("trusted_ssh_keys = \(trusted)\n", file: "f").trustedSSHKeys
@@ -80,7 +91,10 @@ final class StatusAndCheckKeyTests: XCTestCase {
         let sk = try XCTUnwrap(check(h, "alice", blob(SSHKeyFixtures.skEd25519)))
         XCTAssertEqual(sk.decision, "ignore")
         XCTAssertEqual(sk.reason, "no code needed (trusted SSH key: security key sk-ssh-ed25519@openssh.com)")
-        let other = try XCTUnwrap(check(try harness("cert-authority:\(SSHKeyFixtures.caFingerprint)"), "alice", blob(SSHKeyFixtures.ed25519CertOtherCA)))
+        let byCA = try harness("cert-authority:\(SSHKeyFixtures.caFingerprint)")
+        try byCA.enroll("alice")
+        let other = try XCTUnwrap(check(byCA, "alice", blob(SSHKeyFixtures.ed25519CertOtherCA)))
+        XCTAssertEqual(other.decision, "code")
         XCTAssertTrue(other.reason.hasSuffix("is signed by CA \(SSHKeyFixtures.otherCAFingerprint), which trusted_ssh_keys does not list"), other.reason)
     }
 
