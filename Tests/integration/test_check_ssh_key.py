@@ -26,10 +26,13 @@ def check_json(d, key: Path, **kw) -> dict:
 
 
 def state_snapshot(d) -> dict:
-    """Every file under the daemon's state directory with its size and modification time."""
+    """Every file under the daemon's state directory with its size and modification time; not the
+    replay journal, whose lease marker the daemon may renew at any time (logins alone add to it)."""
     snap = {}
     for root, dirs, files in os.walk(d.state):
         for name in dirs + files:
+            if root == str(d.state) and name == "journal":
+                continue
             st = os.lstat(os.path.join(root, name))
             snap[os.path.relpath(os.path.join(root, name), d.state)] = (st.st_size, st.st_mtime_ns)
     return snap
