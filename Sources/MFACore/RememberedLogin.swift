@@ -63,6 +63,19 @@ public enum RememberPolicy {
             .max { $0.created < $1.created }
     }
 
+    /// The entries that would let a login in at `now`, newest first (`mfagate status`): exactly
+    /// those `match` can return for their own service and rhost. None when `remember` is off.
+    public static func live(_ entries: [RememberedLogin], _ config: DaemonConfig, now: Int64) -> [RememberedLogin] {
+        entries.filter { match([$0], config, service: $0.service, rhost: $0.rhost, now: now) != nil }
+            .sorted { $0.created > $1.created }
+    }
+
+    /// The time from which the entry no longer covers a login (created + `remember`, at most Int64.max).
+    public static func end(of entry: RememberedLogin, _ config: DaemonConfig) -> Int64 {
+        let (end, overflow) = entry.created.addingReportingOverflow(config.remember)
+        return overflow ? Int64.max : end
+    }
+
     /// The entries after a right code at `now`. A login that may be remembered adds or renews its
     /// entry, and then expired ones (and ones from a clock set back) are dropped and at most
     /// `maximumPerUser` of the newest stay. Any other login leaves the entries as they are (so it

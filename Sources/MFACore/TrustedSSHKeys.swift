@@ -61,6 +61,28 @@ public struct TrustedSSHKeys: Sendable, Equatable {
         }
         return nil
     }
+
+    /// `match` on the text of `SSH_AUTH_INFO_0` (a login's, or the line `mfagate check --ssh-key`
+    /// builds): nil when it cannot be read or names no trusted key.
+    public func match(authInfo text: [UInt8]) -> String? {
+        guard !isEmpty, let info = SSHAuthInfo.parse(text) else { return nil }
+        return match(info)
+    }
+
+    /// Why a key `match` does not trust gives no skip, for `mfagate check --ssh-key` (the key type
+    /// and CA fingerprint only; never the blob).
+    public func whyNotTrusted(_ key: SSHPublicKey) -> String {
+        if isEmpty { return "trusted_ssh_keys is not set, so no key skips the code" }
+        if let cert = key.certificate {
+            if cert.certType != 1 { return "\(key.type) is a host certificate, which never logs a user in" }
+            if key.isSecurityKey && !securityKeys {
+                return "\(key.type) is a security key certificate signed by CA \(cert.caFingerprint), but trusted_ssh_keys lists neither sk nor that CA"
+            }
+            return "\(key.type) is signed by CA \(cert.caFingerprint), which trusted_ssh_keys does not list"
+        }
+        if key.isSecurityKey { return "\(key.type) is a security key, but trusted_ssh_keys does not list sk" }
+        return "\(key.type) is neither a security key (sk) nor a certificate signed by a CA trusted_ssh_keys lists"
+    }
 }
 
 extension ConfigParser {

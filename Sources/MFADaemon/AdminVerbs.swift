@@ -52,7 +52,9 @@ public final class AdminVerbs: AuthorityPart {
         }
     }
 
-    public func status(user requested: String, peer: Peer) -> DaemonMessage {
+    /// `remembered`: also the user's live remembered logins (`mfagate status`; the same access
+    /// rule: the user's own, root anyone's). Host names and services only, nothing secret.
+    public func status(user requested: String, peer: Peer, remembered: Bool = false) -> DaemonMessage {
         let user: UserName
         // Root may look at what is stored under a name NSS no longer knows (`removal`).
         switch shared.resolveUser(requested, peer: peer, action: "status", removal: true,
@@ -61,7 +63,15 @@ public final class AdminVerbs: AuthorityPart {
         case .failure(let refusal): return refusal.message
         }
         do {
-            return .status(shared.summary(user, try store.load(user), now: environment.now()))
+            let now = environment.now()
+            let record = try store.load(user)
+            var reply = shared.summary(user, record, now: now)
+            if remembered {
+                reply.remembered = RememberPolicy.live(record?.remembered ?? [], config, now: now).map {
+                    RememberedHost(rhost: $0.rhost, service: $0.service, since: $0.created, until: RememberPolicy.end(of: $0, config))
+                }
+            }
+            return .status(reply)
         } catch {
             logger.error("\(error)")
             return .error(.storageFailure, message: "\(error)")
@@ -70,9 +80,17 @@ public final class AdminVerbs: AuthorityPart {
 
     // MARK: policy administration
 
-    public func check(user raw: String, service: String, rhost: String, peer: Peer) -> DaemonMessage {
+    /// `sshKey` (`mfagate check --ssh-key FILE`): answer as if sshd had reported a login with that
+    /// key; it goes through the login's own parser and `trusted_ssh_keys` match. Nothing is
+    /// written: the dry-run grants nothing and changes no state.
+    public func check(user raw: String, service: String, rhost: String, sshKey: CheckSSHKey? = nil, peer: Peer) -> DaemonMessage {
         guard peer.isRoot else {
             return shared.refuse(.notAllowed, "only root may ask how the policy treats a user", peer: peer, action: "check")
+        }
+        var trustedKey: String? = nil, keyNote: String? = nil
+        if let sshKey {
+            guard let found = checkedKey(sshKey) else { return Self.unreadableKey(sshKey) }
+            (trustedKey, keyNote) = found
         }
         let resolved: ResolvedAccount
         switch shared.resolveAccount(raw) {
@@ -80,7 +98,8 @@ public final class AdminVerbs: AuthorityPart {
         case .failure(let refusal): return refusal.message
         }
         do {
-            let (outcome, record) = try shared.evaluate(resolved, service: service, rhost: rhost, sideEffects: false)
+            let (outcome, record) = try shared.evaluate(resolved, service: service, rhost: rhost, sideEffects: false,
+                                                        trustedSSHKey: trustedKey)
             var decision = outcome.decision
             // enroll_at_login = invite: without an invite the screen is not shown (LoginFlow+Enrollment.swift).
             if case .offerEnrollment(let mandatory) = decision, config.enrollAtLoginNeedsInvite,
@@ -98,7 +117,8 @@ public final class AdminVerbs: AuthorityPart {
             case .grace(let t): until = t; reason = "not enrolled, in grace period: no code needed until \(UTCTime.format(t))"
             case .locked(let t, let why): until = t; reason = "locked out (\(why)) until \(UTCTime.format(t))"
             }
-            if let note = trustedSSHKeysNote(decision) { reason += note }
+            if sshKey == nil, let note = trustedSSHKeysNote(decision) { reason += note }
+            if let keyNote, decision.word != "ignore" { reason += keyNote }
             return .checked(CheckReply(decision: decision.word, reason: reason, rule: outcome.rule, until: until,
                                        enrolled: record != nil))
         } catch {

@@ -15,8 +15,7 @@ extension LoginFlow {
     func trustedSSHKey(_ request: LoginBegin, peer: Peer) -> String? {
         guard !config.trustedSSHKeys.isEmpty, let text = request.sshAuthInfo, !text.isEmpty else { return nil }
         guard peer.isRoot, request.realUID == 0 else { return nil }
-        guard let info = SSHAuthInfo.parse(Array(text.utf8)) else { return nil }
-        return config.trustedSSHKeys.match(info)
+        return config.trustedSSHKeys.match(authInfo: Array(text.utf8))
     }
 }
 
@@ -27,5 +26,25 @@ extension AdminVerbs {
         guard !config.trustedSSHKeys.isEmpty else { return nil }
         if case .ignore = decision { return nil }
         return "; an SSH login that already used a key trusted by \(config.rule("trusted_ssh_keys")) gets no code instead"
+    }
+}
+
+extension AdminVerbs {
+    /// `mfagate check --ssh-key`: the line sshd would put in `SSH_AUTH_INFO_0` for a login with this
+    /// key, read by the login's parser and matched as a login's is. What `trusted_ssh_keys` trusts in
+    /// it (nil: nothing) and, if nothing, why not; nil when the key cannot be read at all.
+    func checkedKey(_ key: CheckSSHKey) -> (trusted: String?, note: String?)? {
+        // One word each, as in a `.pub` line: more words would be read as sshd's extra info.
+        let isWord: (String) -> Bool = { !$0.isEmpty && $0.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F } }
+        guard isWord(key.type), isWord(key.blob) else { return nil }
+        let line = Array("publickey \(key.type) \(key.blob)\n".utf8)
+        guard let info = SSHAuthInfo.parse(line), info.methods.count == 1, let parsed = info.methods[0].key else { return nil }
+        if let trusted = config.trustedSSHKeys.match(authInfo: line) { return (trusted, nil) }
+        return (nil, "; an SSH login with this key gets no skip: \(config.trustedSSHKeys.whyNotTrusted(parsed))")
+    }
+
+    static func unreadableKey(_ key: CheckSSHKey) -> DaemonMessage {
+        let shown = key.type.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) ? key.type : "(not printable)"
+        return .error(.badRequest, message: "the SSH key sent (type \(shown.prefix(80))) is not a public key or certificate mfagated can read")
     }
 }

@@ -7,7 +7,7 @@ extension ClientMessage {
     var requestVersion: UInt8? {
         switch self {
         case .enroll(let r): return r.version
-        case .status(let version, _), .forget(let version, _), .list(let version), .check(let version, _, _, _), .unlock(let version, _, _): return version
+        case .status(let version, _, _), .forget(let version, _), .list(let version), .check(let version, _, _, _, _), .unlock(let version, _, _): return version
         case .enrollBegin(let r): return r.version
         case .enrollConfirm(let r), .regenerateRecoveryCodes(let r), .disable(let r): return r.version
         case .importGoogleAuthenticator(let r): return r.version
@@ -33,8 +33,9 @@ extension Authority {
         guard version == WireProtocol.version else { return .finish(.error(.unsupportedVersion, message: Self.versionMessage)) }
         switch message {
         case .enroll(let r): return .finish(admin.enroll(r, peer: peer))
-        case .status(_, let user): return .finish(admin.status(user: user, peer: peer))
-        case .check(_, let user, let service, let rhost): return .finish(admin.check(user: user, service: service, rhost: rhost, peer: peer))
+        case .status(_, let user, let remembered): return .finish(admin.status(user: user, peer: peer, remembered: remembered))
+        case .check(_, let user, let service, let rhost, let key):
+            return .finish(admin.check(user: user, service: service, rhost: rhost, sshKey: key, peer: peer))
         case .unlock(_, let user, let rhost): return .finish(admin.unlock(user: user, rhost: rhost, peer: peer))
         case .enrollBegin(let r): return .finish(selfService.enrollBegin(r, peer: peer))
         case .enrollConfirm(let r): return .finish(selfService.enrollConfirm(r, peer: peer))

@@ -119,6 +119,8 @@ struct Reader {
         return text
     }
     func end() throws(FrameError) { if index != bytes.count { throw .trailingBytes } }
+    /// No field left: an optional last field (a flags byte added later) is absent.
+    var atEnd: Bool { index == bytes.count }
 }
 
 public enum FrameCodec {
@@ -149,8 +151,10 @@ public enum FrameCodec {
             w.u8(Tag.enroll.rawValue); w.u8(e.version); try w.str(e.user); try w.str(e.secret)
             w.u8((e.replaceExisting ? 1 : 0) | (e.method == .hotp ? 2 : 0))
             if e.method == .hotp { try w.str(e.counter) }
-        case .status(let version, let user):
+        case .status(let version, let user, let remembered):
             w.u8(Tag.status.rawValue); w.u8(version); try w.str(user)
+            // The flags byte only when a flag is set: a plain STATUS is the old frame, byte for byte.
+            if remembered { w.u8(WireProtocol.statusFlagRemembered) }
         case .enrollBegin(let b):
             w.u8(Tag.enrollBegin.rawValue); w.u8(b.version); try w.str(b.user); w.u8(b.method.rawValue)
             try w.str(b.counter); try w.str(b.secret); try w.str(b.proof)
@@ -162,8 +166,9 @@ public enum FrameCodec {
         case .importGoogleAuthenticator(let i):
             w.u8(Tag.importGA.rawValue); w.u8(i.version); try w.str(i.user); try w.str(i.content)
             w.u8(i.replaceExisting ? 1 : 0)
-        case .check(let version, let user, let service, let rhost):
+        case .check(let version, let user, let service, let rhost, let key):
             w.u8(Tag.check.rawValue); w.u8(version); try w.str(user); try w.str(service); try w.str(rhost)
+            if let key { try w.checkSSHKey(key) }
         case .unlock(let version, let user, let rhost):
             w.u8(Tag.unlock.rawValue); w.u8(version); try w.str(user); try w.str(rhost)
         case .method(let m): try w.method(m)
@@ -206,7 +211,9 @@ public enum FrameCodec {
                                             method: hotp ? .hotp : .totp, counter: hotp ? try r.str() : ""))
         case .status:
             let version = try r.u8()
-            message = .status(version: version, user: try r.str())
+            let user = try r.str()
+            let flags = r.atEnd ? 0 : try r.u8()
+            message = .status(version: version, user: user, remembered: flags & WireProtocol.statusFlagRemembered != 0)
         case .enrollBegin:
             let version = try r.u8()
             let user = try r.str()
@@ -228,7 +235,7 @@ public enum FrameCodec {
         case .check:
             let version = try r.u8()
             let user = try r.str(), service = try r.str(), rhost = try r.str()
-            message = .check(version: version, user: user, service: service, rhost: rhost)
+            message = .check(version: version, user: user, service: service, rhost: rhost, sshKey: try r.checkSSHKey())
         case .unlock:
             let version = try r.u8()
             let user = try r.str(), rhost = try r.str()
@@ -265,6 +272,7 @@ public enum FrameCodec {
             for code in e.recoveryCodes { try w.str(code) }
         case .status(let s):
             w.u8(Tag.statusReply.rawValue); try w.statusBody(s)
+            if let remembered = s.remembered { try w.rememberedHosts(remembered) }
         case .pending(let p):
             w.u8(Tag.pending.rawValue); try w.str(p.user); try w.str(p.secret); try w.str(p.otpauthURI)
             w.u16(UInt16(clamping: p.secondsValid))
@@ -316,7 +324,10 @@ public enum FrameCodec {
             for _ in 0..<count { codes.append(try r.str()) }
             message = .enrolled(EnrolledReply(user: user, secret: secret, otpauthURI: uri, recoveryCodes: codes))
         case .statusReply:
-            message = .status(try r.statusBody())
+            var status = try r.statusBody()
+            // Present only in answer to a STATUS that asked for it (flag bit 0).
+            if !r.atEnd { status.remembered = try r.rememberedHosts() }
+            message = .status(status)
         case .pending:
             let user = try r.str(), secret = try r.str(), uri = try r.str()
             message = .pending(PendingReply(user: user, secret: secret, otpauthURI: uri, secondsValid: Int(try r.u16())))

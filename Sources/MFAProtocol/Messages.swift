@@ -124,8 +124,9 @@ public enum ClientMessage: Sendable, Equatable {
     case reply(answer: String)
     case cancel
     case enroll(EnrollRequest)
-    /// Empty user: the peer's own.
-    case status(version: UInt8, user: String)
+    /// Empty user: the peer's own. `remembered`: also list the user's live remembered logins
+    /// (STATUS flag bit 0, RememberedHostMessages.swift); an older daemon does not know the flag.
+    case status(version: UInt8, user: String, remembered: Bool = false)
     case enrollBegin(EnrollBeginRequest)
     case enrollConfirm(UserCodeRequest)
     case regenerateRecoveryCodes(UserCodeRequest)
@@ -133,7 +134,8 @@ public enum ClientMessage: Sendable, Equatable {
     case list(version: UInt8)
     case importGoogleAuthenticator(ImportRequest)
     /// What would a login of this user, service and address get now? (root; no side effects)
-    case check(version: UInt8, user: String, service: String, rhost: String)
+    /// `sshKey`: as if sshd reported a login with that key (CHECK flag bit 0, CheckSSHKeyMessages.swift).
+    case check(version: UInt8, user: String, service: String, rhost: String, sshKey: CheckSSHKey? = nil)
     /// Clear the lockout of a user and/or an address (root; either may be empty).
     case unlock(version: UInt8, user: String, rhost: String)
     /// Email/SMS methods: add, confirm, list, prefer, remove (MethodMessages.swift).
@@ -188,8 +190,13 @@ public struct StatusReply: Sendable, Equatable {
     public var lastSuccess: Int64?
     /// A self-service enrollment is waiting for its confirming code.
     public var pending: Bool
+    /// The live remembered logins (`remember`), newest first; nil when the request did not ask for
+    /// them (and always in LIST, whose entries never carry them).
+    public var remembered: [RememberedHost]?
     public init(user: String, enrolled: Bool, recoveryCodesLeft: Int, method: String = "",
-                enrolledSince: Int64? = nil, lastSuccess: Int64? = nil, pending: Bool = false) {
+                enrolledSince: Int64? = nil, lastSuccess: Int64? = nil, pending: Bool = false,
+                remembered: [RememberedHost]? = nil) {
+        self.remembered = remembered
         self.user = user
         self.enrolled = enrolled
         self.recoveryCodesLeft = recoveryCodesLeft

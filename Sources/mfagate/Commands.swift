@@ -18,14 +18,40 @@ struct GlobalOptions: ParsableArguments {
 }
 
 /// Exit codes: 0 done; 1 the daemon refused (the message says why); 2 usage error; 3 daemon unreachable.
-func perform(_ message: ClientMessage, with options: GlobalOptions) throws -> DaemonMessage {
+/// `ifClosed`: said after "closed the connection without an answer" when the request carries a
+/// field an older mfagated does not know (it refuses the frame that way).
+func perform(_ message: ClientMessage, with options: GlobalOptions, ifClosed: String? = nil) throws -> DaemonMessage {
     let reply: DaemonMessage
     do {
         reply = try options.client.request(message)
+    } catch let error as ClientError where error.closedWithoutAnswer && ifClosed != nil {
+        mfa_write_stderr("mfagate: \(error); \(ifClosed ?? "")\n")
+        throw ExitCode(3)
     } catch {
         mfa_write_stderr("mfagate: \(error)\n")
         throw ExitCode(3)
     }
+    return try refusedOrAnswer(reply)
+}
+
+/// `perform` for a request with a field an older mfagated does not know: if the daemon closes the
+/// connection without an answer, `older` (the same request without it) is sent instead, and the
+/// answer comes back with `true`.
+func perform(_ message: ClientMessage, orOlder older: ClientMessage, with options: GlobalOptions) throws -> (DaemonMessage, Bool) {
+    let reply: DaemonMessage
+    do {
+        reply = try options.client.request(message)
+    } catch let error as ClientError where error.closedWithoutAnswer {
+        return (try perform(older, with: options), true)
+    } catch {
+        mfa_write_stderr("mfagate: \(error)\n")
+        throw ExitCode(3)
+    }
+    return (try refusedOrAnswer(reply), false)
+}
+
+/// An ERROR answer is the daemon's sentence on stderr and exit code 1.
+func refusedOrAnswer(_ reply: DaemonMessage) throws -> DaemonMessage {
     if case .error(_, let text) = reply {
         mfa_write_stderr("mfagate: \(text)\n")
         throw ExitCode(1)

@@ -9,6 +9,9 @@ import MFAProtocol
 /// Why the CLI could not get an answer; each names the socket so the admin knows where to look.
 struct ClientError: Error, CustomStringConvertible {
     var description: String
+    /// The daemon closed the connection before answering: how an older mfagated refuses a field it
+    /// does not know (a malformed frame), so a verb that sent a new field can say so or ask again.
+    var closedWithoutAnswer = false
     static func unreachable(_ path: String, _ code: Int32) -> ClientError {
         ClientError(description: "cannot reach mfagated at \(path): \(String(cString: strerror(code))) (is the daemon running? see --socket / MFAGATE_SOCKET)")
     }
@@ -55,7 +58,9 @@ struct DaemonClient {
                 if errno == EAGAIN || errno == EINTR { continue }
                 throw ClientError.unreachable(socketPath, errno)
             }
-            if n == 0 { throw ClientError(description: "mfagated at \(socketPath) closed the connection without an answer") }
+            if n == 0 {
+                throw ClientError(description: "mfagated at \(socketPath) closed the connection without an answer", closedWithoutAnswer: true)
+            }
             splitter.append(chunk[0..<n])
         }
     }

@@ -304,24 +304,6 @@ extension MFAGate {
         }
     }
 
-    struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show your enrollment (root: anyone's with --user).")
-
-        @OptionGroup var global: GlobalOptions
-
-        @Option(name: .long, help: "The user to ask about (root may ask about anyone).")
-        var user: String?
-
-        @Flag(name: .long, help: "Print one JSON object: user, enrolled, recovery_codes_left, method, enrolled_since, last_success, pending.")
-        var json = false
-
-        func run() throws {
-            let reply = try perform(.status(version: WireProtocol.version, user: user ?? ""), with: global)
-            guard case .status(let s) = reply else { throw unexpected(reply) }
-            print(json ? statusJSON(s).text : statusLine(s))
-        }
-    }
-
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List every enrollment (root).")
 

@@ -37,6 +37,20 @@ final class RememberPolicyTests: XCTestCase {
         XCTAssertFalse(RememberPolicy.mayRemember(try config("never_remember = 192.0.2.1\n"), service: "sshd", rhost: "192.0.2.2"), "off by default")
     }
 
+    /// `mfagate status` lists exactly the entries that would let a login in now, newest first.
+    func testLiveEntriesAreThoseAMatchingLoginWouldUse() throws {
+        let c = try config("remember = 1h\nnever_remember = 10.0.0.0/8\n")
+        let entries = [RememberedLogin(service: "sshd", rhost: "192.0.2.1", created: t0 - 3600),  // just over
+                       RememberedLogin(service: "sshd", rhost: "192.0.2.2", created: t0 - 3599),
+                       RememberedLogin(service: "login", rhost: "192.0.2.3", created: t0 - 10),
+                       RememberedLogin(service: "sshd", rhost: "10.1.1.1", created: t0 - 10),  // listed since
+                       RememberedLogin(service: "sshd", rhost: "192.0.2.4", created: t0 + 5)]  // the clock set back
+        XCTAssertEqual(RememberPolicy.live(entries, c, now: t0), [entries[2], entries[1]])
+        XCTAssertEqual(RememberPolicy.end(of: entries[1], c), t0 + 1)
+        XCTAssertEqual(RememberPolicy.live(entries, try config(""), now: t0), [], "remember off: none")
+        XCTAssertEqual(RememberPolicy.end(of: RememberedLogin(service: "s", rhost: "h", created: .max - 5), c), .max)
+    }
+
     func testARightCodeAddsOrRenewsItsEntryPrunesExpiredOnesAndKeepsTheNewestSixteen() throws {
         let c = try config("remember = 1h\n")
         let old = RememberedLogin(service: "sshd", rhost: "192.0.2.1", created: t0 - 7200)

@@ -207,3 +207,58 @@ final class SSHAuthInfoTests: XCTestCase {
         XCTAssertEqual(decide(service: "sudo").decision, .ignore(reason: "service sudo does not need MFA"))
     }
 }
+
+/// The `.pub` files of `mfagate check --ssh-key`: one key line as ssh-keygen writes it, never a
+/// private key, and each problem named by its line without quoting the file.
+final class SSHPublicKeyFileTests: XCTestCase {
+    func parse(_ text: String) -> Result<SSHPublicKeyFile.Key, SSHPublicKeyFile.Problem> { SSHPublicKeyFile.parse(Array(text.utf8)) }
+
+    func testKeysAndCertificatesAsSshKeygenWritesThem() throws {
+        for fixture in [SSHKeyFixtures.ed25519, SSHKeyFixtures.rsa, SSHKeyFixtures.ecdsaCert, SSHKeyFixtures.skEd25519Cert] {
+            let words = fixture.split(separator: " ")
+            for text in [fixture + " alice@host\n", fixture, "# a comment\n\n" + fixture + "\r\n", fixture + "\tcomment with spaces\n"] {
+                let key = try parse(text).get()
+                XCTAssertEqual(key.type, String(words[0]))
+                XCTAssertEqual(key.base64, String(words[1]))
+                XCTAssertEqual(key.key.type, key.type)
+            }
+        }
+        XCTAssertEqual(try parse("\n# x\n" + SSHKeyFixtures.ed25519).get().line, 3)
+    }
+
+    func testPrivateKeysAreRefusedWhateverTheirForm() {
+        for text in ["-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+                     "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n", "-----BEGIN PRIVATE KEY-----\n", "-----BEGIN ENCRYPTED PRIVATE KEY-----\n",
+                     "PuTTY-User-Key-File-3: ssh-ed25519\n", SSHKeyFixtures.ed25519 + "\n-----BEGIN EC PRIVATE KEY-----\n"] {
+            XCTAssertEqual(SSHPublicKeyFile.parse(Array(text.utf8)), .failure(.privateKey), text)
+        }
+        XCTAssertEqual(SSHPublicKeyFile.Problem.privateKey.sentence(path: "/k/id"),
+                       "/k/id holds a private key; give its public key (/k/id.pub) or its certificate (/k/id-cert.pub) instead, never the private key")
+    }
+
+    func testEveryOtherFileIsNamedByItsLineAndNeverQuoted() {
+        let secret = "root:$6$SECRETSALT$hash:19000:0:99999:7:::"
+        let cases: [(String, Int?)] = [
+            ("", nil), ("# only a comment\n\n", nil),
+            (secret + "\n", 1),
+            ("\n" + "ssh-ed25519 not-base64!\n", 2),
+            ("ssh-ed25519 AAAA\n", 1),  // base64, but no key in it
+            ("ssh-rsa " + SSHKeyFixtures.ed25519.split(separator: " ")[1] + "\n", 1),  // the type is not the blob's
+            (SSHKeyFixtures.ed25519 + "\n" + SSHKeyFixtures.rsa + "\n", 2),  // two keys
+            ("from=\"10.0.0.1\" " + SSHKeyFixtures.ed25519 + "\n", 1),  // an authorized_keys line with options
+        ]
+        for (text, line) in cases {
+            switch SSHPublicKeyFile.parse(Array(text.utf8)) {
+            case .success: XCTFail("read: \(text)")
+            case .failure(let problem):
+                let sentence = problem.sentence(path: "f.pub")
+                if let line {
+                    XCTAssertTrue(sentence.hasPrefix("f.pub:\(line): "), sentence)
+                } else {
+                    XCTAssertEqual(problem, .noKey, text)
+                }
+                XCTAssertFalse(sentence.contains("SECRETSALT") || sentence.contains("root:"), sentence)
+            }
+        }
+    }
+}

@@ -11,7 +11,9 @@ final class RequestVersionTests: XCTestCase {
         let requests: [ClientMessage] = [
             .enroll(EnrollRequest(version: v, user: "alice", secret: "", replaceExisting: false)),
             .status(version: v, user: "alice"),
+            .status(version: v, user: "alice", remembered: true),
             .check(version: v, user: "alice", service: "sshd", rhost: ""),
+            .check(version: v, user: "alice", service: "sshd", rhost: "", sshKey: CheckSSHKey(type: "ssh-ed25519", blob: "AAAA")),
             .unlock(version: v, user: "alice", rhost: ""),
             .enrollBegin(EnrollBeginRequest(version: v, user: "alice")),
             .enrollConfirm(UserCodeRequest(version: v, user: "alice", code: "1")),

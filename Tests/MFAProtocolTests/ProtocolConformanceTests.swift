@@ -168,6 +168,17 @@ final class ProtocolConformanceTests: XCTestCase {
         }
     }
 
+    /// STATUS and CHECK are the CLI's verbs: the module sends neither, and its decoder takes no
+    /// STATUS answer (old, or ending with the remembered hosts `mfagate status` asks for) for an
+    /// answer to a login. So the fields added to them need no C side.
+    func testTheModuleTakesNoStatusAnswerForALoginAnswer() throws {
+        for remembered in [nil, [], [RememberedHost(rhost: "192.0.2.7", service: "sshd", since: 1, until: 2)]] as [[RememberedHost]?] {
+            let frame = try FrameCodec.encode(DaemonMessage.status(StatusReply(user: "a", enrolled: true, recoveryCodesLeft: 1,
+                                                                               remembered: remembered)))
+            XCTAssertEqual(try c("decode", hex(frame)), "error -3", "MFG_ERR_TAG")
+        }
+    }
+
     /// forward_pass's rule (mfg_split_combined, man/pam_mfagate.8): a recovery code in its shown form
     /// at the end, else the user's number of trailing digits, else no code at all.
     func testTheModuleSplitsACombinedAnswerByItsFixedRule() throws {
