@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A public key or certificate file as OpenSSH writes it (`ssh-keygen` makes `id_ed25519.pub` and,
 /// with `-s`, `id_ed25519-cert.pub`): one line `TYPE BASE64 [COMMENT]`. Read for `mfagate check
 /// --ssh-key FILE`, which sends the type and the base64 blob to the daemon. Pure: the caller reads

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// `mfagate check --ssh-key FILE`: the dry-run answers as if sshd had reported a login with that
 /// key (`SSH_AUTH_INFO_0` = `publickey TYPE BLOB`). CHECK gains an optional flags byte after the
 /// rhost; bit 0: the key's type and its base64 blob follow (docs/protocol.md). A CHECK without a

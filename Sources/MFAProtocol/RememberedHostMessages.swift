@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// `mfagate status` lists the user's remembered logins (`remember`): STATUS flag bit 0 asks for
 /// them, and only then does the STATUS answer end with the list (docs/protocol.md). A plain STATUS
 /// and its answer are the old frames byte for byte, so an older CLI keeps working with a newer

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`mfagate check --ssh-key FILE`: the policy dry-run answers as if sshd had reported a login with
 that key (SSH_AUTH_INFO_0 `publickey TYPE BLOB`), through the login's own parser and
 `trusted_ssh_keys` match. Keys and certificates from ssh-keygen (test_trusted_ssh_keys.py's

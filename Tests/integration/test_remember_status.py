@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`mfagate status` lists the user's remembered hosts (`remember`): each live entry's rhost, PAM
 service, since and until; none after `forget`, after the time, or with `remember` off; the same
 access rule as status (the user's own, root anyone's). Real sshd and ssh for the logins
