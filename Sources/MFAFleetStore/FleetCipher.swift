@@ -6,6 +6,7 @@ import CMFAFleetCrypto
 import CMFASys
 import MFASafeFile
 import MFACore
+import MFAStore
 
 /// Why the fleet store cannot start or cannot read a record. Each says what to fix.
 public enum FleetError: Error, Equatable, CustomStringConvertible {
@@ -60,8 +61,7 @@ public struct FleetCipher: Sendable {
     /// A short public name of the key (HMAC of a fixed label), stored in the database so a host with
     /// another key is told so at connect time instead of failing on every user.
     public var keyID: String {
-        Crypto.hmac(.sha256, key: key, message: Array("mfagate fleet key id".utf8)).prefix(8)
-            .map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        UserFileFormat.hex(Crypto.hmac(.sha256, key: key, message: Array("mfagate fleet key id".utf8)).prefix(8))
     }
 
     /// Seals `plain` as the record of `user` at row version `version` (format 2).

@@ -5,6 +5,7 @@ import Glibc
 import CMFAPostgres
 import CMFASys
 import MFACore
+import MFAStore
 
 /// Why a database call failed. `connectionLost` and `timedOut` mean the connection is gone (the
 /// store closes it and opens its circuit breaker); `statement` is an error the server reported
@@ -220,8 +221,7 @@ final class DatabaseConnection {
 
     static func statementName(_ sql: String) -> String {
         let digest = Array(sql.utf8).withUnsafeBytes { Crypto.sha256($0) }
-        let hex: [Character] = Array("0123456789abcdef")
-        return "mfagate_" + String(digest.prefix(8).flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] })
+        return "mfagate_" + UserFileFormat.hex(digest.prefix(8))
     }
 
     /// Sends one statement (the prepared statement `name`, or `sql` parsed anew) and reads its result.
